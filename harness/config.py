@@ -1,0 +1,512 @@
+"""Study files: YAML -> validated, frozen :class:`StudySpec` -> one :class:`TrialConfig` per trial.
+
+Validation happens in two passes, both before anything starts:
+
+1. pydantic checks the shape (unknown keys are refused, listing the known ones);
+2. :func:`resolve` loads the plugins and checks every registered name and parameter,
+   the search space and the evaluation cadence against the registries.
+
+Every error is a :class:`~harness.errors.ConfigError` whose message starts with the key
+path, e.g. ``variants[1].loss: unknown loss 'minmax'; registered: least_squares, ...``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness import names
+from harness.errors import ConfigError, RegistryError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STUDIES_DIR = PROJECT_ROOT / "studies"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ComponentSpec(Strict):
+    """A registered plugin by name with its parameters; YAML may give just the name."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+class TrainSettings(Strict):
+    """How one trial trains; every key may be overridden per variant or searched."""
+
+    steps: int = Field(2000, ge=1, description="generator steps (the budget)")
+    eval_every: int = Field(500, ge=1, description="generator steps between evaluations")
+    eval_samples: int = Field(2500, ge=1, description="generated samples per evaluation")
+    log_every: int = Field(5, ge=1, description="generator steps between history points")
+    batch_size: int = Field(64, ge=1)
+    lr_d: float = Field(1e-3, gt=0)
+    lr_g: float = Field(1e-3, gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    d_steps: int = Field(1, ge=1, description="discriminator steps per generator step (k)")
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+
+    @model_validator(mode="after")
+    def _cadence(self) -> "TrainSettings":
+        if self.eval_every > self.steps:
+            raise ValueError(
+                f"eval_every ({self.eval_every}) is larger than steps ({self.steps}); "
+                f"allowed: 1..{self.steps}"
+            )
+        if self.log_every > self.steps:
+            raise ValueError(
+                f"log_every ({self.log_every}) is larger than steps ({self.steps}); "
+                f"allowed: 1..{self.steps}"
+            )
+        return self
+
+
+#: keys of TrainSettings a search may vary
+SEARCHABLE_TRAIN = ("batch_size", "lr_d", "lr_g", "beta1", "beta2", "d_steps")
+
+
+class DiagnosticSettings(Strict):
+    """Thresholds that turn a trial's histories into its ``status`` (see harness.diagnostics)."""
+
+    collapse_fraction: float = Field(0.25, gt=0, le=1)
+    collapse_patience: int = Field(2, ge=1)
+    diverge_loss: float = Field(1e6, gt=0)
+    overpower_margin: float = Field(0.05, gt=0, lt=0.5)
+    vanishing_grad: float = Field(1e-3, ge=0)
+    tail_fraction: float = Field(0.1, gt=0, le=1)
+
+
+class SearchParam(Strict):
+    """One searched hyperparameter: a range or a list of choices."""
+
+    type: Literal["loguniform", "uniform", "int", "choice"]
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "SearchParam":
+        if self.type == "choice":
+            if not self.values:
+                raise ValueError("a 'choice' needs a non-empty 'values' list")
+            if self.low is not None or self.high is not None:
+                raise ValueError("a 'choice' takes 'values', not 'low'/'high'")
+            return self
+        if self.values is not None:
+            raise ValueError(f"a '{self.type}' range takes 'low' and 'high', not 'values'")
+        if self.low is None or self.high is None:
+            raise ValueError(f"a '{self.type}' range needs both 'low' and 'high'")
+        if not self.low < self.high:
+            raise ValueError(f"'low' ({self.low}) must be smaller than 'high' ({self.high})")
+        if self.type == "loguniform" and self.low <= 0:
+            raise ValueError(f"a 'loguniform' range needs low > 0, got {self.low}")
+        if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ValueError("an 'int' range needs whole-number 'low' and 'high'")
+        return self
+
+
+class SearchSettings(Strict):
+    """The search phase: ``trials`` Optuna suggestions per variant over ``space``."""
+
+    algorithm: Literal["tpe", "random", "grid"] = "tpe"
+    trials: int = Field(4, ge=1, description="search trials per variant and dataset")
+    metric: str = names.MODES_COVERED
+    mode: Literal["max", "min"] | None = None
+    space: dict[str, SearchParam]
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        if v not in names.OBJECTIVES:
+            raise ValueError(f"unknown metric {v!r}; allowed: {', '.join(names.OBJECTIVES)}")
+        return v
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, v: dict[str, SearchParam]) -> dict[str, SearchParam]:
+        if not v:
+            raise ValueError(
+                "the search space is empty; declare at least one hyperparameter, e.g. "
+                "lr_d: {type: loguniform, low: 1.0e-4, high: 3.0e-3}"
+            )
+        return v
+
+    @property
+    def direction(self) -> str:
+        return self.mode or names.OBJECTIVES[self.metric]
+
+
+class Resources(Strict):
+    """What one trial asks Ray for; ``gpu`` may be fractional (e.g. 0.25)."""
+
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class VariantSpec(Strict):
+    """A model family, a loss and a list of tricks, trained on one or more datasets."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    model: ComponentSpec
+    loss: ComponentSpec
+    tricks: list[ComponentSpec] = Field(default_factory=list)
+    datasets: list[str] | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+
+
+class StudySpec(Strict):
+    """A whole study file."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    plugins: list[str] = Field(default_factory=list)
+    seed: int = 0
+    seeds: int = Field(3, ge=1, description="fresh seeds for each variant's best configuration")
+    datasets: dict[str, ComponentSpec]
+    metrics: list[ComponentSpec] | None = None
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    diagnostics: DiagnosticSettings = Field(default_factory=DiagnosticSettings)
+    search: SearchSettings
+    resources: Resources = Field(default_factory=Resources)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    variants: list[VariantSpec] = Field(min_length=1)
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _datasets(cls, v: Any) -> Any:
+        if isinstance(v, list):  # [ring8, grid25] -> {ring8: ring8, grid25: grid25}
+            return {x if isinstance(x, str) else x.get("name"): x for x in v}
+        return v
+
+    @field_validator("datasets")
+    @classmethod
+    def _datasets_nonempty(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("declare at least one dataset, e.g. datasets: [ring8]")
+        for key in v:
+            if not re.match(NAME_PATTERN, str(key)):
+                raise ValueError(f"dataset key {key!r} must match {NAME_PATTERN}")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_variants(self) -> "StudySpec":
+        seen = set()
+        for i, v in enumerate(self.variants):
+            if v.name in seen:
+                raise ValueError(f"variants[{i}].name: duplicate variant name {v.name!r}")
+            seen.add(v.name)
+            for ds in v.datasets or []:
+                if ds not in self.datasets:
+                    raise ValueError(
+                        f"variants[{i}].datasets: unknown dataset {ds!r}; "
+                        f"declared: {', '.join(self.datasets)}"
+                    )
+        return self
+
+
+class TrialConfig(Strict):
+    """Everything one trial needs, fully resolved; logged as the run's ``config.json``."""
+
+    study: str
+    variant: str
+    dataset_key: str
+    model: ComponentSpec
+    loss: ComponentSpec
+    tricks: list[ComponentSpec] = Field(default_factory=list)
+    dataset: ComponentSpec
+    metrics: list[ComponentSpec] = Field(default_factory=list)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    diagnostics: DiagnosticSettings = Field(default_factory=DiagnosticSettings)
+    seed: int = 0
+    phase: str = names.PHASE_SINGLE
+    plugins: list[str] = Field(default_factory=list)
+    plugin_paths: list[str] = Field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """``variant/dataset``: the unit a study searches and compares."""
+        return f"{self.variant}/{self.dataset_key}"
+
+    def with_params(self, params: dict[str, Any], seed: int | None = None,
+                    phase: str | None = None) -> "TrialConfig":
+        """A copy with searched ``params`` applied (``lr_d``, ``model.z_dim``, ``loss.a`` ...)."""
+        train = self.train.model_dump()
+        model_p, loss_p = dict(self.model.params), dict(self.loss.params)
+        for key, value in params.items():
+            if key.startswith("model."):
+                model_p[key[6:]] = value
+            elif key.startswith("loss."):
+                loss_p[key[5:]] = value
+            else:
+                train[key] = value
+        data = self.model_dump()
+        data.update(
+            train=train,
+            model={"name": self.model.name, "params": model_p},
+            loss={"name": self.loss.name, "params": loss_p},
+        )
+        if seed is not None:
+            data["seed"] = seed
+        if phase is not None:
+            data["phase"] = phase
+        try:
+            return TrialConfig.model_validate(data)
+        except pydantic.ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, TrialConfig)) from None
+
+    def flat_params(self) -> dict[str, Any]:
+        """Every hyperparameter as a flat ``{name: value}`` (MLflow params)."""
+        out: dict[str, Any] = dict(self.train.model_dump())
+        out.update({f"model.{k}": v for k, v in self.model.params.items()})
+        out.update({f"loss.{k}": v for k, v in self.loss.params.items()})
+        out.update({f"dataset.{k}": v for k, v in self.dataset.params.items()})
+        for t in self.tricks:
+            out.update({f"trick.{t.name}.{k}": v for k, v in t.params.items()})
+        out["seed"] = self.seed
+        return out
+
+    def digest(self) -> str:
+        return hashlib.sha1(self.model_dump_json().encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------------------
+# Error formatting
+# --------------------------------------------------------------------------------------
+
+
+def _loc_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return [a for arg in typing.get_args(tp) for a in _unwrap(arg)]
+    return [tp]
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that owns the key at ``loc`` (for 'allowed keys' lists)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return None
+            current = field.annotation
+            continue
+        found = None
+        for cand in _unwrap(current):
+            origin = typing.get_origin(cand)
+            args = typing.get_args(cand)
+            if origin is list and isinstance(part, int):
+                found = args[0]
+            elif origin is dict and isinstance(part, str):
+                found = args[1]
+            if found is not None:
+                break
+        if found is None:
+            return None
+        current = found
+    for cand in _unwrap(current):
+        if isinstance(cand, type) and issubclass(cand, BaseModel):
+            return cand
+    return None
+
+
+def format_validation_error(exc: pydantic.ValidationError, model: type[BaseModel]) -> str:
+    """One line naming the key path, what is wrong and what is allowed."""
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    path = _loc_path(loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        owner = _model_at(model, loc[:-1])
+        allowed = ", ".join(owner.model_fields) if owner else "?"
+        return f"{path}: unknown key; allowed keys here: {allowed}"
+    if err["type"] == "missing":
+        return f"{path}: required key is missing"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    inp = err.get("input")
+    shown = "" if isinstance(inp, (dict, list)) or inp is None else f" (got {inp!r})"
+    return f"{path}: {msg}{shown}"
+
+
+# --------------------------------------------------------------------------------------
+# Loading and resolving
+# --------------------------------------------------------------------------------------
+
+
+def find_study_file(path: str | Path) -> Path:
+    """``path`` as given, else a bare name looked up in the project's ``studies/``."""
+    p = Path(path)
+    if p.is_file():
+        return p.resolve()
+    if not p.is_absolute() and len(p.parts) == 1:
+        for cand in (STUDIES_DIR / p, STUDIES_DIR / f"{p}.yaml"):
+            if cand.is_file():
+                return cand
+    known = sorted(x.name for x in STUDIES_DIR.glob("*.yaml")) if STUDIES_DIR.is_dir() else []
+    raise ConfigError(
+        f"study file {str(path)!r} not found in the working directory or {STUDIES_DIR}; "
+        f"available there: {', '.join(known) or '(none)'}"
+    )
+
+
+def load_study(path: str | Path) -> StudySpec:
+    """Read and shape-check a study file (no plugin lookups: see :func:`resolve`)."""
+    file = find_study_file(path)
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: a study file is a mapping of keys (name, datasets, variants, ...)")
+    return parse_study(raw, source=str(file))
+
+
+def parse_study(raw: dict, source: str = "study") -> StudySpec:
+    try:
+        return StudySpec.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(f"{source}: {format_validation_error(exc, StudySpec)}") from None
+
+
+@dataclass(frozen=True)
+class VariantPlan:
+    """One (variant, dataset) pair of a study: its base config and its search space."""
+
+    key: str
+    base: TrialConfig
+    space: dict[str, SearchParam]
+
+
+def resolve(spec: StudySpec, source: str = "study") -> list[VariantPlan]:
+    """Check every plugin name/parameter against the registries; expand variants x datasets.
+
+    Loads the study's plugins (and the entry points) in this process.
+    """
+    from harness.plugins import load_plugins
+    from harness.registry import DATASETS, LOSSES, METRICS, MODELS, TRICKS
+    from harness.tricks import CHANGES, STACKABLE
+
+    def fail(msg: str) -> typing.NoReturn:
+        raise ConfigError(f"{source}: {msg}")
+
+    try:
+        roots = load_plugins(spec.plugins)
+    except ConfigError as exc:
+        fail(str(exc))
+
+    def check(reg, comp: ComponentSpec, where: str) -> Any:
+        try:
+            return reg.build(comp.name, comp.params, where=f"{where}.params")
+        except RegistryError as exc:
+            fail(f"{where}: {exc}")
+        except ConfigError as exc:
+            fail(str(exc))
+
+    datasets = {k: check(DATASETS, c, f"datasets.{k}") for k, c in spec.datasets.items()}
+    plans: list[VariantPlan] = []
+    for i, v in enumerate(spec.variants):
+        where = f"variants[{i}]"
+        model = check(MODELS, v.model, f"{where}.model")
+        check(LOSSES, v.loss, f"{where}.loss")
+        tricks = [check(TRICKS, t, f"{where}.tricks[{j}]") for j, t in enumerate(v.tricks)]
+        owners: dict[str, str] = {}
+        for t_spec, trick in zip(v.tricks, tricks):
+            bad = set(trick.changes) - CHANGES
+            if bad:
+                fail(f"{where}.tricks: trick {t_spec.name!r} declares unknown changes {sorted(bad)}; "
+                     f"allowed: {', '.join(sorted(CHANGES))}")
+            if trick.applies_to is not None and model.family not in trick.applies_to:
+                fail(f"{where}.tricks: trick {t_spec.name!r} does not apply to model family "
+                     f"{model.family!r} of model {v.model.name!r}; it applies to "
+                     f"{', '.join(sorted(trick.applies_to))}")
+            for change in set(trick.changes) - STACKABLE:
+                if change in owners:
+                    fail(f"{where}.tricks: {owners[change]!r} and {t_spec.name!r} both change "
+                         f"the {change}; only one trick may")
+                owners[change] = t_spec.name
+        try:
+            train = TrainSettings.model_validate({**spec.train.model_dump(), **v.train})
+        except pydantic.ValidationError as exc:
+            msg = format_validation_error(exc, TrainSettings)
+            fail(f"{where}.train{'' if msg.startswith('(top level)') else '.'}"
+                 f"{msg.removeprefix('(top level)')}")
+        for key in v.datasets or list(spec.datasets):
+            ds = datasets[key]
+            metric_specs = spec.metrics if spec.metrics is not None else [
+                ComponentSpec(name=m) for m in ds.default_metrics
+            ]
+            for j, m in enumerate(metric_specs):
+                metric = check(METRICS, m, f"metrics[{j}]")
+                if not metric.applies_to(ds):
+                    fail(f"metrics[{j}]: metric {m.name!r} does not apply to dataset {key!r}")
+            base = TrialConfig(
+                study=spec.name, variant=v.name, dataset_key=key, model=v.model, loss=v.loss,
+                tricks=v.tricks, dataset=spec.datasets[key], metrics=metric_specs, train=train,
+                diagnostics=spec.diagnostics, seed=spec.seed, plugins=spec.plugins,
+                plugin_paths=[r for r in roots if r],
+            )
+            plans.append(VariantPlan(key=base.key, base=base, space=spec.search.space))
+    _check_space(spec, plans, fail)
+    return plans
+
+
+def _check_space(spec: StudySpec, plans: list[VariantPlan], fail) -> None:
+    from harness.registry import LOSSES, MODELS
+
+    for key, param in spec.search.space.items():
+        where = f"search.space.{key}"
+        if spec.search.algorithm == "grid" and param.type != "choice":
+            fail(f"{where}: grid search needs every entry to be a 'choice' list, got '{param.type}'")
+        for plan in plans:
+            if key.startswith("model."):
+                reg, comp, pkey = MODELS, plan.base.model, key[6:]
+            elif key.startswith("loss."):
+                reg, comp, pkey = LOSSES, plan.base.loss, key[5:]
+            else:
+                if key not in SEARCHABLE_TRAIN:
+                    fail(f"{where}: cannot search {key!r}; allowed: "
+                         f"{', '.join(SEARCHABLE_TRAIN)}, model.<param>, loss.<param>")
+                continue
+            known = [p.name for p in reg.params(comp.name)]
+            if pkey not in known:
+                fail(f"{where}: {reg.kind} {comp.name!r} of variant {plan.base.variant!r} has no "
+                     f"parameter {pkey!r}; allowed: {', '.join(known) or '(none)'}")
+    # every value a search can produce must make a valid trial config
+    for plan in plans:
+        probe = {}
+        for key, param in spec.search.space.items():
+            probe[key] = param.values[0] if param.type == "choice" else (
+                int(param.low) if param.type == "int" else param.low)
+        try:
+            plan.base.with_params(probe)
+        except ConfigError as exc:
+            fail(f"search.space: with the lowest values for variant {plan.key}: {exc}")
+
+
+def config_json(cfg: TrialConfig) -> str:
+    return json.dumps(cfg.model_dump(), indent=2, sort_keys=True)

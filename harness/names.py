@@ -1,0 +1,98 @@
+"""Every metric, tag and status name the harness writes or reads.
+
+These constants are the one place where the names live: the trainer, the MLflow
+tracking, the study summary and the reports all import them from here, so a rename
+is one edit and a typo is an ``AttributeError`` rather than a silently empty column.
+"""
+
+from __future__ import annotations
+
+# --- per-step histories (logged every ``log_every`` generator steps) -------------
+LOSS_D = "loss_d"
+LOSS_G = "loss_g"
+D_REAL = "d_real"  # mean D(x) on the real batch of the last D step
+D_FAKE = "d_fake"  # mean D(G(z)) before the generator step
+D_FAKE_AFTER = "d_fake_after"  # mean D(G(z)) on the same z after the generator step
+GRAD_D = "grad_d"  # L2 norm of the discriminator's gradient (last D step)
+GRAD_G = "grad_g"  # L2 norm of the generator's gradient
+LOSS_Q = "loss_q"  # InfoGAN mutual-information term
+
+STEP_HISTORIES = (LOSS_D, LOSS_G, D_REAL, D_FAKE, D_FAKE_AFTER, GRAD_D, GRAD_G)
+
+# --- evaluations (every ``eval_every`` generator steps) ----------------------------
+MODES_COVERED = "modes_covered"
+HQ_FRACTION = "hq_fraction"
+MODE_KL = "mode_kl"
+FID = "fid"
+IS_MEAN = "is_mean"
+IS_STD = "is_std"
+KID_MEAN = "kid_mean"
+KID_STD = "kid_std"
+PRECISION = "precision"
+RECALL = "recall"
+CODE_ACCURACY = "code_accuracy"
+COND_ACCURACY = "cond_accuracy"
+
+# --- per-trial summaries (logged once, at the end) ---------------------------------
+N_MODES = "n_modes"
+STABILITY_SCORE = "stability_score"
+MODE_HOPS = "mode_hops"
+STEPS_TO_FULL_COVERAGE = "steps_to_full_coverage"
+STEPS_DONE = "steps_done"
+TRAIN_SECONDS = "train_seconds"
+STEPS_PER_SECOND = "steps_per_second"
+
+# Metrics a search may optimise, with the direction that is better.
+OBJECTIVES = {
+    MODES_COVERED: "max",
+    HQ_FRACTION: "max",
+    MODE_KL: "min",
+    STABILITY_SCORE: "max",
+    FID: "min",
+    IS_MEAN: "max",
+    KID_MEAN: "min",
+    PRECISION: "max",
+    RECALL: "max",
+}
+
+# --- tags --------------------------------------------------------------------------
+TAG_VARIANT = "variant"
+TAG_MODEL = "model"
+TAG_LOSS = "loss"
+TAG_TRICKS = "tricks"
+TAG_DATASET = "dataset"
+TAG_SEED = "seed"
+TAG_PHASE = "phase"
+TAG_STATUS = "status"
+TAG_ERROR = "error"
+TAG_TRIAL_ID = "trial_id"
+TAG_STUDY = "study"
+TAG_KIND = "kind"  # "study" on parent runs, "trial" on child runs
+TAG_PARENT = "mlflow.parentRunId"
+TAG_RUN_NAME = "mlflow.runName"
+
+PHASE_SEARCH = "search"
+PHASE_SEEDS = "seeds"
+PHASE_SINGLE = "single"  # `harness run`
+
+# --- statuses ----------------------------------------------------------------------
+STATUS_OK = "ok"
+STATUS_COLLAPSED = "collapsed"
+STATUS_DIVERGED = "diverged"
+STATUS_D_OVERPOWERS = "d_overpowers"
+STATUS_FAILED = "failed"
+STATUS_STOPPED = "stopped"
+STATUSES = (
+    STATUS_OK,
+    STATUS_COLLAPSED,
+    STATUS_DIVERGED,
+    STATUS_D_OVERPOWERS,
+    STATUS_FAILED,
+    STATUS_STOPPED,
+)
+
+# --- artifacts -----------------------------------------------------------------------
+ARTIFACT_CONFIG = "config.json"
+ARTIFACT_SAMPLES_DIR = "samples"
+ARTIFACT_GENERATOR = "generator.pt"
+ARTIFACT_FINAL_SAMPLES = "final_samples.png"

@@ -1,0 +1,310 @@
+"""``harness study``: a study file -> Ray Tune trials chosen by Optuna -> MLflow -> report.
+
+Order of work, so that bad input costs nothing: validate the file and every plugin name
+(exit 2, nothing started) -> open the tracking store (exit 2, no run created) -> start
+or join Ray (exit 2 when the address cannot be reached, no run created) -> create the
+experiment and the parent run -> run one Tune experiment with the
+:func:`~harness.tune_glue.make_searcher` protocol -> mark any child run a killed process
+left RUNNING as KILLED -> write the report and attach it to the parent run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from harness import names
+from harness.config import StudySpec, VariantPlan, find_study_file, load_study, resolve
+from harness.errors import ClusterError, ConfigError
+from harness.tracking import (
+    MlflowReporter,
+    RUNS_DIR,
+    artifact_location,
+    end_dangling_runs,
+    ensure_experiment,
+    log_bytes,
+    open_store,
+    resolve_tracking_uri,
+    retry,
+)
+
+
+@dataclass
+class StudyOutcome:
+    """What a finished (or interrupted) study leaves behind."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    report: dict[str, Path] = field(default_factory=dict)
+    interrupted: bool = False
+    n_trials: int = 0
+    concurrency: int = 1
+    study_seconds: float = 0.0
+    train_seconds: float = 0.0
+
+    @property
+    def training_share(self) -> float:
+        """Sum of trials' time in the training loop / (study wall time x concurrent slots)."""
+        return self.train_seconds / max(1e-9, self.study_seconds * self.concurrency)
+
+
+def _check_address(address: str) -> None:
+    if address == "auto" or address.startswith(("ray://", "local")):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(
+            f"--address {address!r} is not understood; allowed: auto, HOST:PORT, ray://HOST:PORT"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except OSError as exc:
+        raise ClusterError(f"cannot reach a Ray cluster at --address {address!r}: {exc}") from None
+
+
+def init_ray(address: str | None) -> bool:
+    """Start local Ray (or join ``address``); returns whether this call started it."""
+    from harness.tune_glue import set_ray_env
+
+    set_ray_env()
+    import logging
+
+    import ray
+
+    for name in ("ray.tune", "ray.train", "ray.air"):  # Tune's own chatter; our callback reports
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if ray.is_initialized():
+        return False
+    if address:
+        _check_address(address)
+    kwargs: dict[str, Any] = dict(logging_level=logging.WARNING, log_to_driver=False,
+                                  include_dashboard=False)
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=os.cpu_count(), **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClusterError(f"cannot start or join Ray (address={address or 'local'}): {first}") from None
+    return True
+
+
+def default_concurrency(spec: StudySpec) -> int:
+    """As many trials as the cluster's CPUs (and GPUs, if trials ask for them) allow."""
+    import ray
+
+    res = ray.cluster_resources()
+    n = math.floor(res.get("CPU", 1) / spec.resources.cpu)
+    if spec.resources.gpu > 0:
+        n = min(n, math.floor(res.get("GPU", 0) / spec.resources.gpu))
+    return max(1, n)
+
+
+def _parent_params(spec: StudySpec, plans: list[VariantPlan]) -> dict[str, str]:
+    return {
+        "trials_per_variant": str(spec.search.trials),
+        "seeds": str(spec.seeds),
+        "algorithm": spec.search.algorithm,
+        "metric": spec.search.metric,
+        "mode": spec.search.direction,
+        "pairs": ",".join(p.key for p in plans)[:6000],
+        "space": ",".join(spec.search.space),
+        "cpu_per_trial": str(spec.resources.cpu),
+        "gpu_per_trial": str(spec.resources.gpu),
+    }
+
+
+def run_study(path: str | Path, *, address: str | None = None, tracking_uri: str | None = None,
+              workdir: str | Path | None = None, max_concurrent: int | None = None,
+              stream: TextIO | None = None, write_report: bool = True) -> StudyOutcome:
+    """Run a whole study; see the module docstring for the order of work."""
+    t_start = time.monotonic()
+    stream = stream or sys.stderr
+    workdir = Path(workdir or Path.cwd()).resolve()
+    file = find_study_file(path)
+    spec = load_study(file)
+    plans = resolve(spec, source=file.name)
+    if max_concurrent is not None and max_concurrent < 1:
+        raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent}")
+    uri = resolve_tracking_uri(tracking_uri, workdir)
+    client = open_store(uri)
+    started_ray = init_ray(address)
+    try:
+        return _run(spec, plans, file, uri, client, workdir, max_concurrent, stream,
+                    write_report, t_start)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _run(spec, plans, file, uri, client, workdir, max_concurrent, stream, write_report, t_start):
+    exp_id = ensure_experiment(client, spec.name, artifact_location(uri, spec.name, workdir))
+    parent = retry(client.create_run, exp_id, run_name=f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+                   tags={names.TAG_KIND: "study", names.TAG_STUDY: spec.name,
+                         "study_file": str(file)})
+    parent_id = parent.info.run_id
+    outcome = StudyOutcome(uri, exp_id, parent_id)
+    status = "FAILED"
+    try:
+        _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_report,
+                 t_start, outcome)
+        status = "KILLED" if outcome.interrupted else "FINISHED"
+    except KeyboardInterrupt:
+        outcome.interrupted, status = True, "KILLED"
+        end_dangling_runs(client, exp_id, parent_id)
+        raise
+    except BaseException as exc:
+        retry(client.set_tag, parent_id, names.TAG_ERROR, f"{type(exc).__name__}: {exc}"[:5000])
+        end_dangling_runs(client, exp_id, parent_id)
+        raise
+    finally:
+        retry(client.set_tag, parent_id, names.TAG_STATUS, {
+            "FINISHED": names.STATUS_OK, "KILLED": names.STATUS_STOPPED}.get(status, names.STATUS_FAILED))
+        retry(client.set_terminated, parent_id, status)
+    share = outcome.training_share
+    print(f"\nstudy finished in {outcome.study_seconds:.0f}s "
+          f"({share:.0%} of {outcome.concurrency} slot(s) spent training)", file=stream)
+    if outcome.report:
+        print(f"  report: {outcome.report['md']}\n          {outcome.report['html']}", file=stream)
+    print(f"  browse the runs: harness ui{_uri_flag(uri, workdir)}", file=stream, flush=True)
+    return outcome
+
+
+def _trial_name(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_report, t_start,
+             outcome: StudyOutcome) -> None:
+    from mlflow.entities import Param
+    from ray import tune
+
+    from harness.tune_glue import Progress, make_searcher, trainable
+
+    uri, exp_id, parent_id = outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id
+    retry(client.log_batch, parent_id,
+          params=[Param(k, v) for k, v in _parent_params(spec, plans).items()])
+    log_bytes(client, parent_id, {
+        f"study/{file.name}": file.read_bytes(),
+        "study/resolved.json": json.dumps([p.base.model_dump(mode="json") for p in plans],
+                                          indent=2).encode(),
+    })
+    total = len(plans) * (spec.search.trials + spec.seeds)
+    concurrency = max_concurrent or spec.max_concurrent_trials or default_concurrency(spec)
+    outcome.n_trials, outcome.concurrency = total, concurrency
+    print(f"study {spec.name!r}: {len(plans)} variant x dataset pairs x ({spec.search.trials} "
+          f"search + {spec.seeds} seed trials) = {total} trials, {concurrency} at a time", file=stream)
+    print(f"  MLflow: {uri} (experiment {spec.name!r}, parent run {parent_id})", file=stream,
+          flush=True)
+
+    def study_trial(config: dict) -> None:
+        trainable(config, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent_id)
+
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    tuner = tune.Tuner(
+        tune.with_resources(study_trial, resources),
+        tune_config=tune.TuneConfig(
+            search_alg=make_searcher(plans, spec.search, spec.seeds, spec.seed),
+            num_samples=total, max_concurrent_trials=concurrency, reuse_actors=True,
+            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(
+            name=f"{spec.name}-{parent_id[:8]}",
+            storage_path=str(workdir / RUNS_DIR / "tune"),
+            verbose=0,
+            callbacks=[Progress(total, concurrency, stream)],
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    dangling = end_dangling_runs(client, exp_id, parent_id)
+    if dangling or outcome.interrupted:
+        outcome.interrupted = True
+        print(f"  interrupted: {dangling} running trial(s) marked KILLED in MLflow", file=stream)
+    outcome.train_seconds = _sum_train_seconds(client, exp_id, parent_id)
+    if write_report:
+        from reports.stability import build_report, load_runs, summarize, summary_table
+
+        out_dir = workdir / RUNS_DIR / "reports" / f"{spec.name}-{parent_id[:8]}"
+        outcome.report = build_report(client, exp_id, parent_id, out_dir)
+        print("\n" + summary_table(summarize(load_runs(client, exp_id, parent_id))), file=stream)
+    outcome.study_seconds = time.monotonic() - t_start
+    retry(client.log_batch, parent_id, metrics=_parent_metrics(outcome))
+
+
+def _uri_flag(uri: str, workdir: Path) -> str:
+    from harness.tracking import default_tracking_uri
+
+    return "" if uri == default_tracking_uri(workdir) else f" --tracking-uri {uri}"
+
+
+def _sum_train_seconds(client, exp_id: str, parent_id: str) -> float:
+    from harness.tracking import child_runs
+
+    return float(sum(r.data.metrics.get(names.TRAIN_SECONDS, 0.0)
+                     for r in child_runs(client, exp_id, parent_id)))
+
+
+def _parent_metrics(outcome: StudyOutcome) -> list:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric("study_seconds", outcome.study_seconds, now, 0),
+            Metric("train_seconds_total", outcome.train_seconds, now, 0),
+            Metric("training_share", outcome.training_share, now, 0),
+            Metric("concurrency", float(outcome.concurrency), now, 0)]
+
+
+def run_single(path: str | Path, variant: str, *, dataset: str | None = None,
+               seed: int | None = None, tracking_uri: str | None = None,
+               workdir: str | Path | None = None, stream: TextIO | None = None):
+    """``harness run``: one configuration in this process, no Ray, one MLflow run."""
+    from harness.trial import run_trial
+
+    stream = stream or sys.stderr
+    workdir = Path(workdir or Path.cwd()).resolve()
+    file = find_study_file(path)
+    spec = load_study(file)
+    plans = resolve(spec, source=file.name)
+    if "/" in variant and dataset is None:
+        variant, dataset = variant.split("/", 1)
+    matching = [p for p in plans if p.base.variant == variant]
+    if not matching:
+        raise ConfigError(f"--variant {variant!r} is not in {file.name}; "
+                          f"allowed: {', '.join(sorted({p.base.variant for p in plans}))}")
+    if dataset is None and len(matching) > 1:
+        raise ConfigError(f"variant {variant!r} runs on several datasets; pick one with --dataset: "
+                          f"{', '.join(p.base.dataset_key for p in matching)}")
+    plan = next((p for p in matching if dataset is None or p.base.dataset_key == dataset), None)
+    if plan is None:
+        raise ConfigError(f"--dataset {dataset!r} is not a dataset of variant {variant!r}; "
+                          f"allowed: {', '.join(p.base.dataset_key for p in matching)}")
+    cfg = plan.base.with_params({}, seed=spec.seed if seed is None else seed,
+                                phase=names.PHASE_SINGLE)
+    uri = resolve_tracking_uri(tracking_uri, workdir)
+    client = open_store(uri)
+    exp_id = ensure_experiment(client, spec.name, artifact_location(uri, spec.name, workdir))
+    reporter = MlflowReporter(uri, exp_id, run_name=f"{cfg.key} run seed {cfg.seed}")
+    print(f"training {cfg.key} (seed {cfg.seed}, {cfg.train.steps} steps) in-process", file=stream,
+          flush=True)
+    result = run_trial(cfg, reporter)
+    print(f"status: {result.status}", file=stream)
+    for k in sorted(result.final):
+        print(f"  {k:<24} {result.final[k]:.6g}", file=stream)
+    print(f"MLflow run {reporter.run_id} in experiment {spec.name!r} ({uri})", file=stream,
+          flush=True)
+    return result, reporter.run_id

@@ -1,0 +1,330 @@
+"""Everything that knows Ray Tune: the trial entry point, its reporter, the study's searcher.
+
+* :func:`trainable` runs in a Ray worker: it sizes torch's thread pool to the CPUs Ray
+  granted, opens the trial's MLflow run and calls :func:`harness.trial.run_trial` with a
+  :class:`TuneReporter`.
+* :class:`TuneReporter` wraps the MLflow reporter and, at every evaluation, reports the
+  metrics to Tune with a checkpoint holding the whole trial state and the MLflow run id
+  (so a retried trial continues the same run).
+* :class:`StudySearcher` implements the study protocol inside one Tune experiment: for
+  every (variant, dataset) pair, ``search.trials`` configurations suggested by that
+  pair's own ``OptunaSearch``, then -- as soon as that pair's search is complete -- its
+  best configuration on ``seeds`` fresh seeds. One Tune experiment keeps every CPU busy
+  across pairs and phases instead of idling at the end of each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ray.tune import Callback
+
+from harness import names
+from harness.config import SearchParam, SearchSettings, TrialConfig, VariantPlan
+from harness.reporting import HistoryRows, Reporter, TrialInfo, TrialResult
+
+RAY_ENV = {
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_DEDUP_LOGS": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning",
+}
+
+
+def set_ray_env() -> None:
+    for k, v in RAY_ENV.items():
+        os.environ.setdefault(k, v)
+
+
+STATE_FILE = "state.pt"
+META_FILE = "meta.json"
+
+
+class TuneReporter(Reporter):
+    """Forwards to ``inner`` (MLflow) and reports to Tune with a checkpoint per evaluation."""
+
+    def __init__(self, inner, extra: dict[str, Any] | None = None):
+        self.inner = inner
+        self.extra = extra or {}
+
+    def restore(self) -> dict[str, Any] | None:
+        import torch
+        from ray import tune
+
+        ckpt = tune.get_checkpoint()
+        if ckpt is None:
+            return None
+        with ckpt.as_directory() as d:
+            meta = json.loads(Path(d, META_FILE).read_text())
+            state = torch.load(Path(d, STATE_FILE), weights_only=False)
+        self.inner.run_id = meta.get("mlflow_run_id") or self.inner.run_id
+        return state
+
+    def start(self, info: TrialInfo) -> None:
+        self.inner.start(info)
+
+    def history(self, rows: HistoryRows) -> None:
+        self.inner.history(rows)
+
+    def evaluation(self, step, values, artifacts, checkpoint: Callable[[], dict]) -> None:
+        import torch
+        from ray import tune
+
+        self.inner.evaluation(step, values, artifacts, checkpoint)
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(checkpoint(), Path(d, STATE_FILE))
+            Path(d, META_FILE).write_text(json.dumps(
+                {"mlflow_run_id": self.inner.run_id, "step": step}))
+            tune.report({**values, "step": step, "final": False, **self.extra},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+    def finish(self, result: TrialResult, artifacts: dict[str, bytes]) -> None:
+        from ray import tune
+
+        self.inner.finish(result, artifacts)
+        tune.report({**result.final, "step": result.steps_done, "final": True,
+                     names.TAG_STATUS: result.status, "mlflow_run_id": self.inner.run_id,
+                     **self.extra})
+
+    def fail(self, error: BaseException) -> None:
+        self.inner.fail(error)
+
+
+def _granted_cpus() -> int:
+    try:
+        import ray
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    except Exception:  # noqa: BLE001
+        cpus = 1
+    return max(1, int(math.floor(cpus)))
+
+
+def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
+              parent_run_id: str) -> None:
+    """The Ray Tune function trainable of every study trial."""
+    import torch
+    from ray import tune
+
+    from harness.tracking import MlflowReporter
+    from harness.trial import run_trial
+
+    torch.set_num_threads(_granted_cpus())
+    cfg = TrialConfig.model_validate(config["trial"])
+    trial_id = tune.get_context().get_trial_id()
+    label = config.get("label", cfg.key)
+    inner = MlflowReporter(tracking_uri, experiment_id, parent_run_id, trial_id=trial_id,
+                           run_name=label)
+    run_trial(cfg, TuneReporter(inner, extra={"label": label}))
+
+
+# ---------------------------------------------------------------------------------------
+# The study searcher
+# ---------------------------------------------------------------------------------------
+
+
+def optuna_distribution(p: SearchParam):
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    if p.type == "choice":
+        return CategoricalDistribution(list(p.values))
+    if p.type == "int":
+        return IntDistribution(int(p.low), int(p.high))
+    return FloatDistribution(p.low, p.high, log=p.type == "loguniform")
+
+
+def make_sampler(search: SearchSettings, space: dict[str, SearchParam], seed: int):
+    import optuna
+
+    if search.algorithm == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if search.algorithm == "grid":
+        return optuna.samplers.GridSampler({k: list(p.values) for k, p in space.items()}, seed=seed)
+    # TPE's default 10 random start-up trials would make every small study pure random search
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, search.trials // 2)))
+
+
+def seed_for(base: int, phase: str, index: int) -> int:
+    """Search trial i runs seed ``base + i``; seeds-phase trial j runs ``base + 10_000 + j``."""
+    return base + index if phase == names.PHASE_SEARCH else base + 10_000 + index
+
+
+def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, base_seed: int):
+    import optuna
+    from ray.tune.search import Searcher
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    class StudySearcher(Searcher):
+        """Search phase, then seeds phase, of every (variant, dataset) pair (module docstring)."""
+
+        def __init__(self):
+            super().__init__(metric=search.metric, mode=search.direction)
+            self.plans = {p.key: p for p in plans}
+            self.order = [p.key for p in plans]
+            self.optuna = {
+                p.key: OptunaSearch(
+                    space={k: optuna_distribution(v) for k, v in p.space.items()},
+                    metric=search.metric, mode=search.direction,
+                    sampler=make_sampler(search, p.space, base_seed + i))
+                for i, p in enumerate(plans)
+            }
+            self.suggested = {k: 0 for k in self.order}
+            self.completed = {k: 0 for k in self.order}
+            self.results: dict[str, list[tuple[dict, float, float]]] = {k: [] for k in self.order}
+            self.first_params: dict[str, dict] = {}
+            self.seeds_launched = {k: 0 for k in self.order}
+            self.live: dict[str, tuple[str, str, dict]] = {}
+            self.rr = 0
+
+        # -- protocol -----------------------------------------------------------------
+        def best_params(self, key: str) -> dict:
+            """Best search result by the metric, ties broken by hq_fraction then order."""
+            rows = self.results[key]
+            if not rows:
+                return self.first_params.get(key, {})
+            sign = 1 if search.direction == "max" else -1
+            best = max(enumerate(rows), key=lambda r: (sign * r[1][1], r[1][2], -r[0]))
+            return best[1][0]
+
+        def _config(self, key: str, params: dict, phase: str, index: int) -> dict:
+            plan = self.plans[key]
+            cfg = plan.base.with_params(params, seed=seed_for(base_seed, phase, index), phase=phase)
+            label = f"{key} {phase} #{index}"
+            return {"trial": cfg.model_dump(mode="json"), "label": label, "params": params}
+
+        def suggest(self, trial_id: str) -> dict | None:
+            for key in self.order:  # seeds of pairs whose search is complete come first
+                if self.completed[key] >= search.trials and self.seeds_launched[key] < seeds:
+                    j = self.seeds_launched[key]
+                    self.seeds_launched[key] += 1
+                    params = self.best_params(key)
+                    self.live[trial_id] = (key, names.PHASE_SEEDS, params)
+                    return self._config(key, params, names.PHASE_SEEDS, j)
+            n = len(self.order)
+            for off in range(n):
+                key = self.order[(self.rr + off) % n]
+                if self.suggested[key] < search.trials:
+                    params = self.optuna[key].suggest(trial_id)
+                    if params is None:
+                        continue
+                    self.rr = (self.rr + off + 1) % n
+                    i = self.suggested[key]
+                    self.suggested[key] += 1
+                    self.first_params.setdefault(key, params)
+                    self.live[trial_id] = (key, names.PHASE_SEARCH, params)
+                    return self._config(key, params, names.PHASE_SEARCH, i)
+            if all(self.seeds_launched[k] >= seeds for k in self.order):
+                return Searcher.FINISHED
+            return None  # waiting for a search phase to complete
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            key, phase, _ = self.live.get(trial_id, (None, None, None))
+            if phase == names.PHASE_SEARCH:
+                self.optuna[key].on_trial_result(trial_id, result)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                              error: bool = False) -> None:
+            key, phase, params = self.live.pop(trial_id, (None, None, None))
+            if phase != names.PHASE_SEARCH:
+                return
+            value = (result or {}).get(search.metric)
+            ok = not error and result is not None and value is not None and math.isfinite(value)
+            self.optuna[key].on_trial_complete(trial_id, result if ok else None, error=not ok)
+            if ok:
+                self.results[key].append(
+                    (params, float(value), float(result.get(names.HQ_FRACTION, 0.0))))
+            self.completed[key] += 1
+
+        def save(self, checkpoint_path: str) -> None:
+            with open(checkpoint_path, "wb") as f:
+                pickle.dump(self.__dict__, f)
+
+        def restore(self, checkpoint_path: str) -> None:
+            with open(checkpoint_path, "rb") as f:
+                self.__dict__.update(pickle.load(f))
+
+    return StudySearcher()
+
+
+# ---------------------------------------------------------------------------------------
+# Progress on the terminal
+# ---------------------------------------------------------------------------------------
+
+
+def _fmt(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress(Callback):
+    """A Tune callback printing one line per finished trial and a progress line."""
+
+    def __init__(self, total: int, concurrency: int, stream=None):
+        self.total, self.concurrency = total, concurrency
+        self.stream = stream or sys.stderr
+        self.t0 = time.monotonic()
+        self.done = self.failed = self.running = 0
+        self.started: dict[str, float] = {}
+        self.durations: list[float] = []
+
+    def __getstate__(self):  # Tune pickles its callbacks; a stream does not pickle
+        return {k: v for k, v in self.__dict__.items() if k != "stream"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.stream = sys.stderr
+
+    def _line(self) -> str:
+        elapsed = time.monotonic() - self.t0
+        finished = self.done + self.failed
+        eta = ""
+        if self.durations:
+            per = sum(self.durations) / len(self.durations)
+            eta = f", ~{_fmt((self.total - finished) * per / max(1, self.concurrency))} left"
+        return (f"  [{_fmt(elapsed)}] {finished}/{self.total} trials finished "
+                f"({self.done} ok, {self.failed} failed), {self.running} running{eta}")
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.running += 1
+        self.started[trial.trial_id] = time.monotonic()
+
+    def _end(self, trial) -> float:
+        self.running = max(0, self.running - 1)
+        dt = time.monotonic() - self.started.pop(trial.trial_id, time.monotonic())
+        self.durations.append(dt)
+        return dt
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        dt = self._end(trial)
+        self.done += 1
+        r = trial.last_result or {}
+        label = trial.config.get("label", trial.trial_id)
+        cov, n = r.get(names.MODES_COVERED), r.get(names.N_MODES)
+        cov_s = f"{int(cov)}/{int(n)} modes" if cov is not None and n else ""
+        print(f"  done  {label:<40} {cov_s:<11} {r.get(names.TAG_STATUS, '?'):<13} "
+              f"{dt:5.1f}s", file=self.stream)
+        print(self._line(), file=self.stream, flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        dt = self._end(trial)
+        self.failed += 1
+        label = trial.config.get("label", trial.trial_id)
+        print(f"  FAIL  {label:<40} {'':<11} {'failed':<13} {dt:5.1f}s", file=self.stream)
+        print(self._line(), file=self.stream, flush=True)

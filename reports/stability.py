@@ -1,0 +1,1013 @@
+"""The stability report: which variant trains stably and covers all the modes, over seeds.
+
+Reads one study invocation (an MLflow parent run and its child runs, one per trial) and
+writes, into an output folder:
+
+* ``report.csv`` -- one row per child run (:func:`load_runs`): tags, MLflow status, the
+  final value of every metric and every param. Failed runs are kept, with NaN metrics.
+* ``report.md`` and ``report.html`` -- the same content: definitions, the per-variant summary
+  over the seeds phase (:func:`summarize`), per-dataset figures (coverage over steps, losses,
+  D(x) / D(G(z)) before and after the generator step), the final samples of each variant's
+  median seed, the best hyperparameters, every search trial, and every failure.
+  The HTML page is self-contained: images are inline ``data:`` URIs, the CSS is inline.
+* ``coverage_<dataset>.png``, ``losses_<dataset>.png``, ``d_outputs_<dataset>.png`` and
+  ``samples_<dataset>_<variant>.png``.
+
+:func:`build_report` also attaches the folder to the parent run under ``report/``.
+
+Choices:
+
+* Comparisons use the **seeds** phase (the best configuration re-run on fresh seeds); a
+  (variant, dataset) pair without seeds-phase runs falls back to all its runs, and the
+  summary's ``phase`` column says ``all`` for it.
+* Means and standard deviations (ddof=1; NaN for one value) are over the runs that reported
+  the metric; ``n`` counts every run of the pair, failed ones included, and the status counts
+  say how many failed.
+* The "median seed" whose final samples are shown is the lower median by ``modes_covered``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import io
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness import names
+from harness.errors import ConfigError
+from harness.plots import plt
+from harness.tracking import retry
+
+# --- columns -------------------------------------------------------------------------
+
+RUN_ID = "run_id"
+RUN_STATUS = "run_status"
+RUN_NAME = "run_name"
+START_TIME = "start_time"
+
+# Tag-derived columns, in this order, first in the per-run frame.
+_TAG_COLUMNS = (
+    names.TAG_VARIANT,
+    names.TAG_DATASET,
+    names.TAG_PHASE,
+    names.TAG_SEED,
+    names.TAG_STATUS,
+    names.TAG_ERROR,
+    names.TAG_MODEL,
+    names.TAG_LOSS,
+    names.TAG_TRICKS,
+    names.TAG_TRIAL_ID,
+)
+# Metrics that always get a column (NaN when no run logged them), so summaries never KeyError.
+_CORE_METRICS = (
+    names.MODES_COVERED,
+    names.HQ_FRACTION,
+    names.MODE_KL,
+    names.STABILITY_SCORE,
+    names.N_MODES,
+    names.STEPS_TO_FULL_COVERAGE,
+    names.MODE_HOPS,
+)
+# Metrics summarised as mean ± sd, with the decimals the report shows (the terminal table
+# shows modes covered with one decimal).
+SUMMARY_METRICS = {
+    names.MODES_COVERED: 2,
+    names.HQ_FRACTION: 2,
+    names.MODE_KL: 3,
+    names.STABILITY_SCORE: 2,
+}
+_LABELS = {
+    names.MODES_COVERED: "modes covered",
+    names.HQ_FRACTION: "hq fraction",
+    names.MODE_KL: "mode KL",
+    names.STABILITY_SCORE: "stability score",
+    names.LOSS_D: "loss_d (discriminator)",
+    names.LOSS_G: "loss_g (generator)",
+    names.D_REAL: "D(x)",
+    names.D_FAKE: "D(G(z)) before G step",
+    names.D_FAKE_AFTER: "D(G(z)) after G step",
+}
+# Training settings that a search usually varies; plus every ``model.*`` / ``loss.*`` param.
+KEY_PARAMS = ("lr_d", "lr_g", "beta1", "beta2", "d_steps", "batch_size")
+_SEARCHED_PREFIXES = ("model.", "loss.")
+
+FAILED_STATUSES = (names.STATUS_FAILED, names.STATUS_STOPPED)
+FAILED_RUN_STATUSES = ("FAILED", "KILLED")
+
+_HEX_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_PLOT_HISTORIES = (
+    names.MODES_COVERED,
+    names.LOSS_D,
+    names.LOSS_G,
+    names.D_REAL,
+    names.D_FAKE,
+    names.D_FAKE_AFTER,
+)
+_DASH = "—"
+
+
+# --- reading MLflow ------------------------------------------------------------------------
+
+
+def _search_all(client, experiment_ids: list[str], filter_string: str,
+                order_by: list[str] | None = None, limit: int | None = None) -> list:
+    """Every run matching ``filter_string``, following page tokens."""
+    out: list = []
+    token = None
+    while True:
+        page = retry(client.search_runs, experiment_ids, filter_string=filter_string,
+                     max_results=1000 if limit is None else min(limit, 1000),
+                     order_by=order_by, page_token=token)
+        out.extend(page)
+        token = getattr(page, "token", None)
+        if not token or (limit is not None and len(out) >= limit):
+            return out
+
+
+def _child_runs(client, experiment_id: str, parent_run_id: str) -> list:
+    return _search_all(client, [experiment_id], f"tags.`{names.TAG_PARENT}` = '{parent_run_id}'")
+
+
+def _to_int(value: Any) -> Any:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return pd.NA
+
+
+def _numeric_if_possible(col: pd.Series) -> pd.Series:
+    try:
+        return pd.to_numeric(col)
+    except (TypeError, ValueError):
+        return col
+
+
+def _runs_frame(runs: list) -> pd.DataFrame:
+    rows = []
+    param_keys: set[str] = set()
+    metric_keys: set[str] = set(_CORE_METRICS)
+    for run in runs:
+        metric_keys.update(run.data.metrics)
+        param_keys.update(run.data.params)
+    base_cols = [RUN_ID, RUN_STATUS, *_TAG_COLUMNS, RUN_NAME, START_TIME]
+    taken = set(base_cols) | metric_keys
+    param_col = {k: (f"param.{k}" if k in taken else k) for k in param_keys}
+    for run in runs:
+        tags, params = run.data.tags, run.data.params
+        row: dict[str, Any] = {
+            RUN_ID: run.info.run_id,
+            RUN_STATUS: run.info.status,
+            RUN_NAME: tags.get(names.TAG_RUN_NAME, getattr(run.info, "run_name", None)),
+            START_TIME: (pd.Timestamp(run.info.start_time, unit="ms", tz="UTC")
+                         if run.info.start_time else pd.NaT),
+        }
+        for tag in _TAG_COLUMNS:
+            row[tag] = tags.get(tag)
+        seed = tags.get(names.TAG_SEED, params.get(names.TAG_SEED))
+        row[names.TAG_SEED] = _to_int(seed) if seed is not None else pd.NA
+        for key in metric_keys:
+            row[key] = run.data.metrics.get(key, np.nan)
+        for key, value in params.items():
+            row[param_col[key]] = value
+        rows.append(row)
+    columns = base_cols + sorted(metric_keys) + sorted(param_col[k] for k in param_keys)
+    df = pd.DataFrame(rows, columns=columns)
+    df[names.TAG_SEED] = df[names.TAG_SEED].astype("Int64")
+    for key in metric_keys:
+        df[key] = df[key].astype(float)
+    for key in param_keys:
+        df[param_col[key]] = _numeric_if_possible(df[param_col[key]])
+    sort_cols = [names.TAG_DATASET, names.TAG_VARIANT, names.TAG_PHASE, names.TAG_SEED]
+    return df.sort_values(sort_cols, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def load_runs(client, experiment_id: str, parent_run_id: str) -> pd.DataFrame:
+    """One row per child run of ``parent_run_id``: tags, MLflow status, final metrics, params.
+
+    Columns: ``run_id``, ``run_status`` (MLflow: FINISHED/FAILED/KILLED/RUNNING), ``variant``,
+    ``dataset``, ``phase``, ``seed`` (nullable int), ``status``, ``error``, ``model``, ``loss``,
+    ``tricks``, ``trial_id``, ``run_name``, ``start_time``, then the final value of every metric
+    any run logged (NaN where a run has none -- failed runs are kept), then every param
+    (numeric where every value parses as a number; a param whose name clashes with a column
+    above is prefixed ``param.``).
+    """
+    return _runs_frame(_child_runs(client, experiment_id, parent_run_id))
+
+
+# --- summary -----------------------------------------------------------------------------
+
+
+def _finite(values: pd.Series) -> pd.Series:
+    return values.replace([np.inf, -np.inf], np.nan).dropna()
+
+
+def _failed_mask(rows: pd.DataFrame) -> pd.Series:
+    """Runs that failed or were stopped: by the status tag or by MLflow's run status."""
+    return rows[names.TAG_STATUS].isin(FAILED_STATUSES) | rows[RUN_STATUS].isin(FAILED_RUN_STATUSES)
+
+
+def _comparison_rows(df: pd.DataFrame) -> dict[tuple[str, str], tuple[str, pd.DataFrame]]:
+    """(variant, dataset) -> ("seeds" | "all", its seeds-phase rows, or all its rows)."""
+    out = {}
+    keyed = df.assign(
+        **{names.TAG_VARIANT: df[names.TAG_VARIANT].fillna("?"),
+           names.TAG_DATASET: df[names.TAG_DATASET].fillna("?")})
+    for (variant, dataset), group in keyed.groupby([names.TAG_VARIANT, names.TAG_DATASET],
+                                                   sort=True, dropna=False):
+        seeds = group[group[names.TAG_PHASE] == names.PHASE_SEEDS]
+        out[(variant, dataset)] = (names.PHASE_SEEDS, seeds) if len(seeds) else ("all", group)
+    return out
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (variant, dataset): the seeds-phase runs (all runs where a pair has none) summarised.
+
+    Columns: ``variant``, ``dataset``, ``phase`` ("seeds" or "all"), ``n`` (runs), for each of
+    modes_covered, hq_fraction, mode_kl, stability_score: ``<m>_mean``, ``<m>_std`` (ddof=1,
+    NaN for one value) and ``<m>_n`` (runs that reported it); ``n_modes``; one count column per
+    status in :data:`harness.names.STATUSES`; ``steps_to_full_coverage_mean`` (over the runs
+    that reached full coverage), ``full_coverage_k`` and ``full_coverage`` ("k/n").
+    Sorted by dataset, then mean modes covered (descending).
+
+    Runs that failed or were stopped (status tag, or MLflow FAILED/KILLED) count in ``n`` and
+    in the status counts but not in the means: what they logged before dying is partial.
+    (A ``diverged`` run is a result, not a failure: it counts.)
+    """
+    records = []
+    ds_modes = (df.groupby(names.TAG_DATASET)[names.N_MODES].max()
+                if len(df) else pd.Series(dtype=float))
+    for (variant, dataset), (phase, rows) in _comparison_rows(df).items():
+        n = len(rows)
+        done = rows[~_failed_mask(rows)]
+        rec: dict[str, Any] = {names.TAG_VARIANT: variant, names.TAG_DATASET: dataset,
+                               names.TAG_PHASE: phase, "n": n}
+        for metric in SUMMARY_METRICS:
+            vals = _finite(done[metric]) if metric in done else pd.Series(dtype=float)
+            rec[f"{metric}_mean"] = float(vals.mean()) if len(vals) else np.nan
+            rec[f"{metric}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else np.nan
+            rec[f"{metric}_n"] = len(vals)
+        modes = _finite(rows[names.N_MODES])
+        rec[names.N_MODES] = (float(modes.max()) if len(modes)
+                              else float(ds_modes.get(dataset, np.nan)))
+        for status in names.STATUSES:
+            rec[status] = int((rows[names.TAG_STATUS] == status).sum())
+        reached = _finite(done[names.STEPS_TO_FULL_COVERAGE])
+        rec[f"{names.STEPS_TO_FULL_COVERAGE}_mean"] = float(reached.mean()) if len(reached) else np.nan
+        rec["full_coverage_k"] = len(reached)
+        rec["full_coverage"] = f"{len(reached)}/{n}"
+        records.append(rec)
+    columns = [names.TAG_VARIANT, names.TAG_DATASET, names.TAG_PHASE, "n"]
+    for metric in SUMMARY_METRICS:
+        columns += [f"{metric}_mean", f"{metric}_std", f"{metric}_n"]
+    columns += [names.N_MODES, *names.STATUSES, f"{names.STEPS_TO_FULL_COVERAGE}_mean",
+                "full_coverage_k", "full_coverage"]
+    out = pd.DataFrame(records, columns=columns)
+    if out.empty:
+        return out
+    out = out.sort_values([names.TAG_DATASET, f"{names.MODES_COVERED}_mean"],
+                          ascending=[True, False], na_position="last", kind="stable")
+    return out.reset_index(drop=True)
+
+
+# --- formatting helpers -----------------------------------------------------------------------
+
+
+def _isnan(value: Any) -> bool:
+    try:
+        return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+    except TypeError:
+        return False
+
+
+def _fmt_num(value: Any, digits: int | None = None) -> str:
+    if _isnan(value):
+        return _DASH
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if digits is not None:
+            return f"{value:.{digits}f}"
+        if float(value).is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _fmt_pm(mean: Any, std: Any, digits: int) -> str:
+    if _isnan(mean):
+        return _DASH
+    text = f"{mean:.{digits}f}"
+    if not _isnan(std):
+        text += f" ± {std:.{digits}f}"
+    return text
+
+
+def _modes_cell(row: pd.Series, digits: int = SUMMARY_METRICS[names.MODES_COVERED]) -> str:
+    text = _fmt_pm(row[f"{names.MODES_COVERED}_mean"], row[f"{names.MODES_COVERED}_std"], digits)
+    if not _isnan(row[names.N_MODES]):
+        text += f" / {_fmt_num(row[names.N_MODES])}"
+    return text
+
+
+def _status_cell(row: pd.Series) -> str:
+    parts = [f"{s} {int(row[s])}" for s in names.STATUSES if s in row and int(row[s])]
+    unknown = int(row["n"]) - sum(int(row[s]) for s in names.STATUSES if s in row)
+    if unknown > 0:
+        parts.append(f"no status {unknown}")
+    return ", ".join(parts) or _DASH
+
+
+def _full_coverage_cell(row: pd.Series) -> str:
+    mean = row[f"{names.STEPS_TO_FULL_COVERAGE}_mean"]
+    return f"{_fmt_num(mean, 0) if not _isnan(mean) else _DASH} ({row['full_coverage']})"
+
+
+def _text_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(out)
+
+
+def summary_table(summary_df: pd.DataFrame) -> str:
+    """A short plain-text table for the terminal: variant, dataset, n, modes covered
+    ("7.7 ± 0.6 / 8"), stability score and status counts ("ok 3, collapsed 1")."""
+    if summary_df is None or summary_df.empty:
+        return "(no runs)"
+    headers = ["variant", "dataset", "n", "modes covered", "stability", "status"]
+    rows = []
+    for _, row in summary_df.iterrows():
+        rows.append([
+            str(row[names.TAG_VARIANT]), str(row[names.TAG_DATASET]), str(int(row["n"])),
+            _modes_cell(row, 1),
+            _fmt_pm(row[f"{names.STABILITY_SCORE}_mean"], row[f"{names.STABILITY_SCORE}_std"],
+                    SUMMARY_METRICS[names.STABILITY_SCORE]),
+            _status_cell(row),
+        ])
+    return _text_table(headers, rows)
+
+
+# --- a tiny document model rendered to Markdown and HTML ---------------------------------------
+
+
+class _Doc:
+    """Blocks: ("h", level, text), ("p", text), ("ul", [items]), ("table", headers, rows),
+    ("img", file name, alt). Text may use `code` and **bold**; everything else is literal."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple] = []
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(("h", level, text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def ul(self, items: list[str]) -> None:
+        self.blocks.append(("ul", items))
+
+    def table(self, headers: list[str], rows: list[list[str]]) -> None:
+        self.blocks.append(("table", headers, rows))
+
+    def img(self, name: str, alt: str) -> None:
+        self.blocks.append(("img", name, alt))
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|") or " "
+
+
+def _to_markdown(doc: _Doc) -> str:
+    out: list[str] = []
+    for block in doc.blocks:
+        kind = block[0]
+        if kind == "h":
+            out.append(f"{'#' * block[1]} {block[2]}")
+        elif kind == "p":
+            out.append(block[1])
+        elif kind == "ul":
+            out.append("\n".join(f"- {item}" for item in block[1]))
+        elif kind == "table":
+            headers, rows = block[1], block[2]
+            lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |",
+                     "|" + "|".join("---" for _ in headers) + "|"]
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+            out.append("\n".join(lines))
+        elif kind == "img":
+            out.append(f"![{block[2]}]({block[1]})")
+    return "\n\n".join(out) + "\n"
+
+
+def _inline_html(text: str) -> str:
+    text = html.escape(str(text), quote=True)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+    return re.sub(r"(?<![*\w])\*([^*\s][^*]*)\*(?![*\w])", r"<em>\1</em>", text)
+
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1200px; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #ddd; padding-bottom: .2em; }
+h2 { border-bottom: 1px solid #eee; padding-bottom: .15em; margin-top: 1.8em; }
+table { border-collapse: collapse; margin: .8em 0; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+tr:nth-child(even) td { background: #fafafa; }
+code { background: #f2f2f2; padding: 0 3px; border-radius: 3px; font-size: 90%; }
+img { max-width: 100%; border: 1px solid #eee; margin: .4em 0; }
+""".strip()
+
+
+def _to_html(doc: _Doc, title: str, out_dir: Path) -> str:
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+             f"<title>{html.escape(title)}</title>", f"<style>\n{_CSS}\n</style>", "</head>",
+             "<body>"]
+    for block in doc.blocks:
+        kind = block[0]
+        if kind == "h":
+            parts.append(f"<h{block[1]}>{_inline_html(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            parts.append(f"<p>{_inline_html(block[1])}</p>")
+        elif kind == "ul":
+            parts.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in block[1])
+                         + "</ul>")
+        elif kind == "table":
+            head = "".join(f"<th>{_inline_html(h)}</th>" for h in block[1])
+            body = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row)
+                           + "</tr>" for row in block[2])
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif kind == "img":
+            data = base64.b64encode((out_dir / block[1]).read_bytes()).decode("ascii")
+            parts.append(f'<p><img alt="{html.escape(block[2], quote=True)}" '
+                         f'src="data:image/png;base64,{data}"></p>')
+    parts += ["</body>", "</html>"]
+    return "\n".join(parts) + "\n"
+
+
+# --- histories and figures ----------------------------------------------------------------
+
+
+def _history(client, run_id: str, key: str) -> pd.Series:
+    """A metric's history as a step-indexed Series (the last value logged at each step)."""
+    hist = retry(client.get_metric_history, run_id, key)
+    if not hist:
+        return pd.Series(dtype=float)
+    hist = sorted(hist, key=lambda m: (m.step, m.timestamp))
+    values = {m.step: float(m.value) for m in hist}
+    return pd.Series(values, dtype=float).sort_index()
+
+
+def _fetch_histories(client, runs: pd.DataFrame, keys: Iterable[str]) -> dict:
+    """{(run_id, key): Series} for the runs' logged metrics among ``keys`` (threads: I/O bound)."""
+    jobs = []
+    for _, row in runs.iterrows():
+        for key in keys:
+            if key in row and not _isnan(row[key]):
+                jobs.append((row[RUN_ID], key))
+    if not jobs:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
+        series = list(pool.map(lambda job: _history(client, *job), jobs))
+    return dict(zip(jobs, series))
+
+
+def _variant_colours(variants: Iterable[str]) -> dict[str, Any]:
+    cmap = plt.get_cmap("tab10")
+    return {v: cmap(i % 10) for i, v in enumerate(sorted(set(variants)))}
+
+
+_SEED_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ("-", "v"), ("--", "P"),
+                (":", "X"), ("-.", "*")]
+
+
+def _seed_style(i: int) -> dict[str, Any]:
+    ls, marker = _SEED_STYLES[i % len(_SEED_STYLES)]
+    return {"linestyle": ls, "marker": marker, "markersize": 3, "linewidth": 1.2,
+            "alpha": 0.9 if i < len(_SEED_STYLES) else 0.6}
+
+
+def _run_label(row: pd.Series) -> str:
+    seed = row[names.TAG_SEED]
+    label = f"seed {seed}" if not _isnan(seed) else str(row[RUN_ID])[:8]
+    if row[names.TAG_PHASE] != names.PHASE_SEEDS:
+        label += f" ({row[names.TAG_PHASE]})"
+    return label
+
+
+_PANEL_W, _PANEL_H = 3.4, 2.3  # inches of plotting area per panel
+_MARGIN_L, _MARGIN_R, _MARGIN_B, _MARGIN_T = 0.8, 0.15, 0.5, 0.75  # figure margins (inches)
+_GAP_W, _GAP_H = 0.9, 0.75  # between panels (tick labels, axis label, panel title)
+
+
+def _panels(nrows: int, ncols: int, title: str, **kwargs):
+    """A grid of panels laid out with fixed margins in inches.
+
+    ``tight_layout`` / ``bbox_inches="tight"`` cost more than all the drawing, so the layout
+    is computed here once: every panel gets the same plotting area whatever the grid.
+    """
+    width = _MARGIN_L + _MARGIN_R + ncols * _PANEL_W + (ncols - 1) * _GAP_W
+    height = _MARGIN_B + _MARGIN_T + nrows * _PANEL_H + (nrows - 1) * _GAP_H
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), dpi=85, squeeze=False,
+                             **kwargs)
+    fig.subplots_adjust(left=_MARGIN_L / width, right=1 - _MARGIN_R / width,
+                        bottom=_MARGIN_B / height, top=1 - _MARGIN_T / height,
+                        wspace=_GAP_W / _PANEL_W, hspace=_GAP_H / _PANEL_H)
+    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
+    return fig, axes
+
+
+def _png(fig) -> bytes:
+    """PNG bytes of a figure laid out by :func:`_panels` (no tight-bbox pass), then closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _thin(s: pd.Series, most: int = 400) -> pd.Series:
+    """At most ``most`` points per plotted line (every k-th, the last always kept)."""
+    if len(s) <= most:
+        return s
+    k = math.ceil(len(s) / most)
+    return pd.concat([s.iloc[::k], s.iloc[-1:]]).groupby(level=0).last()
+
+
+def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
+    cols = min(max_cols, max(1, n))
+    return math.ceil(n / cols), cols
+
+
+def _coverage_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
+                     colours: dict, n_modes: dict) -> bytes | None:
+    if not any((rid, names.MODES_COVERED) in hist for _, rows in pairs for rid in rows[RUN_ID]):
+        return None
+    nrows, ncols = _grid(len(pairs))
+    fig, axes = _panels(nrows, ncols, f"Mode coverage over training -- {dataset}")
+    for ax in axes.flat[len(pairs):]:
+        ax.set_visible(False)
+    for ax, (variant, rows) in zip(axes.flat, pairs):
+        for i, (_, row) in enumerate(rows.iterrows()):
+            s = hist.get((row[RUN_ID], names.MODES_COVERED))
+            if s is None or s.empty:
+                continue
+            ax.plot(s.index, s.values, color=colours[variant], label=_run_label(row),
+                    **_seed_style(i))
+        total = n_modes.get(variant)
+        if total is not None and not _isnan(total):
+            ax.axhline(total, color="0.5", linestyle=":", linewidth=1, label=f"all {total:g} modes")
+            ax.set_ylim(-0.03 * total, 1.08 * total)
+        ax.set_title(variant, fontsize=10, color=colours[variant])
+        ax.set_xlabel("generator step")
+        ax.set_ylabel("modes covered")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+def _losses_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
+                   colours: dict) -> bytes | None:
+    keys = (names.LOSS_D, names.LOSS_G)
+    if not any((rid, k) in hist for _, rows in pairs for rid in rows[RUN_ID] for k in keys):
+        return None
+    fig, axes = _panels(len(pairs), 2, f"Losses -- {dataset}")
+    for r, (variant, rows) in enumerate(pairs):
+        for c, key in enumerate(keys):
+            ax = axes[r][c]
+            for i, (_, row) in enumerate(rows.iterrows()):
+                s = hist.get((row[RUN_ID], key))
+                if s is None or s.empty:
+                    continue
+                style = _seed_style(i)
+                style["marker"] = None
+                s = _thin(s)
+                ax.plot(s.index, s.values, color=colours[variant], label=_run_label(row), **style)
+            if ax.lines and max(np.nanmax(np.abs(np.asarray(line.get_ydata(), float)),
+                                          initial=0.0) for line in ax.lines) > 1e4:
+                ax.set_yscale("symlog")  # a diverging run would flatten every other line
+            ax.set_title(f"{variant}: {_LABELS[key]}", fontsize=9, color=colours[variant])
+            ax.set_xlabel("generator step")
+            ax.set_ylabel(key)
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="upper right")
+    return _png(fig)
+
+
+def _d_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
+              colours: dict) -> bytes | None:
+    keys = (names.D_REAL, names.D_FAKE, names.D_FAKE_AFTER)
+    styles = {names.D_REAL: "-", names.D_FAKE: "--", names.D_FAKE_AFTER: ":"}
+    if not any((rid, k) in hist for _, rows in pairs for rid in rows[RUN_ID] for k in keys):
+        return None
+    nrows, ncols = _grid(len(pairs))
+    fig, axes = _panels(nrows, ncols, f"D(x) and D(G(z)) before/after the generator step -- "
+                        f"{dataset}\n(line: mean over runs, band: min-max)")
+    for ax in axes.flat[len(pairs):]:
+        ax.set_visible(False)
+    for ax, (variant, rows) in zip(axes.flat, pairs):
+        for key in keys:
+            series = [hist[(rid, key)] for rid in rows[RUN_ID] if (rid, key) in hist]
+            series = [s for s in series if not s.empty]
+            if not series:
+                continue
+            frame = pd.concat(series, axis=1).sort_index()
+            frame = frame.iloc[::max(1, math.ceil(len(frame) / 400))]
+            mean = frame.mean(axis=1)
+            ax.plot(mean.index, mean.values, color=colours[variant], linestyle=styles[key],
+                    linewidth=1.5, label=f"{_LABELS[key]} (mean of {len(series)})")
+            if len(series) > 1:
+                ax.fill_between(frame.index, frame.min(axis=1), frame.max(axis=1),
+                                color=colours[variant], alpha=0.08, linewidth=0)
+        ax.set_title(variant, fontsize=10, color=colours[variant])
+        ax.set_xlabel("generator step")
+        ax.set_ylabel("discriminator output")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower left")
+    return _png(fig)
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+    """MLflow draws a progress bar per downloaded artifact unless this variable says no."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    if before is None:
+        os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
+
+
+def _median_run(rows: pd.DataFrame) -> pd.Series | None:
+    """The lower-median finished run by modes_covered (ties by seed); None if there is none."""
+    valid = rows[rows[names.MODES_COVERED].notna() & ~_failed_mask(rows)]
+    if valid.empty:
+        return None
+    valid = valid.sort_values([names.MODES_COVERED, names.TAG_SEED, RUN_ID], kind="stable")
+    return valid.iloc[(len(valid) - 1) // 2]
+
+
+# --- parameter tables -------------------------------------------------------------------------
+
+
+def _searched_param_cols(df: pd.DataFrame) -> list[str]:
+    return sorted(c for c in df.columns if str(c).startswith(_SEARCHED_PREFIXES))
+
+
+def _param_value_text(values: pd.Series) -> str:
+    uniq = []
+    for v in values:
+        if _isnan(v):
+            continue
+        text = _fmt_num(v)
+        if text not in uniq:
+            uniq.append(text)
+    return " / ".join(uniq) if uniq else _DASH
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def _how_to_read() -> list[str]:
+    comparisons = (
+        f"**Comparisons** use the `{names.PHASE_SEEDS}` phase: each variant's best search "
+        "configuration re-run on fresh seeds (a pair without seeds-phase runs falls back to all "
+        "its runs; its phase column says `all`). Values are mean ± standard deviation over the "
+        "runs that finished and reported the metric (ddof=1; no ± for a single value); `n` counts "
+        "every run: failed or stopped ones are in `n` and the status counts, not in the means."
+    )
+    status = (
+        f"`{names.TAG_STATUS}` is the first that applies, in this order: "
+        f"`{names.STATUS_DIVERGED}` -- a logged loss was NaN/inf or its magnitude exceeded the "
+        "divergence limit (training stops there); "
+        f"`{names.STATUS_D_OVERPOWERS}` -- over the tail of the history mean D(x) >= 1 - m, mean "
+        "D(G(z)) <= m and the generator's gradient norm has vanished: the discriminator wins; "
+        f"`{names.STATUS_COLLAPSED}` -- each of the last few evaluations covered at most "
+        "max(1, floor(collapse_fraction × n_modes)) modes; "
+        f"`{names.STATUS_OK}` otherwise. `{names.STATUS_FAILED}` means the trial raised an "
+        f"error, `{names.STATUS_STOPPED}` that it was interrupted."
+    )
+    stability = (
+        f"`{names.STABILITY_SCORE}` -- the fraction of all modes that stayed covered at *every* "
+        "evaluation in the second half of training: 1.0 means all modes were found and held, "
+        "0.0 means none was held throughout (or the trial diverged)."
+    )
+    hops = (
+        f"`{names.MODE_HOPS}` (in report.csv) -- how many times the set of covered modes changed "
+        "between consecutive evaluations (a generator hopping from mode to mode has many)."
+    )
+    full = (
+        f"`{names.STEPS_TO_FULL_COVERAGE}` -- the first evaluation step at which every mode was "
+        "covered; the table shows its mean over the runs that got there and how many did (k/n)."
+    )
+    coverage = (
+        f"`{names.MODES_COVERED}` -- modes with high-quality samples (within 3 standard "
+        f"deviations of a centre); `{names.HQ_FRACTION}` -- the fraction of high-quality "
+        f"samples; `{names.MODE_KL}` -- KL divergence of the mode histogram to uniform (lower "
+        "is better)."
+    )
+    return [comparisons, status, stability, hops, full, coverage]
+
+
+def _study_name(client, experiment_id: str, parent) -> str:
+    name = parent.data.tags.get(names.TAG_STUDY) if parent is not None else None
+    if name:
+        return name
+    try:
+        return client.get_experiment(experiment_id).name
+    except Exception:  # noqa: BLE001
+        return f"experiment {experiment_id}"
+
+
+def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
+                 attach: bool = True) -> dict:
+    """Write report.md, report.html, report.csv and the PNG figures into ``out_dir``.
+
+    Returns ``{"dir": out_dir, "md": ..., "html": ..., "csv": ..., "<png stem>": ...}``: every
+    value a Path, one entry per PNG written (``coverage_<dataset>``, ``losses_<dataset>``,
+    ``d_outputs_<dataset>``, ``samples_<dataset>_<variant>``). With ``attach`` the folder is
+    logged to the parent run under the artifact path ``report``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parent = retry(client.get_run, parent_run_id)
+    study = _study_name(client, experiment_id, parent)
+    df = load_runs(client, experiment_id, parent_run_id)
+    summary = summarize(df)
+    pairs = _comparison_rows(df)
+    colours = _variant_colours(v for v, _ in pairs)
+
+    csv_path = out_dir / "report.csv"
+    df.to_csv(csv_path, index=False)
+
+    plot_rows = pd.concat([rows for _, rows in pairs.values()]) if pairs else df.iloc[0:0]
+    hist = _fetch_histories(client, plot_rows, _PLOT_HISTORIES)
+
+    doc = _Doc()
+    now = datetime.now(timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    title = f"Stability report: {study}"
+    doc.h(1, title)
+    started = parent.info.start_time
+    started_text = (datetime.fromtimestamp(started / 1000, timezone.utc).astimezone()
+                    .strftime("%Y-%m-%d %H:%M %Z") if started else "unknown")
+    doc.p(f"Study `{study}`, parent run `{parent_run_id}` (experiment `{experiment_id}`), "
+          f"started {started_text}; report written {now}. "
+          f"{len(df)} trial runs: "
+          + ", ".join(f"{(df[names.TAG_PHASE] == ph).sum()} {ph}"
+                      for ph in sorted(df[names.TAG_PHASE].dropna().unique())) + ".")
+
+    doc.h(2, "How to read this report")
+    doc.ul(_how_to_read())
+
+    # --- summary table
+    doc.h(2, "Summary over seeds")
+    headers = ["variant", "dataset", "phase", "n", "modes covered", "hq fraction", "mode KL",
+               "stability score", "steps to full coverage (k/n)", "status"]
+    rows = []
+    for _, row in summary.iterrows():
+        rows.append([
+            str(row[names.TAG_VARIANT]), str(row[names.TAG_DATASET]), str(row[names.TAG_PHASE]),
+            str(int(row["n"])), _modes_cell(row),
+            *(_fmt_pm(row[f"{m}_mean"], row[f"{m}_std"], d)
+              for m, d in SUMMARY_METRICS.items() if m != names.MODES_COVERED),
+            _full_coverage_cell(row), _status_cell(row),
+        ])
+    if rows:
+        doc.table(headers, rows)
+    else:
+        doc.p("No trial runs were found under this parent run.")
+
+    # --- figures per dataset
+    images: list[Path] = []
+    datasets = sorted({d for _, d in pairs})
+    for dataset in datasets:
+        ds_pairs = [(v, rows) for (v, d), (_, rows) in pairs.items() if d == dataset]
+        ds_pairs.sort(key=lambda p: p[0])
+        n_modes = {v: summary.loc[(summary[names.TAG_VARIANT] == v)
+                                  & (summary[names.TAG_DATASET] == dataset), names.N_MODES].max()
+                   for v, _ in ds_pairs}
+        doc.h(2, f"Dataset `{dataset}`")
+        cov_caption = ("Mode coverage over generator steps (one panel per variant, one line "
+                       "per run; dotted: all modes)")
+        d_caption = ("D(x) (solid), D(G(z)) before (dashed) and after (dotted) the generator "
+                     "step; mean over runs with min-max band")
+        figures = [
+            ("coverage", cov_caption,
+             _coverage_figure(dataset, ds_pairs, hist, colours, n_modes)),
+            ("losses", "Discriminator and generator losses (one line per run)",
+             _losses_figure(dataset, ds_pairs, hist, colours)),
+            ("d_outputs", d_caption, _d_figure(dataset, ds_pairs, hist, colours)),
+        ]
+        for stem, caption, png in figures:
+            if png is None:
+                doc.p(f"*{caption}*: no histories logged.")
+                continue
+            name = f"{stem}_{_slug(dataset)}.png"
+            (out_dir / name).write_bytes(png)
+            images.append(out_dir / name)
+            doc.p(caption + ".")
+            doc.img(name, f"{stem} {dataset}")
+
+        # final samples of the median run, per variant
+        doc.h(3, f"Final samples (median run by {names.MODES_COVERED})")
+        with tempfile.TemporaryDirectory() as tmp, _no_progress_bars():
+            for variant, rows in ds_pairs:
+                median = _median_run(rows)
+                if median is None:
+                    doc.p(f"**{variant}**: no run reported `{names.MODES_COVERED}`; no samples shown.")
+                    continue
+                dst = Path(tmp, median[RUN_ID])
+                dst.mkdir(exist_ok=True)
+                try:
+                    local = retry(client.download_artifacts, median[RUN_ID],
+                                  names.ARTIFACT_FINAL_SAMPLES, str(dst))
+                except Exception:  # noqa: BLE001 -- a missing artifact only skips the image
+                    doc.p(f"**{variant}** ({_run_label(median)}, run `{median[RUN_ID]}`): "
+                          f"no `{names.ARTIFACT_FINAL_SAMPLES}` artifact.")
+                    continue
+                name = f"samples_{_slug(dataset)}_{_slug(variant)}.png"
+                shutil.copyfile(local, out_dir / name)
+                images.append(out_dir / name)
+                doc.p(f"**{variant}**: {_run_label(median)}, {_fmt_num(median[names.MODES_COVERED])}"
+                      f" modes covered, status {median[names.TAG_STATUS] or _DASH}, "
+                      f"run `{median[RUN_ID]}`.")
+                doc.img(name, f"final samples {variant} {dataset}")
+
+    # --- best hyperparameters
+    doc.h(2, "Best hyperparameters")
+    doc.p("The configuration each variant's seeds phase re-ran (the best of its search); "
+          "pairs without seeds-phase runs show their search trial with the most modes covered.")
+    searched = _searched_param_cols(df)
+    hp_rows = []
+    for (variant, dataset), (phase, rows) in sorted(pairs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        source = rows
+        if phase != names.PHASE_SEEDS:
+            ranked = rows.sort_values(names.MODES_COVERED, ascending=False, na_position="last")
+            source = ranked.iloc[:1]
+        extra = []
+        for col in searched:
+            text = _param_value_text(source[col])
+            if text != _DASH:
+                extra.append(f"{col}={text}")
+        hp_rows.append([variant, dataset,
+                        *(_param_value_text(source[p]) if p in source else _DASH
+                          for p in KEY_PARAMS),
+                        ", ".join(extra) or _DASH])
+    if hp_rows:
+        doc.table(["variant", "dataset", *KEY_PARAMS, "model / loss params"], hp_rows)
+
+    # --- search trials
+    doc.h(2, "Search trials")
+    search = df[df[names.TAG_PHASE] == names.PHASE_SEARCH]
+    if search.empty:
+        doc.p("No search-phase trials.")
+    else:
+        search = search.sort_values([names.TAG_DATASET, names.TAG_VARIANT, names.MODES_COVERED],
+                                    ascending=[True, True, False], na_position="last")
+        varying = {}
+        for key, group in search.groupby([names.TAG_VARIANT, names.TAG_DATASET], dropna=False):
+            varying[key] = [c for c in searched
+                            if group[c].dropna().astype(str).nunique() > 1]
+        s_rows = []
+        for _, row in search.iterrows():
+            cols = varying.get((row[names.TAG_VARIANT], row[names.TAG_DATASET]), [])
+            other = ", ".join(f"{c}={_fmt_num(row[c])}" for c in cols if not _isnan(row[c]))
+            s_rows.append([
+                str(row[names.TAG_VARIANT]), str(row[names.TAG_DATASET]),
+                _fmt_num(row[names.TAG_SEED]),
+                *(_fmt_num(row[p]) if p in row else _DASH for p in KEY_PARAMS),
+                other or _DASH,
+                _fmt_num(row[names.MODES_COVERED]),
+                _fmt_num(row[names.STABILITY_SCORE], 2),
+                str(row[names.TAG_STATUS]) if not _isnan(row[names.TAG_STATUS]) else _DASH,
+            ])
+        doc.p("Every search-phase trial, best first within each variant; "
+              "\"other\" lists the model/loss params that vary across the variant's trials.")
+        doc.table(["variant", "dataset", "seed", *KEY_PARAMS, "other", "modes covered",
+                   "stability", "status"], s_rows)
+
+    # --- failures
+    doc.h(2, "Failures")
+    failures = df[_failed_mask(df)]
+    if failures.empty:
+        doc.p("No run failed or was stopped.")
+    else:
+        doc.p(f"{len(failures)} run(s) failed or were stopped; they count in `n` and in the "
+              "status counts above, and have no (or partial) metrics.")
+        doc.table(["variant", "dataset", "phase", "seed", "status", "MLflow status", "run", "error"],
+                  [[str(r[names.TAG_VARIANT]), str(r[names.TAG_DATASET]), str(r[names.TAG_PHASE]),
+                    _fmt_num(r[names.TAG_SEED]),
+                    str(r[names.TAG_STATUS]) if not _isnan(r[names.TAG_STATUS]) else _DASH,
+                    str(r[RUN_STATUS]), f"`{r[RUN_ID]}`",
+                    str(r[names.TAG_ERROR]) if not _isnan(r[names.TAG_ERROR]) else "(no error tag)"]
+                   for _, r in failures.iterrows()])
+    running = df[df[RUN_STATUS] == "RUNNING"]
+    if not running.empty:
+        doc.p(f"{len(running)} run(s) are still RUNNING (in flight, or their process died "
+              "without ending them): " + ", ".join(f"`{r}`" for r in running[RUN_ID]) + ".")
+
+    md_path = out_dir / "report.md"
+    md_path.write_text(_to_markdown(doc), encoding="utf-8")
+    html_path = out_dir / "report.html"
+    html_path.write_text(_to_html(doc, title, out_dir), encoding="utf-8")
+
+    if attach:
+        retry(client.log_artifacts, parent_run_id, str(out_dir), "report")
+    return {"dir": out_dir, "md": md_path, "html": html_path, "csv": csv_path,
+            **{p.stem: p for p in images}}
+
+
+# --- finding a study ----------------------------------------------------------------------
+
+
+def _study_filter() -> str:
+    return f"tags.`{names.TAG_KIND}` = 'study'"
+
+
+def _active_experiments(client) -> list:
+    out, token = [], None
+    while True:
+        page = retry(client.search_experiments, max_results=1000, page_token=token)
+        out.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return out
+
+
+def _study_names(client) -> list[str]:
+    found = []
+    for exp in _active_experiments(client):
+        if _search_all(client, [exp.experiment_id], _study_filter(), limit=1):
+            found.append(exp.name)
+    return sorted(found)
+
+
+def _available(client) -> str:
+    studies = _study_names(client)
+    return ("available studies: " + ", ".join(studies)) if studies else \
+        "this tracking store has no study runs yet (run `harness study` first)"
+
+
+def latest_study_run(client, study: str | None) -> tuple[str, str]:
+    """``(experiment_id, parent_run_id)`` of a study's parent run (tag ``kind=study``).
+
+    ``study`` is a study (experiment) name -- its most recent parent run --, a 32-hex parent
+    run id, or None for the most recent parent run in the whole store. ConfigError, listing
+    the available study names, when nothing matches.
+    """
+    if study is None:
+        ids = [e.experiment_id for e in _active_experiments(client)]
+        runs = _search_all(client, ids, _study_filter(), order_by=["attributes.start_time DESC"],
+                           limit=1) if ids else []
+        if not runs:
+            raise ConfigError(f"no study found in the tracking store; {_available(client)}")
+        return runs[0].info.experiment_id, runs[0].info.run_id
+
+    if _HEX_RUN_ID.match(study):
+        try:
+            run = retry(client.get_run, study)
+        except Exception:  # noqa: BLE001 -- not a run id: maybe a (strange) study name
+            run = None
+        if run is not None:
+            if run.data.tags.get(names.TAG_KIND) == "study":
+                return run.info.experiment_id, run.info.run_id
+            parent = run.data.tags.get(names.TAG_PARENT)
+            hint = f" (it is a trial run; its study's parent run is {parent})" if parent else ""
+            raise ConfigError(f"run {study} is not a study's parent run{hint}; "
+                              f"give a study name or a parent run id; {_available(client)}")
+
+    exp = client.get_experiment_by_name(study)
+    if exp is None or exp.lifecycle_stage != "active":
+        raise ConfigError(f"no study named {study!r} in the tracking store; {_available(client)}")
+    runs = _search_all(client, [exp.experiment_id], _study_filter(),
+                       order_by=["attributes.start_time DESC"], limit=1)
+    if not runs:
+        raise ConfigError(f"experiment {study!r} has no study parent run (tag "
+                          f"{names.TAG_KIND}=study); {_available(client)}")
+    return exp.experiment_id, runs[0].info.run_id

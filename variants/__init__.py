@@ -1,0 +1,15 @@
+"""The built-in plugins: registered through the ``harness.plugins`` entry point.
+
+Importing this package registers every built-in model, loss, trick, dataset and
+metric, exactly as a third-party plugin package would.
+"""
+
+from variants import (  # noqa: F401  (imported for their registrations)
+    least_squares,
+    maximum_likelihood,
+    minimax,
+    mixtures,
+    mlp,
+    mode_coverage,
+    non_saturating,
+)

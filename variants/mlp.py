@@ -1,0 +1,121 @@
+"""``mlp``: fully connected generator and discriminator for low-dimensional data.
+
+Two presets:
+
+* ``default``: G and D with 3 hidden layers of 128 ReLU units, z in R^2 -- fast
+  enough for a laptop study (about 250 steps/s on one CPU thread at batch 64);
+* ``pacgan``: the architecture of PacGAN's 2-D experiments (Lin et al. 2018): G with
+  z in R^2 and 4 hidden layers of 400 units with batch norm and ReLU; D with 3 maxout
+  layers of 200 units and 5 pieces.
+
+Any explicitly given parameter overrides the preset's value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from harness.data import Dataset
+from harness.models import GANPair, Model
+from harness.registry import register_model
+
+PRESETS = {
+    "default": dict(z_dim=2, g_hidden=(128, 128, 128), d_hidden=(128, 128, 128),
+                    g_batchnorm=False, d_maxout=1),
+    "pacgan": dict(z_dim=2, g_hidden=(400, 400, 400, 400), d_hidden=(200, 200, 200),
+                   g_batchnorm=True, d_maxout=5),
+}
+
+
+class Maxout(nn.Module):
+    """Linear layer followed by the max over ``pieces`` affine pieces per unit."""
+
+    def __init__(self, n_in: int, n_out: int, pieces: int):
+        super().__init__()
+        self.n_out, self.pieces = n_out, pieces
+        self.linear = nn.Linear(n_in, n_out * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).view(x.shape[0], self.n_out, self.pieces).amax(dim=-1)
+
+
+class MLPDiscriminator(nn.Module):
+    """Hidden layers (ReLU or maxout) followed by one logit per sample.
+
+    :meth:`features` exposes the last hidden layer for tricks such as feature matching.
+    """
+
+    def __init__(self, n_in: int, hidden: tuple[int, ...], maxout: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = n_in
+        for h in hidden:
+            layers += [Maxout(width, h, maxout)] if maxout > 1 else [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).squeeze(-1)
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, z_dim: int, hidden: tuple[int, ...], out_shape: tuple[int, ...],
+                 batchnorm: bool):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = z_dim
+        for h in hidden:
+            layers.append(nn.Linear(width, h))
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(nn.ReLU())
+            width = h
+        layers.append(nn.Linear(width, math.prod(out_shape)))
+        self.net = nn.Sequential(*layers)
+        self.out_shape = out_shape
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.out_shape)
+
+
+@register_model("mlp")
+class MLP(Model):
+    """MLP generator/discriminator; presets 'default' (3x128 ReLU) and 'pacgan' (published)."""
+
+    family = "mlp"
+
+    def __init__(
+        self,
+        preset: Literal["default", "pacgan"] = "default",
+        z_dim: int | None = None,
+        g_hidden: tuple[int, ...] | None = None,
+        d_hidden: tuple[int, ...] | None = None,
+        g_batchnorm: bool | None = None,
+        d_maxout: int | None = None,
+    ):
+        given = dict(z_dim=z_dim, g_hidden=g_hidden, d_hidden=d_hidden,
+                     g_batchnorm=g_batchnorm, d_maxout=d_maxout)
+        cfg = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}}
+        if cfg["z_dim"] < 1:
+            raise ValueError(f"z_dim must be >= 1, got {cfg['z_dim']}")
+        if cfg["d_maxout"] < 1:
+            raise ValueError(f"d_maxout must be >= 1, got {cfg['d_maxout']}")
+        for key in ("g_hidden", "d_hidden"):
+            if not cfg[key] or min(cfg[key]) < 1:
+                raise ValueError(f"{key} must be a non-empty list of positive widths")
+        self.cfg = cfg
+
+    def build(self, dataset: Dataset) -> GANPair:
+        c = self.cfg
+        shape = tuple(dataset.shape)
+        g = MLPGenerator(c["z_dim"], tuple(c["g_hidden"]), shape, c["g_batchnorm"])
+        d = MLPDiscriminator(math.prod(shape), tuple(c["d_hidden"]), c["d_maxout"])
+        return GANPair(generator=g, discriminator=d, z_dim=c["z_dim"])
