@@ -60,7 +60,7 @@ def cmd_variants() -> int:
         if not rows:
             print("  (none registered)")
         for name, doc, params in rows:
-            print(f"  {name:<22} {doc}")
+            print(f"  {name:<26} {doc}")
             for prm in params:
                 print(f"      {prm.describe()}")
         print()

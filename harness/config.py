@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,7 +301,7 @@ def _loc_path(loc: tuple) -> str:
 
 def _unwrap(tp: Any) -> list[Any]:
     origin = typing.get_origin(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return [a for arg in typing.get_args(tp) for a in _unwrap(arg)]
     return [tp]
 
@@ -432,7 +433,7 @@ def resolve(spec: StudySpec, source: str = "study") -> list[VariantPlan]:
     for i, v in enumerate(spec.variants):
         where = f"variants[{i}]"
         model = check(MODELS, v.model, f"{where}.model")
-        check(LOSSES, v.loss, f"{where}.loss")
+        loss = check(LOSSES, v.loss, f"{where}.loss")
         tricks = [check(TRICKS, t, f"{where}.tricks[{j}]") for j, t in enumerate(v.tricks)]
         owners: dict[str, str] = {}
         for t_spec, trick in zip(v.tricks, tricks):
@@ -440,6 +441,14 @@ def resolve(spec: StudySpec, source: str = "study") -> list[VariantPlan]:
             if bad:
                 fail(f"{where}.tricks: trick {t_spec.name!r} declares unknown changes {sorted(bad)}; "
                      f"allowed: {', '.join(sorted(CHANGES))}")
+            caps = set(model.capabilities())
+            if loss.supports_targets:
+                caps.add("loss_targets")
+            missing = sorted(set(trick.requires) - caps)
+            if missing:
+                fail(f"{where}.tricks: trick {t_spec.name!r} needs {', '.join(missing)}, which "
+                     f"model {v.model.name!r} with loss {v.loss.name!r} does not offer "
+                     f"(it offers: {', '.join(sorted(caps)) or 'nothing'})")
             if trick.applies_to is not None and model.family not in trick.applies_to:
                 fail(f"{where}.tricks: trick {t_spec.name!r} does not apply to model family "
                      f"{model.family!r} of model {v.model.name!r}; it applies to "

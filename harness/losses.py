@@ -10,6 +10,26 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import torch
+import torch.nn.functional as F
+
+
+def bernoulli_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
+                     real_target: float = 1.0, fake_target: float = 0.0) -> torch.Tensor:
+    """The discriminator's cross-entropy against targets, on logits.
+
+    With the default targets this is -log D(x) - log(1 - D(G(z))); a target t costs
+    ``t * softplus(-l) + (1 - t) * softplus(l)`` since ``-log sigmoid(l) = softplus(-l)``
+    and ``-log(1 - sigmoid(l)) = softplus(l)``.
+    """
+
+    def bce(logits: torch.Tensor, t: float) -> torch.Tensor:
+        if t == 1.0:
+            return F.softplus(-logits).mean()
+        if t == 0.0:
+            return F.softplus(logits).mean()
+        return (t * F.softplus(-logits) + (1 - t) * F.softplus(logits)).mean()
+
+    return bce(real_logits, real_target) + bce(fake_logits, fake_target)
 
 
 class Loss(ABC):
@@ -23,6 +43,20 @@ class Loss(ABC):
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         """Scalar loss the generator minimises; called once per generator step."""
 
+    def d_loss_targets(self, real_logits: torch.Tensor, fake_logits: torch.Tensor,
+                       real_target: float, fake_target: float) -> torch.Tensor:
+        """The D loss with other targets, on the ``d_prob`` scale (1 = real, 0 = fake).
+
+        Called instead of :meth:`d_loss` by tricks that change the targets (one-sided
+        label smoothing). Losses that have no notion of targets leave it unimplemented,
+        and such tricks are refused for them when the study is validated.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no discriminator targets")
+
+    @property
+    def supports_targets(self) -> bool:
+        return type(self).d_loss_targets is not Loss.d_loss_targets
+
     def d_prob(self, logits: torch.Tensor) -> torch.Tensor:
         """D's output on the scale 0 = "fake", 1 = "real" (for ``d_real``/``d_fake``).
 
@@ -30,3 +64,17 @@ class Loss(ABC):
         discriminator; losses with other targets (least squares) rescale.
         """
         return torch.sigmoid(logits)
+
+
+class BernoulliLoss(Loss):
+    """Base of the losses whose D is a Bernoulli classifier trained with cross-entropy.
+
+    Subclasses define only the generator's loss (minimax, non-saturating, maximum
+    likelihood differ there alone).
+    """
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return bernoulli_d_loss(real_logits, fake_logits)
+
+    def d_loss_targets(self, real_logits, fake_logits, real_target, fake_target):
+        return bernoulli_d_loss(real_logits, fake_logits, real_target, fake_target)

@@ -32,6 +32,15 @@ class Model(ABC):
     #: family name that tricks match in ``Trick.applies_to`` (e.g. "mlp", "dcgan")
     family: ClassVar[str] = ""
 
+    def capabilities(self) -> frozenset[str]:
+        """What the built networks offer to tricks, checked when a study is validated.
+
+        Known values: ``"d_features"`` (the discriminator has ``features(x, layer=-1)``
+        returning a hidden layer, and ``head`` mapping the last one to logits) and
+        ``"g_batchnorm"`` (the generator normalises with ``nn.BatchNorm1d/2d``).
+        """
+        return frozenset()
+
     @abstractmethod
     def build(self, dataset: Dataset) -> GANPair:
         """Build freshly initialised networks whose outputs match ``dataset.shape``."""

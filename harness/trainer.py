@@ -13,7 +13,7 @@ The trainer knows nothing of Ray or MLflow: it talks to a
 
 from __future__ import annotations
 
-import math
+import io
 import time
 from typing import Any
 
@@ -59,10 +59,11 @@ class Trainer:
         self.tricks = list(tricks)
         self.device = torch.device(device)
         self.title = title
+        for trick in self.tricks:  # before the optimizers: a trick may replace a network
+            trick.setup(gan, loss, dataset)
         self.G = gan.generator.to(self.device)
         self.D = gan.discriminator.to(self.device)
-        for trick in self.tricks:
-            trick.setup(gan, loss, dataset)
+        gan.generator, gan.discriminator = self.G, self.D
         s = settings
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=s.lr_d, betas=(s.beta1, s.beta2))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=s.lr_g, betas=(s.beta1, s.beta2))
@@ -100,7 +101,7 @@ class Trainer:
             real_logits, fake_logits = D(real), D(fake)
             loss_d = loss.d_loss(real_logits, fake_logits)
             if self.tricks:
-                ctx = StepContext(self.step, real, fake, real_logits, fake_logits, self.gan)
+                ctx = StepContext(self.step, real, fake, real_logits, fake_logits, self.gan, loss)
                 for trick in self.tricks:
                     loss_d = trick.d_loss(loss_d, ctx)
             self.opt_d.zero_grad(set_to_none=True)
@@ -108,13 +109,15 @@ class Trainer:
             if measure:
                 grad_d = grad_norm(self.d_params)
             self.opt_d.step()
+            for trick in self.tricks:
+                trick.after_d_step(self.gan, self.step + 1)
 
         z = self._noise()
         fake = G(z)
         fake_logits = D(fake)
         loss_g = loss.g_loss(fake_logits)
         if self.tricks:
-            ctx = StepContext(self.step, real, fake, None, fake_logits, self.gan)
+            ctx = StepContext(self.step, real, fake, None, fake_logits, self.gan, loss)
             for trick in self.tricks:
                 loss_g = trick.g_loss(loss_g, ctx)
         self.opt_g.zero_grad(set_to_none=True)
@@ -216,8 +219,6 @@ class Trainer:
         result = TrialResult(status=summary.status, final=final, steps_done=self.step,
                              train_seconds=self.train_seconds, evals=list(self.evals),
                              history=list(self.history))
-        import io
-
         buf = io.BytesIO()
         torch.save(self.G.state_dict(), buf)
         artifacts = {names.ARTIFACT_GENERATOR: buf.getvalue()}
@@ -262,6 +263,3 @@ class Trainer:
         self.evals = [EvalRecord(s, v, frozenset(c) if c is not None else None)
                       for s, v, c in state["evals"]]
 
-
-def finite_or_nan(x: float) -> float:
-    return x if math.isfinite(x) else float("nan")

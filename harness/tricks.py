@@ -30,9 +30,10 @@ class StepContext:
     step: int
     real: torch.Tensor
     fake: torch.Tensor
-    real_logits: torch.Tensor | None
+    real_logits: torch.Tensor | None  # None in the generator step
     fake_logits: torch.Tensor
     gan: GANPair
+    loss: Loss
 
 
 class Trick(ABC):
@@ -41,9 +42,16 @@ class Trick(ABC):
     changes: ClassVar[frozenset[str]] = frozenset()
     #: model families this trick works with; ``None`` means every family
     applies_to: ClassVar[frozenset[str] | None] = None
+    #: model capabilities it needs (see ``Model.capabilities``), plus ``"loss_targets"``
+    #: for a loss implementing ``Loss.d_loss_targets``
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     def setup(self, gan: GANPair, loss: Loss, dataset: Dataset) -> None:
-        """Called once per trial after the networks are built, before the optimizers exist."""
+        """Called once per trial after the networks are built, before the optimizers exist.
+
+        May replace ``gan.generator`` / ``gan.discriminator`` (e.g. wrap D's body); the
+        trainer builds the optimizers over whatever modules are there afterwards.
+        """
 
     def d_loss(self, value: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """Called after the adversarial D loss of every D step; returns the loss to minimise."""
@@ -52,6 +60,9 @@ class Trick(ABC):
     def g_loss(self, value: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """Called after the adversarial G loss of every G step; returns the loss to minimise."""
         return value
+
+    def after_d_step(self, gan: GANPair, step: int) -> None:
+        """Called after every discriminator optimizer step."""
 
     def after_g_step(self, gan: GANPair, step: int) -> None:
         """Called after every generator optimizer step (running averages live here)."""

@@ -70,7 +70,7 @@ def test_ctrl_c_leaves_no_run_running(tmp_path):
         running = []
         while time.monotonic() < deadline and len(running) < 2:
             time.sleep(2)
-            if (tmp_path / "runs" / "mlflow.db").is_file():
+            if (tmp_path / "runs" / "tune").is_dir():  # the store is initialised by then
                 client = store(tmp_path)
                 exp = client.get_experiment_by_name("interrupt")
                 if exp is not None:

@@ -150,3 +150,15 @@ def test_report_written_attached_and_matches_mlflow(study):
     assert "boom after 70 steps" in md  # failures are listed, not dropped
     study_arts = {a.path for a in client.list_artifacts(outcome.parent_run_id, "study")}
     assert study_arts == {"study/e2e.yaml", "study/resolved.json"}
+
+
+def test_report_command_rebuilds_the_report(study, tmp_path, capsys):
+    from harness.cli import main
+
+    outcome, *_ = study
+    assert main(["report", "e2e", "--tracking-uri", outcome.tracking_uri,
+                 "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "report.md").is_file() and (tmp_path / "rep" / "report.html").is_file()
+    assert str(tmp_path / "rep" / "report.md") in capsys.readouterr().out
+    assert main(["report", "nope", "--tracking-uri", outcome.tracking_uri]) == 2
+    assert "e2e" in capsys.readouterr().err  # the error lists the studies there are

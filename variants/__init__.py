@@ -5,11 +5,15 @@ metric, exactly as a third-party plugin package would.
 """
 
 from variants import (  # noqa: F401  (imported for their registrations)
+    feature_matching,
+    historical_averaging,
     least_squares,
     maximum_likelihood,
+    minibatch_discrimination,
     minimax,
     mixtures,
     mlp,
     mode_coverage,
     non_saturating,
+    one_sided_label_smoothing,
 )

@@ -18,6 +18,12 @@ class LeastSquares(Loss):
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return 0.5 * ((real_logits - self.b) ** 2).mean() + 0.5 * ((fake_logits - self.a) ** 2).mean()
 
+    def d_loss_targets(self, real_logits, fake_logits, real_target, fake_target):
+        # targets on the 0 (fake) .. 1 (real) scale map onto a .. b
+        rt = self.a + real_target * (self.b - self.a)
+        ft = self.a + fake_target * (self.b - self.a)
+        return 0.5 * ((real_logits - rt) ** 2).mean() + 0.5 * ((fake_logits - ft) ** 2).mean()
+
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         return 0.5 * ((fake_logits - self.c) ** 2).mean()
 

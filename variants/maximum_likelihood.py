@@ -1,18 +1,14 @@
 """``maximum_likelihood``: G cost -1/2 E[exp(sigmoid^-1(D(G(z))))] (Goodfellow, NIPS 2016 tutorial)."""
 
 import torch
-import torch.nn.functional as F
 
-from harness.losses import Loss
+from harness.losses import BernoulliLoss
 from harness.registry import register_loss
 
 
 @register_loss("maximum_likelihood")
-class MaximumLikelihood(Loss):
+class MaximumLikelihood(BernoulliLoss):
     """D as in minimax; G minimises -1/2 E[exp(logit)], which makes G's game minimise KL(p_data||p_g)."""
-
-    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         # sigmoid^-1(D(G(z))) is the logit itself: no sigmoid/log round trip.

@@ -52,18 +52,24 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, n_in: int, hidden: tuple[int, ...], maxout: int):
         super().__init__()
         layers: list[nn.Module] = []
+        self.hidden_ends: list[int] = []  # index in body just past each hidden layer
         width = n_in
         for h in hidden:
             layers += [Maxout(width, h, maxout)] if maxout > 1 else [nn.Linear(width, h), nn.ReLU()]
+            self.hidden_ends.append(len(layers))
             width = h
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, 1)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.flatten(1))
+    def features(self, x: torch.Tensor, layer: int = -1) -> torch.Tensor:
+        """Activations after hidden layer ``layer`` (Python indexing; -1 = the last)."""
+        n = len(self.hidden_ends)
+        if not -n <= layer < n:
+            raise ValueError(f"layer {layer} out of range for {n} hidden layers")
+        return self.body[: self.hidden_ends[layer]](x.flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)).squeeze(-1)
+        return self.head(self.body(x.flatten(1))).squeeze(-1)
 
 
 class MLPGenerator(nn.Module):
@@ -112,6 +118,9 @@ class MLP(Model):
             if not cfg[key] or min(cfg[key]) < 1:
                 raise ValueError(f"{key} must be a non-empty list of positive widths")
         self.cfg = cfg
+
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"d_features"} | ({"g_batchnorm"} if self.cfg["g_batchnorm"] else set()))
 
     def build(self, dataset: Dataset) -> GANPair:
         c = self.cfg

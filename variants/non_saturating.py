@@ -3,16 +3,13 @@
 import torch
 import torch.nn.functional as F
 
-from harness.losses import Loss
+from harness.losses import BernoulliLoss
 from harness.registry import register_loss
 
 
 @register_loss("non_saturating")
-class NonSaturating(Loss):
+class NonSaturating(BernoulliLoss):
     """D as in minimax; G maximises log D(G(z)), i.e. minimises softplus(-logit)."""
-
-    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         return F.softplus(-fake_logits).mean()
