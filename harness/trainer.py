@@ -60,7 +60,7 @@ class Trainer:
         self.device = torch.device(device)
         self.title = title
         for trick in self.tricks:  # before the optimizers: a trick may replace a network
-            trick.setup(gan, loss, dataset)
+            trick.setup(gan, loss, dataset, model)
         self.G = gan.generator.to(self.device)
         self.D = gan.discriminator.to(self.device)
         gan.generator, gan.discriminator = self.G, self.D

@@ -15,7 +15,7 @@ import torch
 
 from harness.data import Dataset
 from harness.losses import Loss
-from harness.models import GANPair
+from harness.models import GANPair, Model
 
 #: what a trick may change; a combination changing the same one twice is refused
 CHANGES = frozenset({"d_body", "targets", "g_loss", "penalty", "normalisation"})
@@ -46,11 +46,12 @@ class Trick(ABC):
     #: for a loss implementing ``Loss.d_loss_targets``
     requires: ClassVar[frozenset[str]] = frozenset()
 
-    def setup(self, gan: GANPair, loss: Loss, dataset: Dataset) -> None:
+    def setup(self, gan: GANPair, loss: Loss, dataset: Dataset, model: Model) -> None:
         """Called once per trial after the networks are built, before the optimizers exist.
 
-        May replace ``gan.generator`` / ``gan.discriminator`` (e.g. wrap D's body); the
-        trainer builds the optimizers over whatever modules are there afterwards.
+        May replace ``gan.generator`` / ``gan.discriminator`` (e.g. wrap D's body, or build
+        a D for other inputs with ``model``); the trainer builds the optimizers over
+        whatever modules are there afterwards.
         """
 
     def d_loss(self, value: torch.Tensor, ctx: StepContext) -> torch.Tensor:

@@ -159,6 +159,77 @@ def test_historical_averaging_penalises_and_survives_checkpoint(on):
         {k: v for k, v in resumed.final.items() if k not in drop}
 
 
+# --- packing ---------------------------------------------------------------------------------
+
+def test_pack_puts_consecutive_samples_side_by_side():
+    from variants.packing import pack
+
+    x = torch.arange(12.0).view(6, 2)
+    assert torch.equal(pack(x, 3), torch.tensor([[0.0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]))
+    img = torch.arange(2 * 3 * 2 * 2.0).view(2, 3, 2, 2)
+    assert pack(img, 2).shape == (1, 6, 2, 2)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        pack(torch.zeros(6, 2), 4)
+
+
+def test_packing_builds_a_discriminator_for_m_samples():
+    ring = DATASETS.build("ring8", {"n_train": 10})
+    model = MODELS.build("mlp", {"g_hidden": [4], "d_hidden": [6]})
+    gan = model.build(ring)
+    TRICKS.build("packing", {"m": 4}).setup(gan, LOSSES.build("minimax"), ring, model)
+    first = next(m for m in gan.discriminator.modules() if isinstance(m, nn.Linear))
+    assert first.in_features == 8  # 4 samples x 2 coordinates
+    assert gan.discriminator(torch.randn(12, 2)).shape == (3,)
+    rep = MemoryReporter()
+    run_trial(cfg([{"name": "packing", "params": {"m": 4}}]), rep)
+    assert rep.result.steps_done == 20
+    with pytest.raises(ValueError, match="divisible by 3"):
+        run_trial(cfg([{"name": "packing", "params": {"m": 3}}]), MemoryReporter())
+
+
+# --- virtual batch norm --------------------------------------------------------------------
+
+def test_vbn_normalises_with_the_reference_batch_plus_the_example():
+    from variants.virtual_batch_norm import VBNGenerator, VirtualBatchNorm
+
+    torch.manual_seed(0)
+    bn = nn.BatchNorm1d(3)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+        bn.bias.copy_(torch.tensor([0.0, 1.0, -1.0]))
+    g = VBNGenerator(nn.Sequential(VirtualBatchNorm(bn)), torch.randn(5, 3))
+    x = torch.randn(4, 3)
+    out = g(x)
+    ref = g.z_ref
+    for i in range(4):  # by hand: statistics of the 5 reference rows and row i (6 rows)
+        rows = torch.cat([ref, x[i:i + 1]])
+        mean = rows.mean(0)
+        var = (rows * rows).mean(0) - mean * mean
+        expected = (x[i] - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias
+        assert torch.allclose(out[i], expected, atol=1e-5)
+    # an example's output does not depend on the rest of its minibatch
+    assert torch.allclose(g(x[:1]), out[:1], atol=1e-6)
+    assert torch.allclose(g(torch.cat([x[:1], 100 * torch.randn(7, 3)]))[:1], out[:1], atol=1e-6)
+
+
+def test_vbn_needs_batchnorm_in_the_generator_and_trains_with_it():
+    with pytest.raises(ConfigError, match="trick 'virtual_batch_norm' needs g_batchnorm"):
+        resolve(study({"model": "mlp", "loss": "minimax", "tricks": ["virtual_batch_norm"]}))
+    plans = resolve(study({"model": {"name": "mlp", "params": {"preset": "pacgan"}},
+                           "loss": "minimax", "tricks": ["virtual_batch_norm"]}))
+    assert plans[0].base.tricks[0].name == "virtual_batch_norm"
+    torch.set_num_threads(1)
+    tricks = [{"name": "virtual_batch_norm", "params": {"ref_size": 8}}]
+    model = {"g_hidden": [8, 8], "d_hidden": [8], "g_batchnorm": True}
+    full = MemoryReporter(keep_checkpoints=True)
+    r1 = run_trial(cfg(tricks, model=model), full)
+    assert "z_ref" in full.checkpoints[0]["generator"]
+    resumed = run_trial(cfg(tricks, model=model), MemoryReporter(resume=full.checkpoints[0]))
+    drop = ("train_seconds", "steps_per_second")
+    assert {k: v for k, v in r1.final.items() if k not in drop} == \
+        {k: v for k, v in resumed.final.items() if k not in drop}
+
+
 # --- composition checks at validation time ------------------------------------------------------
 
 class NoFeaturesModel(Model):
@@ -227,7 +298,8 @@ def test_penalties_stack_and_compatible_tricks_resolve():
 # --- a few real steps of every compatible combination ---------------------------------------
 
 BUILTIN_TRICKS = ["feature_matching", "historical_averaging", "minibatch_discrimination",
-                  "one_sided_label_smoothing"]
+                  "one_sided_label_smoothing", "packing", "virtual_batch_norm"]
+NEEDS_BN = {"virtual_batch_norm"}
 BUILTIN_LOSSES = ["least_squares", "maximum_likelihood", "minimax", "non_saturating"]
 
 
@@ -235,14 +307,16 @@ BUILTIN_LOSSES = ["least_squares", "maximum_likelihood", "minimax", "non_saturat
 @pytest.mark.parametrize("loss", BUILTIN_LOSSES)
 def test_every_trick_trains_with_every_loss(trick, loss):
     rep = MemoryReporter()
-    result = run_trial(cfg([trick], loss=loss, steps=10), rep)
+    model = {**SMALL, "g_batchnorm": True} if trick in NEEDS_BN else None
+    result = run_trial(cfg([trick], loss=loss, steps=10, model=model), rep)
     assert result.steps_done == 10
     for _, row in rep.rows:
         assert all(math.isfinite(v) for v in row.values()), row
 
 
-def test_all_tricks_together_with_pacgan_preset():
+def test_compatible_tricks_together_with_pacgan_preset():
     rep = MemoryReporter()
-    result = run_trial(cfg(BUILTIN_TRICKS, loss="minimax", steps=10,
+    tricks = [t for t in BUILTIN_TRICKS if t != "packing"]  # packing and MBD both change D's body
+    result = run_trial(cfg(tricks, loss="minimax", steps=10,
                            model={"preset": "pacgan", "g_hidden": [16], "d_hidden": [16, 16]}), rep)
     assert result.steps_done == 10

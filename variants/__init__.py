@@ -16,4 +16,6 @@ from variants import (  # noqa: F401  (imported for their registrations)
     mode_coverage,
     non_saturating,
     one_sided_label_smoothing,
+    packing,
+    virtual_batch_norm,
 )

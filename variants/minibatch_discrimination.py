@@ -13,7 +13,7 @@ from torch import nn
 
 from harness.data import Dataset
 from harness.losses import Loss
-from harness.models import GANPair
+from harness.models import GANPair, Model
 from harness.registry import register_trick
 from harness.tricks import Trick
 
@@ -61,7 +61,7 @@ class MinibatchDiscriminationTrick(Trick):
             raise ValueError(f"b and c must be >= 1, got b={b}, c={c}")
         self.b, self.c = b, c
 
-    def setup(self, gan: GANPair, loss: Loss, dataset: Dataset) -> None:
+    def setup(self, gan: GANPair, loss: Loss, dataset: Dataset, model: Model) -> None:
         d = gan.discriminator
         with torch.no_grad():
             n_features = d.features(torch.zeros(2, *dataset.shape)).shape[1]

@@ -1,0 +1,69 @@
+"""``packing``: PacGAN (Lin et al. 2018) -- the discriminator judges m samples at once.
+
+D is rebuilt by the model for inputs of m samples concatenated along the first data
+dimension (features for vectors, channels for images) and every batch D sees is packed
+into batch/m packs of m real or m generated samples. The batch size must be divisible
+by m.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.data import Dataset
+from harness.losses import Loss
+from harness.models import GANPair, Model
+from harness.registry import register_trick
+from harness.tricks import Trick
+
+
+class PackedShape(Dataset):
+    """A stand-in dataset with the packed sample shape, to build the packed discriminator."""
+
+    def __init__(self, inner: Dataset, m: int):
+        self.inner, self.m = inner, m
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        first, *rest = self.inner.shape
+        return (first * self.m, *rest)
+
+    def train_data(self) -> torch.Tensor:
+        raise NotImplementedError("a shape-only stand-in")
+
+
+def pack(x: torch.Tensor, m: int) -> torch.Tensor:
+    """(n, d0, ...) -> (n/m, m*d0, ...): consecutive samples side by side."""
+    n = x.shape[0]
+    if n % m:
+        raise ValueError(f"packing m={m} needs batches divisible by {m}, got {n} samples")
+    return x.reshape(n // m, m * x.shape[1], *x.shape[2:])
+
+
+class PackedDiscriminator(nn.Module):
+    def __init__(self, inner: nn.Module, m: int):
+        super().__init__()
+        self.inner, self.m = inner, m
+
+    def features(self, x: torch.Tensor, layer: int = -1) -> torch.Tensor:
+        return self.inner.features(pack(x, self.m), layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(pack(x, self.m))
+
+
+@register_trick("packing")
+class Packing(Trick):
+    """PacGAN: D sees m samples concatenated (default m=2); batch size divisible by m."""
+
+    changes = frozenset({"d_body"})
+
+    def __init__(self, m: int = 2):
+        if m < 2:
+            raise ValueError(f"m must be >= 2 (m=1 is no packing), got {m}")
+        self.m = m
+
+    def setup(self, gan: GANPair, loss: Loss, dataset: Dataset, model: Model) -> None:
+        packed = model.build(PackedShape(dataset, self.m)).discriminator
+        gan.discriminator = PackedDiscriminator(packed, self.m)
