@@ -231,11 +231,26 @@ class MlflowReporter(Reporter):
             pass
 
 
+def search_all(client, experiment_ids: list[str], filter_string: str,
+               order_by: list[str] | None = None, limit: int | None = None) -> list:
+    """Every run matching ``filter_string`` (up to ``limit``), following page tokens."""
+    out: list = []
+    token = None
+    while True:
+        page = retry(client.search_runs, experiment_ids, filter_string=filter_string,
+                     max_results=1000 if limit is None else min(limit, 1000),
+                     order_by=order_by, page_token=token)
+        out.extend(page)
+        token = getattr(page, "token", None)
+        if not token or (limit is not None and len(out) >= limit):
+            return out
+
+
 def end_dangling_runs(client, experiment_id: str, parent_run_id: str, status: str = "KILLED") -> int:
     """Mark child runs still RUNNING (their process was killed) as ``status``; returns how many."""
-    runs = retry(client.search_runs, [experiment_id],
-                 filter_string=(f"tags.`{names.TAG_PARENT}` = '{parent_run_id}' and "
-                                "attributes.status = 'RUNNING'"), max_results=10000)
+    runs = search_all(client, [experiment_id],
+                      f"tags.`{names.TAG_PARENT}` = '{parent_run_id}' and "
+                      "attributes.status = 'RUNNING'")
     for run in runs:
         if names.TAG_STATUS not in run.data.tags:
             retry(client.set_tag, run.info.run_id, names.TAG_STATUS, names.STATUS_STOPPED)
@@ -244,5 +259,5 @@ def end_dangling_runs(client, experiment_id: str, parent_run_id: str, status: st
 
 
 def child_runs(client, experiment_id: str, parent_run_id: str) -> list:
-    return retry(client.search_runs, [experiment_id],
-                 filter_string=f"tags.`{names.TAG_PARENT}` = '{parent_run_id}'", max_results=10000)
+    """Every child run of ``parent_run_id``."""
+    return search_all(client, [experiment_id], f"tags.`{names.TAG_PARENT}` = '{parent_run_id}'")

@@ -49,7 +49,7 @@ import pandas as pd
 from harness import names
 from harness.errors import ConfigError
 from harness.plots import plt
-from harness.tracking import retry
+from harness.tracking import child_runs, retry, search_all
 
 # --- columns -------------------------------------------------------------------------
 
@@ -122,25 +122,6 @@ _DASH = "—"
 # --- reading MLflow ------------------------------------------------------------------------
 
 
-def _search_all(client, experiment_ids: list[str], filter_string: str,
-                order_by: list[str] | None = None, limit: int | None = None) -> list:
-    """Every run matching ``filter_string``, following page tokens."""
-    out: list = []
-    token = None
-    while True:
-        page = retry(client.search_runs, experiment_ids, filter_string=filter_string,
-                     max_results=1000 if limit is None else min(limit, 1000),
-                     order_by=order_by, page_token=token)
-        out.extend(page)
-        token = getattr(page, "token", None)
-        if not token or (limit is not None and len(out) >= limit):
-            return out
-
-
-def _child_runs(client, experiment_id: str, parent_run_id: str) -> list:
-    return _search_all(client, [experiment_id], f"tags.`{names.TAG_PARENT}` = '{parent_run_id}'")
-
-
 def _to_int(value: Any) -> Any:
     try:
         return int(float(value))
@@ -204,7 +185,7 @@ def load_runs(client, experiment_id: str, parent_run_id: str) -> pd.DataFrame:
     (numeric where every value parses as a number; a param whose name clashes with a column
     above is prefixed ``param.``).
     """
-    return _runs_frame(_child_runs(client, experiment_id, parent_run_id))
+    return _runs_frame(child_runs(client, experiment_id, parent_run_id))
 
 
 # --- summary -----------------------------------------------------------------------------
@@ -963,7 +944,7 @@ def _active_experiments(client) -> list:
 def _study_names(client) -> list[str]:
     found = []
     for exp in _active_experiments(client):
-        if _search_all(client, [exp.experiment_id], _study_filter(), limit=1):
+        if search_all(client, [exp.experiment_id], _study_filter(), limit=1):
             found.append(exp.name)
     return sorted(found)
 
@@ -983,7 +964,7 @@ def latest_study_run(client, study: str | None) -> tuple[str, str]:
     """
     if study is None:
         ids = [e.experiment_id for e in _active_experiments(client)]
-        runs = _search_all(client, ids, _study_filter(), order_by=["attributes.start_time DESC"],
+        runs = search_all(client, ids, _study_filter(), order_by=["attributes.start_time DESC"],
                            limit=1) if ids else []
         if not runs:
             raise ConfigError(f"no study found in the tracking store; {_available(client)}")
@@ -1005,7 +986,7 @@ def latest_study_run(client, study: str | None) -> tuple[str, str]:
     exp = client.get_experiment_by_name(study)
     if exp is None or exp.lifecycle_stage != "active":
         raise ConfigError(f"no study named {study!r} in the tracking store; {_available(client)}")
-    runs = _search_all(client, [exp.experiment_id], _study_filter(),
+    runs = search_all(client, [exp.experiment_id], _study_filter(),
                        order_by=["attributes.start_time DESC"], limit=1)
     if not runs:
         raise ConfigError(f"experiment {study!r} has no study parent run (tag "
