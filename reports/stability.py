@@ -24,6 +24,11 @@ Choices:
   the metric; ``n`` counts every run of the pair, failed ones included, and the status counts
   say how many failed.
 * The "median seed" whose final samples are shown is the lower median by ``modes_covered``.
+* Each summary mean also gets a percentile-bootstrap 95% interval (:mod:`reports.stats`), and
+  the variants of a dataset are compared pairwise on ``modes_covered`` (bootstrap interval of
+  the difference, Mann–Whitney p, Holm-adjusted over the pairs) over the finished seeds-phase
+  runs. With 3 seeds per variant these intervals are wide and under-cover, and no pair can
+  reach p < 0.1.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from harness import names
 from harness.errors import ConfigError
 from harness.plots import plt
 from harness.tracking import child_runs, retry, search_all
+from reports import stats
 
 # --- columns -------------------------------------------------------------------------
 
@@ -213,12 +219,15 @@ def _comparison_rows(df: pd.DataFrame) -> dict[tuple[str, str], tuple[str, pd.Da
     return out
 
 
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
+def summarize(df: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Per (variant, dataset): the seeds-phase runs (all runs where a pair has none) summarised.
 
     Columns: ``variant``, ``dataset``, ``phase`` ("seeds" or "all"), ``n`` (runs), for each of
     modes_covered, hq_fraction, mode_kl, stability_score: ``<m>_mean``, ``<m>_std`` (ddof=1,
-    NaN for one value) and ``<m>_n`` (runs that reported it); ``n_modes``; one count column per
+    NaN for one value), ``<m>_n`` (runs that reported it) and ``<m>_ci_low`` / ``<m>_ci_high``
+    (percentile bootstrap 95% interval of the mean over the same values,
+    :func:`reports.stats.bootstrap_ci` with ``n_resamples`` and ``seed``; NaN for fewer than
+    2 values); ``n_modes``; one count column per
     status in :data:`harness.names.STATUSES`; ``steps_to_full_coverage_mean`` (over the runs
     that reached full coverage), ``full_coverage_k`` and ``full_coverage`` ("k/n").
     Sorted by dataset, then mean modes covered (descending).
@@ -240,6 +249,9 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             rec[f"{metric}_mean"] = float(vals.mean()) if len(vals) else np.nan
             rec[f"{metric}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else np.nan
             rec[f"{metric}_n"] = len(vals)
+            low, high = stats.bootstrap_ci(vals.to_numpy(dtype=float), n_resamples=n_resamples,
+                                           seed=seed)
+            rec[f"{metric}_ci_low"], rec[f"{metric}_ci_high"] = low, high
         modes = _finite(rows[names.N_MODES])
         rec[names.N_MODES] = (float(modes.max()) if len(modes)
                               else float(ds_modes.get(dataset, np.nan)))
@@ -252,7 +264,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         records.append(rec)
     columns = [names.TAG_VARIANT, names.TAG_DATASET, names.TAG_PHASE, "n"]
     for metric in SUMMARY_METRICS:
-        columns += [f"{metric}_mean", f"{metric}_std", f"{metric}_n"]
+        columns += [f"{metric}_mean", f"{metric}_std", f"{metric}_n",
+                    f"{metric}_ci_low", f"{metric}_ci_high"]
     columns += [names.N_MODES, *names.STATUSES, f"{names.STEPS_TO_FULL_COVERAGE}_mean",
                 "full_coverage_k", "full_coverage"]
     out = pd.DataFrame(records, columns=columns)
@@ -316,6 +329,22 @@ def _status_cell(row: pd.Series) -> str:
 def _full_coverage_cell(row: pd.Series) -> str:
     mean = row[f"{names.STEPS_TO_FULL_COVERAGE}_mean"]
     return f"{_fmt_num(mean, 0) if not _isnan(mean) else _DASH} ({row['full_coverage']})"
+
+
+def _ci_cell(row: pd.Series, metric: str = names.MODES_COVERED,
+             digits: int | None = None) -> str:
+    """``[low, high]`` of a summary row's bootstrap interval; a dash when there is none."""
+    digits = SUMMARY_METRICS[metric] if digits is None else digits
+    low, high = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
+    if _isnan(low) or _isnan(high):
+        return _DASH
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _fmt_p(p: Any) -> str:
+    if _isnan(p):
+        return _DASH
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _text_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -675,7 +704,7 @@ def _param_value_text(values: pd.Series) -> str:
 # --- the report -----------------------------------------------------------------------------
 
 
-def _how_to_read() -> list[str]:
+def _how_to_read(n_resamples: int = 2000, seed: int = 0) -> list[str]:
     comparisons = (
         f"**Comparisons** use the `{names.PHASE_SEEDS}` phase: each variant's best search "
         "configuration re-run on fresh seeds (a pair without seeds-phase runs falls back to all "
@@ -713,7 +742,87 @@ def _how_to_read() -> list[str]:
         f"samples; `{names.MODE_KL}` -- KL divergence of the mode histogram to uniform (lower "
         "is better)."
     )
-    return [comparisons, status, stability, hops, full, coverage]
+    intervals = (
+        "**95% CI (modes covered)** -- a percentile bootstrap interval of the mean: the values "
+        f"are resampled with replacement {n_resamples} times (numpy generator seeded with "
+        f"{seed}, so the report is reproducible) and the 2.5% and 97.5% quantiles of the "
+        "resampled means are shown (a dash for fewer than 2 values). With n = 3 seeds such "
+        "intervals are wide *and* under-cover: a resample of 3 values can only take a few "
+        "distinct means, so the interval is narrower than the real uncertainty and covers the "
+        "true mean less often than 95% of the time. Treat it as a description of the spread."
+    )
+    pairwise = (
+        f"**Pairwise comparisons** -- per dataset, every pair of variants on "
+        f"`{names.MODES_COVERED}` over the seeds-phase runs that did not fail: the difference of "
+        "means with its bootstrap 95% interval (each variant resampled independently), the "
+        "two-sided Mann–Whitney U p-value (exact for small groups, with ties too, by "
+        "enumerating the splits; normal approximation for large ones), and that p "
+        "Holm-adjusted over all pairs of the dataset. A pair is "
+        "*distinguishable* when the adjusted p is below 0.05. Groups of n_a and n_b runs "
+        "cannot give a p below 2/C(n_a + n_b, n_a): 0.1 for 3 seeds against 3."
+    )
+    return [comparisons, intervals, pairwise, status, stability, hops, full, coverage]
+
+
+def _pairwise_section(doc: _Doc, df: pd.DataFrame, n_resamples: int, seed: int,
+                      alpha: float = 0.05) -> None:
+    """``## Pairwise comparisons``: per dataset, every pair of variants on modes covered over
+    the seeds-phase runs that did not fail (:func:`reports.stats.pairwise`)."""
+    doc.h(2, "Pairwise comparisons")
+    runs = df[(df[names.TAG_PHASE] == names.PHASE_SEEDS) & ~_failed_mask(df)]
+    runs = runs[runs[names.TAG_VARIANT].notna()]
+    datasets = sorted(df[names.TAG_DATASET].fillna("?").unique()) if len(df) else []
+    if not datasets:
+        doc.p("No trial runs to compare.")
+        return
+    for dataset in datasets:
+        doc.h(3, f"Dataset `{dataset}`")
+        rows = runs[runs[names.TAG_DATASET].fillna("?") == dataset]
+        result = stats.pairwise(rows, names.MODES_COVERED, group_col=names.TAG_VARIANT,
+                                n_resamples=n_resamples, seed=seed, alpha=alpha)
+        if result.empty:
+            n_var = rows[names.TAG_VARIANT].nunique()
+            doc.p(f"Nothing to compare: {n_var} variant(s) with finished seeds-phase runs "
+                  "(at least 2 are needed).")
+            continue
+        digits = SUMMARY_METRICS[names.MODES_COVERED]
+        table = []
+        for _, r in result.iterrows():
+            diff = _fmt_num(r["diff"], digits)
+            if not _isnan(r["diff_low"]):
+                diff += f" [{r['diff_low']:.{digits}f}, {r['diff_high']:.{digits}f}]"
+            table.append([str(r["a"]), str(r["b"]), f"{int(r['n_a'])} / {int(r['n_b'])}",
+                          _fmt_num(r["mean_a"], digits), _fmt_num(r["mean_b"], digits), diff,
+                          _fmt_p(r["p"]), _fmt_p(r["p_holm"]),
+                          "yes" if r["distinguishable"] else "no"])
+        doc.table(["a", "b", "n (a / b)", "mean a", "mean b", "diff a − b [95% CI]",
+                   "Mann–Whitney p", "Holm p", "distinguishable"], table)
+        hits = result[result["distinguishable"]]
+        if len(hits):
+            named = ", ".join(f"{r['a']} vs {r['b']} ({r['a'] if r['diff'] > 0 else r['b']} "
+                              "covers more)" for _, r in hits.iterrows())
+            doc.p(f"Distinguishable at alpha {alpha:g} (Holm-adjusted): {named}; "
+                  "every other pair is not.")
+            continue
+        sizes = sorted({(int(min(a, b)), int(max(a, b)))
+                        for a, b in zip(result["n_a"], result["n_b"]) if a >= 1 and b >= 1})
+        floors = {s: stats.min_mann_whitney_p(*s) for s in sizes}
+        text = f"No pair is distinguishable at alpha {alpha:g} (Holm-adjusted)."
+        if floors and all(f >= alpha for f in floors.values()):
+            if len({n for s in sizes for n in s}) == 1:
+                n = sizes[0][0]
+                text += (f" With {n} seeds per variant the smallest possible two-sided "
+                         f"Mann–Whitney p is 2/C({2 * n}, {n}) = {floors[sizes[0]]:.3g}, "
+                         "so none can be.")
+            else:
+                parts = ", ".join(f"{a} vs {b} runs: {f:.3g}" for (a, b), f in floors.items())
+                text += (" With these group sizes the smallest possible two-sided Mann–Whitney "
+                         f"p (2/C(n_a + n_b, n_a)) is {parts}, all at least {alpha:g}, "
+                         "so none can be.")
+        elif floors:
+            text += (" The group sizes would allow it (smallest possible p "
+                     f"{min(floors.values()):.3g}); the data do not show a difference.")
+        doc.p(text)
 
 
 def _study_name(client, experiment_id: str, parent) -> str:
@@ -727,20 +836,21 @@ def _study_name(client, experiment_id: str, parent) -> str:
 
 
 def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
-                 attach: bool = True) -> dict:
+                 attach: bool = True, *, n_resamples: int = 2000, seed: int = 0) -> dict:
     """Write report.md, report.html, report.csv and the PNG figures into ``out_dir``.
 
     Returns ``{"dir": out_dir, "md": ..., "html": ..., "csv": ..., "<png stem>": ...}``: every
     value a Path, one entry per PNG written (``coverage_<dataset>``, ``losses_<dataset>``,
     ``d_outputs_<dataset>``, ``samples_<dataset>_<variant>``). With ``attach`` the folder is
-    logged to the parent run under the artifact path ``report``.
+    logged to the parent run under the artifact path ``report``. ``n_resamples`` and ``seed``
+    drive the bootstrap intervals (:func:`summarize`, the pairwise comparisons).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     parent = retry(client.get_run, parent_run_id)
     study = _study_name(client, experiment_id, parent)
     df = load_runs(client, experiment_id, parent_run_id)
-    summary = summarize(df)
+    summary = summarize(df, n_resamples=n_resamples, seed=seed)
     pairs = _comparison_rows(df)
     colours = _variant_colours(v for v, _ in pairs)
 
@@ -764,12 +874,13 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
                       for ph in sorted(df[names.TAG_PHASE].dropna().unique())) + ".")
 
     doc.h(2, "How to read this report")
-    doc.ul(_how_to_read())
+    doc.ul(_how_to_read(n_resamples, seed))
 
     # --- summary table
     doc.h(2, "Summary over seeds")
     headers = ["variant", "dataset", "phase", "n", "modes covered", "hq fraction", "mode KL",
-               "stability score", "steps to full coverage (k/n)", "status"]
+               "stability score", "steps to full coverage (k/n)", "status",
+               "95% CI (modes covered)"]
     rows = []
     for _, row in summary.iterrows():
         rows.append([
@@ -777,12 +888,14 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
             str(int(row["n"])), _modes_cell(row),
             *(_fmt_pm(row[f"{m}_mean"], row[f"{m}_std"], d)
               for m, d in SUMMARY_METRICS.items() if m != names.MODES_COVERED),
-            _full_coverage_cell(row), _status_cell(row),
+            _full_coverage_cell(row), _status_cell(row), _ci_cell(row),
         ])
     if rows:
         doc.table(headers, rows)
     else:
         doc.p("No trial runs were found under this parent run.")
+
+    _pairwise_section(doc, df, n_resamples, seed)
 
     # --- figures per dataset
     images: list[Path] = []

@@ -21,6 +21,7 @@ from reports.stability import (
     summarize,
     summary_table,
 )
+from reports.stats import bootstrap_ci
 
 STUDY = "stab"
 ERROR_TEXT = "RuntimeError: CUDA out of memory | at step 42"
@@ -241,6 +242,46 @@ def test_report_files_and_content(store, report):
     search = md.split("## Search trials", 1)[1].split("## Failures", 1)[0]
     assert "| alpha | ring8 | 7 | 0.001 |" in search
     assert "| beta | ring8 | 7 | 0.003 |" in search
+
+
+def test_summarize_bootstrap_ci_columns(store):
+    df = load_runs(store["client"], store["exp"], store["parent"])
+    s = summarize(df, n_resamples=500, seed=3).set_index(names.TAG_VARIANT)
+    values = {"alpha": [8.0, 7.0, 8.0], "beta": [3.0, 5.0, 4.0]}
+    for variant, vals in values.items():
+        low, high = bootstrap_ci(vals, n_resamples=500, seed=3)
+        assert s.loc[variant, "modes_covered_ci_low"] == pytest.approx(low)
+        assert s.loc[variant, "modes_covered_ci_high"] == pytest.approx(high)
+        assert min(vals) <= low <= s.loc[variant, "modes_covered_mean"] <= high <= max(vals)
+    # the same values as the mean: the failed alpha seed is left out
+    hq = df[(df[names.TAG_VARIANT] == "alpha") & (df[names.TAG_PHASE] == names.PHASE_SEEDS)
+            & (df[names.TAG_STATUS] != names.STATUS_FAILED)][names.HQ_FRACTION]
+    assert s.loc["alpha", "hq_fraction_ci_low"] == pytest.approx(
+        bootstrap_ci(hq.to_numpy(), n_resamples=500, seed=3)[0])
+    for m in ("modes_covered", "hq_fraction", "mode_kl", "stability_score"):
+        assert {f"{m}_ci_low", f"{m}_ci_high"} <= set(s.columns)
+    # one value: no interval
+    only_search = summarize(df[df[names.TAG_PHASE] == names.PHASE_SEARCH]).set_index(
+        names.TAG_VARIANT)
+    assert math.isnan(only_search.loc["alpha", "modes_covered_ci_low"])
+
+
+def test_report_ci_column_and_pairwise_section(report):
+    paths, _ = report
+    md = paths["md"].read_text()
+    assert "95% CI (modes covered)" in md
+    low, high = bootstrap_ci([8.0, 7.0, 8.0])
+    alpha_row = next(line for line in md.splitlines() if line.startswith("| alpha | ring8 | seeds"))
+    assert alpha_row.endswith(f"| [{low:.2f}, {high:.2f}] |")
+    assert "percentile bootstrap" in md and "2000" in md
+    assert "## Pairwise comparisons" in md
+    pairwise = md.split("## Pairwise comparisons", 1)[1].split("\n## ", 1)[0]
+    # alpha (8, 7, 8) vs beta (3, 5, 4): every alpha run above every beta run -> p = 2/20
+    assert "| alpha | beta | 3 / 3 | 7.67 | 4.00 | 3.67 [" in pairwise
+    assert "| 0.100 | 0.100 | no |" in pairwise
+    assert "No pair is distinguishable" in pairwise
+    assert "2/C(6, 3) = 0.1" in pairwise
+    assert "## Pairwise comparisons" in paths["html"].read_text().replace("<h2>", "## ")
 
 
 def test_report_html_is_self_contained(report):
