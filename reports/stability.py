@@ -10,8 +10,9 @@ writes, into an output folder:
   D(x) / D(G(z)) before and after the generator step), the final samples of each variant's
   median seed, the best hyperparameters, every search trial, and every failure.
   The HTML page is self-contained: images are inline ``data:`` URIs, the CSS is inline.
-* ``coverage_<dataset>.png``, ``losses_<dataset>.png``, ``d_outputs_<dataset>.png`` and
-  ``samples_<dataset>_<variant>.png``.
+* ``coverage_<dataset>.png``, ``losses_<dataset>.png``, ``d_outputs_<dataset>.png``,
+  ``budget_<dataset>.png`` (score vs budget: the expected best modes covered of k search
+  trials, :func:`reports.stats.best_of_k`) and ``samples_<dataset>_<variant>.png``.
 
 :func:`build_report` also attaches the folder to the parent run under ``report/``.
 
@@ -825,6 +826,89 @@ def _pairwise_section(doc: _Doc, df: pd.DataFrame, n_resamples: int, seed: int,
         doc.p(text)
 
 
+def _budget_figure(dataset: str, curves: list[tuple[str, pd.DataFrame]], colours: dict,
+                   n_modes: float) -> bytes:
+    """One panel: per variant the expected best modes covered vs the number of search trials,
+    with its 5%-95% band (:func:`reports.stats.best_of_k`)."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = _panels(1, 1, f"Best score reachable vs number of search trials -- {dataset}")
+    ax = axes[0][0]
+    for variant, curve in curves:
+        colour = colours.get(variant, "0.3")
+        ax.plot(curve["k"], curve["expected"], color=colour, marker="o", markersize=3,
+                linewidth=1.5, label=f"{variant} (K={len(curve)})")
+        ax.fill_between(curve["k"], curve["low"], curve["high"], color=colour, alpha=0.15,
+                        linewidth=0)
+    if not _isnan(n_modes):
+        ax.axhline(n_modes, color="0.5", linestyle=":", linewidth=1,
+                   label=f"all {n_modes:g} modes")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("search trials (budget)")
+    ax.set_ylabel("best modes covered")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+def _budget_section(doc: _Doc, df: pd.DataFrame, colours: dict, out_dir: Path,
+                    images: list[Path]) -> None:
+    """``## Score vs budget``: per dataset, each variant's expected best ``modes_covered`` over
+    k of its finished search-phase trials, k = 1 .. K (:func:`reports.stats.best_of_k`); the
+    figure (``budget_<dataset>.png``, appended to ``images``) and a table of k = 1 and k = K."""
+    doc.h(2, "Score vs budget")
+    doc.p(f"How good a result could a smaller search have found? For each variant, over its "
+          f"K `{names.PHASE_SEARCH}`-phase trials that did not fail and reported "
+          f"`{names.MODES_COVERED}`: the expected best of k trials drawn at random without "
+          "replacement, for k = 1 .. K, computed exactly from the order statistics "
+          "(E[best of k] = sum_i x_(i) C(i-1, k-1) / C(K, k) with the values sorted "
+          "ascending), with a band from the 5% to the 95% quantile of that best "
+          "(Lucic et al. 2018, *Are GANs created equal?*). A curve still rising at k = K "
+          "says a larger search would likely have found better; a flat one says the budget "
+          "was enough. With few trials per variant the curves are short and the band wide.")
+    search = df[(df[names.TAG_PHASE] == names.PHASE_SEARCH) & ~_failed_mask(df)]
+    datasets = sorted(df[names.TAG_DATASET].fillna("?").unique()) if len(df) else []
+    if not datasets:
+        doc.p("No trial runs.")
+        return
+    digits = SUMMARY_METRICS[names.MODES_COVERED]
+    for dataset in datasets:
+        doc.h(3, f"Dataset `{dataset}`")
+        ds_all = df[df[names.TAG_DATASET].fillna("?") == dataset]
+        rows = search[search[names.TAG_DATASET].fillna("?") == dataset]
+        variants = sorted(ds_all[names.TAG_VARIANT].fillna("?").unique(), key=str)
+        curves, table, missing = [], [], []
+        for variant in variants:
+            vals = rows.loc[rows[names.TAG_VARIANT].fillna("?") == variant, names.MODES_COVERED]
+            curve = stats.best_of_k(vals.to_numpy(dtype=float), higher_is_better=True)
+            if curve.empty:
+                missing.append(variant)
+                continue
+            curves.append((variant, curve))
+            first, last = curve.iloc[0], curve.iloc[-1]
+            table.append([str(variant), str(len(curve)),
+                          f"{first['expected']:.{digits}f} "
+                          f"[{_fmt_num(first['low'])}, {_fmt_num(first['high'])}]",
+                          f"{last['expected']:.{digits}f}"])
+        if not curves:
+            doc.p("No finished search-phase trials with "
+                  f"`{names.MODES_COVERED}`: nothing to plot.")
+            continue
+        modes = _finite(ds_all[names.N_MODES]) if names.N_MODES in ds_all else pd.Series(dtype=float)
+        n_modes = float(modes.max()) if len(modes) else math.nan
+        name = f"budget_{_slug(dataset)}.png"
+        (out_dir / name).write_bytes(_budget_figure(dataset, curves, colours, n_modes))
+        images.append(out_dir / name)
+        doc.p("Best modes covered reachable vs number of search trials (line: expected best "
+              "of k; band: 5%-95%).")
+        doc.img(name, f"score vs budget {dataset}")
+        doc.table(["variant", "search trials K", "expected best, 1 trial [5%, 95%]",
+                   "expected best, all K trials"], table)
+        if missing:
+            doc.p("No finished search-phase trials (not plotted): "
+                  + ", ".join(f"**{v}**" for v in missing) + ".")
+
+
 def _study_name(client, experiment_id: str, parent) -> str:
     name = parent.data.tags.get(names.TAG_STUDY) if parent is not None else None
     if name:
@@ -841,8 +925,8 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
 
     Returns ``{"dir": out_dir, "md": ..., "html": ..., "csv": ..., "<png stem>": ...}``: every
     value a Path, one entry per PNG written (``coverage_<dataset>``, ``losses_<dataset>``,
-    ``d_outputs_<dataset>``, ``samples_<dataset>_<variant>``). With ``attach`` the folder is
-    logged to the parent run under the artifact path ``report``. ``n_resamples`` and ``seed``
+    ``d_outputs_<dataset>``, ``budget_<dataset>``, ``samples_<dataset>_<variant>``). With
+    ``attach`` the folder is logged to the parent run under the artifact path ``report``. ``n_resamples`` and ``seed``
     drive the bootstrap intervals (:func:`summarize`, the pairwise comparisons).
     """
     out_dir = Path(out_dir)
@@ -896,9 +980,10 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
         doc.p("No trial runs were found under this parent run.")
 
     _pairwise_section(doc, df, n_resamples, seed)
+    images: list[Path] = []
+    _budget_section(doc, df, colours, out_dir, images)
 
     # --- figures per dataset
-    images: list[Path] = []
     datasets = sorted({d for _, d in pairs})
     for dataset in datasets:
         ds_pairs = [(v, rows) for (v, d), (_, rows) in pairs.items() if d == dataset]

@@ -8,6 +8,8 @@ Pure functions over numbers (numpy and scipy only); nothing here reads MLflow or
 * :func:`min_mann_whitney_p` -- the smallest two-sided p-value any data could give.
 * :func:`holm` -- Holm–Bonferroni adjusted p-values.
 * :func:`pairwise` -- every pair of groups of a DataFrame compared with all of the above.
+* :func:`best_of_k` -- the exact expected best of k trials out of n, and its 5%/95% quantiles
+  (score-vs-budget curves, Lucic et al. 2018, "Are GANs created equal?", Fig. 4).
 
 With the handful of seeds a study runs per variant, these intervals are wide, and the
 percentile bootstrap *under*-covers (a nominal 95% interval from 3 values covers the true
@@ -203,3 +205,58 @@ def pairwise(df: pd.DataFrame, metric: str, group_col: str = "variant",
     out["distinguishable"] = np.asarray(adjusted < alpha, dtype=bool) if len(out) else \
         np.array([], dtype=bool)
     return out[PAIRWISE_COLUMNS]
+
+
+BEST_OF_K_COLUMNS = ["k", "expected", "low", "high"]
+
+
+def best_of_k(values: Iterable[float], k_max: int | None = None,
+              higher_is_better: bool = True, quantiles: tuple[float, float] = (0.05, 0.95)
+              ) -> pd.DataFrame:
+    """The best of ``k`` trials drawn from ``values``, for every budget ``k = 1 .. n``.
+
+    A score-vs-budget curve (Lucic et al. 2018, "Are GANs created equal?", Fig. 4): if a
+    search had run only ``k`` of its ``n`` trials, which best score would it have reached?
+    The ``k`` trials are a uniformly random subset (drawn *without* replacement) of the ``n``
+    finite values (NaN/inf dropped), and everything is computed exactly, with no resampling.
+
+    With the values sorted ascending ``x_(1) <= ... <= x_(n)`` the maximum of ``k`` of them is
+    ``x_(i)`` with probability ``C(i - 1, k - 1) / C(n, k)`` (``x_(i)`` drawn and the other
+    ``k - 1`` among the ``i - 1`` below it), so ``E[max of k] = sum_i x_(i) C(i-1, k-1) /
+    C(n, k)``. With ``higher_is_better=False`` the best is the minimum:
+    ``P(min = x_(i)) = C(n - i, k - 1) / C(n, k)``. Ties need no special care (the formula is
+    over positions in the sorted order).
+
+    Returns a DataFrame with columns ``k``, ``expected`` (the expectation above), ``low`` and
+    ``high`` (the ``quantiles`` -- by default the 5% and 95% -- of that best-of-k
+    distribution: the smallest value whose cumulative probability is at least ``q``). ``k``
+    runs to ``n``, or to ``min(n, k_max)``. ``expected`` is non-decreasing in ``k`` when higher
+    is better (non-increasing otherwise), equals the mean at ``k = 1`` and the best value at
+    ``k = n`` (where ``low == high ==`` the best). No finite values: an empty frame.
+    """
+    x = np.sort(_clean(values))
+    n = len(x)
+    k_top = n if k_max is None else max(0, min(n, int(k_max)))
+    records = []
+    pos = np.arange(1, n + 1)  # 1-based positions in the ascending order
+    for k in range(1, k_top + 1):
+        total = math.comb(n, k)
+        if higher_is_better:
+            counts = [math.comb(int(i) - 1, k - 1) for i in pos]
+        else:
+            counts = [math.comb(n - int(i), k - 1) for i in pos]
+        # int / int is correctly rounded even for huge binomials
+        pmf = np.array([c / total for c in counts], dtype=float)
+        expected = float(np.dot(pmf, x))
+        cdf = np.cumsum(pmf)
+        cdf[-1] = 1.0
+        bounds = []
+        for q in quantiles:
+            idx = int(np.searchsorted(cdf, q - 1e-12, side="left"))
+            bounds.append(float(x[min(idx, n - 1)]))
+        # rounding in the dot product must not take the mean outside the support
+        expected = min(max(expected, float(x[0])), float(x[-1]))
+        records.append({"k": k, "expected": expected, "low": bounds[0], "high": bounds[1]})
+    out = pd.DataFrame(records, columns=BEST_OF_K_COLUMNS)
+    out["k"] = out["k"].astype(int)
+    return out

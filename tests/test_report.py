@@ -284,6 +284,26 @@ def test_report_ci_column_and_pairwise_section(report):
     assert "## Pairwise comparisons" in paths["html"].read_text().replace("<h2>", "## ")
 
 
+def test_report_score_vs_budget_section(report):
+    paths, _ = report
+    md = paths["md"].read_text()
+    assert "## Score vs budget" in md
+    # after the pairwise comparisons, before the per-dataset figures
+    assert md.index("\n## Pairwise comparisons") < md.index("\n## Score vs budget") \
+        < md.index("\n## Dataset `ring8`")
+    section = md.split("## Score vs budget", 1)[1].split("\n## ", 1)[0]
+    assert "budget_ring8" in paths
+    png = paths["budget_ring8"]
+    assert png.name == "budget_ring8.png" and png.parent == paths["md"].parent
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"]({png.name})" in section
+    # one search trial per variant (alpha 6, beta 5): K = 1, best of 1 = best of all
+    assert "| alpha | 1 | 6.00 [6, 6] | 6.00 |" in section
+    assert "| beta | 1 | 5.00 [5, 5] | 5.00 |" in section
+    page = paths["html"].read_text()
+    assert "<h2>Score vs budget</h2>" in page
+
+
 def test_report_html_is_self_contained(report):
     paths, _ = report
     page = paths["html"].read_text()

@@ -1,7 +1,9 @@
-"""Known answers for reports.stats: bootstrap intervals, Mann–Whitney, Holm, pairwise."""
+"""Known answers for reports.stats: bootstrap intervals, Mann–Whitney, Holm, pairwise,
+best-of-k (score vs budget)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 
 from reports.stats import (
     PAIRWISE_COLUMNS,
+    best_of_k,
     bootstrap_ci,
     diff_ci,
     holm,
@@ -120,3 +123,66 @@ def test_pairwise_one_group_or_empty():
     one = pd.DataFrame({"variant": ["x", "x"], "m": [1.0, 2.0]})
     assert pairwise(one, "m").empty
     assert list(pairwise(one.iloc[0:0], "m").columns) == PAIRWISE_COLUMNS
+
+
+# --- best_of_k ---------------------------------------------------------------------------
+
+
+def test_best_of_k_known_answers():
+    curve = best_of_k([1, 2, 3, 4])
+    assert list(curve.columns) == ["k", "expected", "low", "high"]
+    assert list(curve["k"]) == [1, 2, 3, 4]
+    assert curve["expected"].iloc[0] == pytest.approx(2.5)
+    assert curve["expected"].iloc[1] == pytest.approx(20 / 6)
+    assert curve["expected"].iloc[2] == pytest.approx(3.75)
+    assert curve["expected"].iloc[3] == pytest.approx(4.0)
+    assert curve["low"].iloc[3] == 4 and curve["high"].iloc[3] == 4
+    # k = 1: uniform over the values; k = 2: P(max = 2, 3, 4) = 1/6, 2/6, 3/6
+    assert (curve["low"].iloc[0], curve["high"].iloc[0]) == (1.0, 4.0)
+    assert (curve["low"].iloc[1], curve["high"].iloc[1]) == (2.0, 4.0)
+    # order and NaN do not matter; k_max cuts the curve
+    same = best_of_k([4, np.nan, 2, 1, 3, np.inf])
+    pd.testing.assert_frame_equal(same, curve)
+    assert list(best_of_k([1, 2, 3, 4], k_max=2)["k"]) == [1, 2]
+
+
+def test_best_of_k_flat_for_equal_values_and_empty():
+    curve = best_of_k([5.0] * 6)
+    assert len(curve) == 6
+    assert (curve["expected"] == 5.0).all()
+    assert (curve["low"] == 5.0).all() and (curve["high"] == 5.0).all()
+    assert best_of_k([]).empty and best_of_k([np.nan]).empty
+    assert list(best_of_k([]).columns) == ["k", "expected", "low", "high"]
+
+
+def test_best_of_k_lower_is_better_mirrors():
+    x = np.array([3.0, 1.0, 4.0, 1.5, 9.0, 2.6])
+    up = best_of_k(x)
+    down = best_of_k(-x, higher_is_better=False)
+    np.testing.assert_allclose(down["expected"], -up["expected"])
+    low = best_of_k([1, 2, 3, 4], higher_is_better=False)
+    np.testing.assert_allclose(low["expected"], [2.5, 5 - 20 / 6, 1.25, 1.0])
+    assert low["low"].iloc[-1] == 1 and low["high"].iloc[-1] == 1
+    assert (np.diff(low["expected"]) <= 1e-12).all()
+
+
+def test_best_of_k_monotone_and_matches_brute_force():
+    rng = np.random.default_rng(7)
+    x = np.round(rng.normal(size=7), 3)
+    x[5] = x[2]  # a tie
+    for higher in (True, False):
+        curve = best_of_k(x, higher_is_better=higher)
+        assert len(curve) == 7
+        exp = curve["expected"].to_numpy()
+        assert (np.diff(exp) >= -1e-12).all() if higher else (np.diff(exp) <= 1e-12).all()
+        for k in range(1, 8):
+            pick = max if higher else min
+            best = np.sort([pick(c) for c in itertools.combinations(x, k)])
+            row = curve.iloc[k - 1]
+            assert row["expected"] == pytest.approx(best.mean(), abs=1e-12)
+            # the smallest value whose empirical cdf reaches q
+            m = len(best)
+            for q, col in ((0.05, "low"), (0.95, "high")):
+                idx = next(i for i in range(m) if (i + 1) / m >= q - 1e-12)
+                assert row[col] == best[idx]
+            assert row["low"] <= row["expected"] <= row["high"]
