@@ -26,6 +26,7 @@ from harness.errors import ClusterError, ConfigError
 from harness.tracking import (
     MlflowReporter,
     RUNS_DIR,
+    child_runs,
     artifact_location,
     end_dangling_runs,
     ensure_experiment,
@@ -235,13 +236,14 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
     if dangling or outcome.interrupted:
         outcome.interrupted = True
         print(f"  interrupted: {dangling} running trial(s) marked KILLED in MLflow", file=stream)
-    outcome.train_seconds = _sum_train_seconds(client, exp_id, parent_id)
+    runs = child_runs(client, exp_id, parent_id)  # read once: the sum and the report
+    outcome.train_seconds = float(sum(r.data.metrics.get(names.TRAIN_SECONDS, 0.0) for r in runs))
     if write_report:
-        from reports.stability import build_report, load_runs, summarize, summary_table
+        from reports.stability import build_report, runs_frame, summarize, summary_table
 
         out_dir = workdir / RUNS_DIR / "reports" / f"{spec.name}-{parent_id[:8]}"
-        outcome.report = build_report(client, exp_id, parent_id, out_dir)
-        print("\n" + summary_table(summarize(load_runs(client, exp_id, parent_id))), file=stream)
+        outcome.report = build_report(client, exp_id, parent_id, out_dir, runs=runs)
+        print("\n" + summary_table(summarize(runs_frame(runs))), file=stream)
     outcome.study_seconds = time.monotonic() - t_start
     retry(client.log_batch, parent_id, metrics=_parent_metrics(outcome))
 
@@ -250,13 +252,6 @@ def _uri_flag(uri: str, workdir: Path) -> str:
     from harness.tracking import default_tracking_uri
 
     return "" if uri == default_tracking_uri(workdir) else f" --tracking-uri {uri}"
-
-
-def _sum_train_seconds(client, exp_id: str, parent_id: str) -> float:
-    from harness.tracking import child_runs
-
-    return float(sum(r.data.metrics.get(names.TRAIN_SECONDS, 0.0)
-                     for r in child_runs(client, exp_id, parent_id)))
 
 
 def _parent_metrics(outcome: StudyOutcome) -> list:

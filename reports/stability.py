@@ -143,7 +143,7 @@ def _numeric_if_possible(col: pd.Series) -> pd.Series:
         return col
 
 
-def _runs_frame(runs: list) -> pd.DataFrame:
+def runs_frame(runs: list) -> pd.DataFrame:
     rows = []
     param_keys: set[str] = set()
     metric_keys: set[str] = set(_CORE_METRICS)
@@ -192,7 +192,7 @@ def load_runs(client, experiment_id: str, parent_run_id: str) -> pd.DataFrame:
     (numeric where every value parses as a number; a param whose name clashes with a column
     above is prefixed ``param.``).
     """
-    return _runs_frame(child_runs(client, experiment_id, parent_run_id))
+    return runs_frame(child_runs(client, experiment_id, parent_run_id))
 
 
 # --- summary -----------------------------------------------------------------------------
@@ -920,20 +920,23 @@ def _study_name(client, experiment_id: str, parent) -> str:
 
 
 def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
-                 attach: bool = True, *, n_resamples: int = 2000, seed: int = 0) -> dict:
+                 attach: bool = True, *, n_resamples: int = 2000, seed: int = 0,
+                 runs: list | None = None) -> dict:
     """Write report.md, report.html, report.csv and the PNG figures into ``out_dir``.
 
     Returns ``{"dir": out_dir, "md": ..., "html": ..., "csv": ..., "<png stem>": ...}``: every
     value a Path, one entry per PNG written (``coverage_<dataset>``, ``losses_<dataset>``,
     ``d_outputs_<dataset>``, ``budget_<dataset>``, ``samples_<dataset>_<variant>``). With
     ``attach`` the folder is logged to the parent run under the artifact path ``report``. ``n_resamples`` and ``seed``
-    drive the bootstrap intervals (:func:`summarize`, the pairwise comparisons).
+    drive the bootstrap intervals (:func:`summarize`, the pairwise comparisons). ``runs``
+    are the parent's child runs when the caller has already fetched them.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     parent = retry(client.get_run, parent_run_id)
     study = _study_name(client, experiment_id, parent)
-    df = load_runs(client, experiment_id, parent_run_id)
+    df = (load_runs(client, experiment_id, parent_run_id) if runs is None
+          else runs_frame(runs))
     summary = summarize(df, n_resamples=n_resamples, seed=seed)
     pairs = _comparison_rows(df)
     colours = _variant_colours(v for v, _ in pairs)
