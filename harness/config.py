@@ -436,14 +436,12 @@ def resolve(spec: StudySpec, source: str = "study") -> list[VariantPlan]:
         loss = check(LOSSES, v.loss, f"{where}.loss")
         tricks = [check(TRICKS, t, f"{where}.tricks[{j}]") for j, t in enumerate(v.tricks)]
         owners: dict[str, str] = {}
+        caps = set(model.capabilities()) | ({"loss_targets"} if loss.supports_targets else set())
         for t_spec, trick in zip(v.tricks, tricks):
             bad = set(trick.changes) - CHANGES
             if bad:
                 fail(f"{where}.tricks: trick {t_spec.name!r} declares unknown changes {sorted(bad)}; "
                      f"allowed: {', '.join(sorted(CHANGES))}")
-            caps = set(model.capabilities())
-            if loss.supports_targets:
-                caps.add("loss_targets")
             missing = sorted(set(trick.requires) - caps)
             if missing:
                 fail(f"{where}.tricks: trick {t_spec.name!r} needs {', '.join(missing)}, which "

@@ -36,7 +36,7 @@ class Model(ABC):
         """What the built networks offer to tricks, checked when a study is validated.
 
         Known values: ``"d_features"`` (the discriminator has ``features(x, layer=-1)``
-        returning a hidden layer, and ``head`` mapping the last one to logits) and
+        returning the activations of a hidden layer) and
         ``"g_batchnorm"`` (the generator normalises with ``nn.BatchNorm1d/2d``).
         """
         return frozenset()

@@ -64,6 +64,8 @@ class Trainer:
         self.G = gan.generator.to(self.device)
         self.D = gan.discriminator.to(self.device)
         gan.generator, gan.discriminator = self.G, self.D
+        for trick in self.tricks:
+            trick.start(gan)
         s = settings
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=s.lr_d, betas=(s.beta1, s.beta2))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=s.lr_g, betas=(s.beta1, s.beta2))

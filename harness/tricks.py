@@ -54,6 +54,10 @@ class Trick(ABC):
         whatever modules are there afterwards.
         """
 
+    def start(self, gan: GANPair) -> None:
+        """Called once after every trick's ``setup``, when the networks are final and on
+        their device, before the optimizers exist and before a checkpoint is restored."""
+
     def d_loss(self, value: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """Called after the adversarial D loss of every D step; returns the loss to minimise."""
         return value

@@ -48,26 +48,18 @@ class HistoricalAveraging(Trick):
             raise ValueError(f"weight must be > 0, got {weight}")
         self.weight, self.apply_to = weight, apply_to
         self.avg: dict[str, RunningMean] = {}
-        self._restored: dict[str, Any] | None = None
 
-    def _ensure(self, gan: GANPair) -> None:
-        """Start the running means at the first step: by then every trick's ``setup`` has
-        run (one may have replaced a network) and the networks sit on their device."""
-        if self.avg:
-            return
+    def start(self, gan: GANPair) -> None:
+        # after every setup (one may replace a network) and the move to the device
         if self.apply_to in ("g", "both"):
             self.avg["g"] = RunningMean(list(gan.generator.parameters()))
         if self.apply_to in ("d", "both"):
             self.avg["d"] = RunningMean(list(gan.discriminator.parameters()))
-        if self._restored is not None:
-            self.load_state_dict(self._restored)
 
     def d_loss(self, value: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        self._ensure(ctx.gan)
         return value + self.weight * self.avg["d"].penalty() if "d" in self.avg else value
 
     def g_loss(self, value: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        self._ensure(ctx.gan)
         return value + self.weight * self.avg["g"].penalty() if "g" in self.avg else value
 
     def after_d_step(self, gan: GANPair, step: int) -> None:
@@ -82,8 +74,5 @@ class HistoricalAveraging(Trick):
         return {k: v.state_dict() for k, v in self.avg.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not self.avg:  # restored before the first step: applied by _ensure
-            self._restored = state
-            return
         for k, v in state.items():
             self.avg[k].load_state_dict(v)

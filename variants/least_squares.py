@@ -15,14 +15,19 @@ class LeastSquares(Loss):
             raise ValueError(f"the fake target a and the real target b must differ (both {a})")
         self.a, self.b, self.c = a, b, c
 
+    @staticmethod
+    def _squared(real_logits, fake_logits, real_target: float, fake_target: float):
+        return (0.5 * ((real_logits - real_target) ** 2).mean()
+                + 0.5 * ((fake_logits - fake_target) ** 2).mean())
+
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        return 0.5 * ((real_logits - self.b) ** 2).mean() + 0.5 * ((fake_logits - self.a) ** 2).mean()
+        return self._squared(real_logits, fake_logits, self.b, self.a)
 
     def d_loss_targets(self, real_logits, fake_logits, real_target, fake_target):
         # targets on the 0 (fake) .. 1 (real) scale map onto a .. b
-        rt = self.a + real_target * (self.b - self.a)
-        ft = self.a + fake_target * (self.b - self.a)
-        return 0.5 * ((real_logits - rt) ** 2).mean() + 0.5 * ((fake_logits - ft) ** 2).mean()
+        return self._squared(real_logits, fake_logits,
+                             self.a + real_target * (self.b - self.a),
+                             self.a + fake_target * (self.b - self.a))
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         return 0.5 * ((fake_logits - self.c) ** 2).mean()
