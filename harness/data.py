@@ -29,13 +29,72 @@ class Dataset(ABC):
     def train_data(self) -> torch.Tensor:
         """The fixed training set, shape ``(N, *shape)``; called once when the trial starts."""
 
+    #: number of classes when the data is labelled (conditional models need it), else None
+    n_classes: int | None = None
+
+    def train_labels(self) -> torch.Tensor | None:
+        """Class index of every training sample, shape ``(N,)`` int64, or None when unlabelled."""
+        return None
+
     def describe(self) -> dict[str, object]:
         """Facts about the data logged as MLflow params (``dataset.*``)."""
+        return {}
+
+    def tags(self) -> dict[str, str]:
+        """Facts about the data logged as MLflow tags (e.g. how a split was made)."""
         return {}
 
     def plot_samples(self, samples: torch.Tensor, title: str) -> bytes | None:
         """A PNG picture of generated ``samples`` for the run's artifacts, or None."""
         return None
+
+
+class LabelledImages(Dataset):
+    """Labelled images scaled to [-1, 1], with a held-out split of real images.
+
+    Subclasses provide the tensors; this base provides the sample-grid pictures and the
+    contract image metrics rely on:
+
+    * :meth:`train_data` / :meth:`train_labels`: what the GAN trains on, ``(N, C, H, W)``
+      float32 in [-1, 1] and ``(N,)`` int64;
+    * :meth:`heldout_data` / :meth:`heldout_labels`: real images never used to train the
+      GAN -- the harness's classifier is scored on them;
+    * :attr:`n_classes`: the number of modes a perfect generator covers;
+    * :meth:`fingerprint`: a hex digest that changes whenever the images would (source
+      files, split, size); caches and metric provenance key on it.
+    """
+
+    default_metrics = ("class_modes",)
+
+    @abstractmethod
+    def train_labels(self) -> torch.Tensor: ...
+
+    @abstractmethod
+    def heldout_data(self) -> torch.Tensor:
+        """Held-out real images, ``(M, C, H, W)`` float32 in [-1, 1]."""
+
+    @abstractmethod
+    def heldout_labels(self) -> torch.Tensor:
+        """Labels of :meth:`heldout_data`, ``(M,)`` int64."""
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """Hex digest identifying exactly these images and this split."""
+
+    #: images whose channels are independent digits (Stacked MNIST): the classifier is
+    #: trained on :meth:`classifier_source` and applied to every channel, and the class of
+    #: an image is ``sum(digit_c * base ** (C - 1 - c))`` with ``base = source.n_classes``
+    channels_stacked: bool = False
+
+    def classifier_source(self) -> "LabelledImages":
+        """The labelled images a classifier for this dataset is trained and scored on."""
+        return self
+
+    def plot_samples(self, samples: torch.Tensor, title: str) -> bytes | None:
+        from harness.plots import image_grid_png
+
+        n = min(64, samples.shape[0])
+        return image_grid_png(samples[:n], ncol=8, title=title)
 
 
 class GaussianMixture(Dataset):

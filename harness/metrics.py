@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 
@@ -37,19 +37,53 @@ class Evaluation:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class EvalContext:
+    """What an evaluation knows besides the samples; built by the trainer at every eval.
+
+    ``labels`` and ``codes`` line up with the samples: the class each sample was
+    generated for (conditional models) and the categorical code value of each sample
+    (InfoGAN's first categorical code). ``generate(n)`` returns ``n`` samples from
+    fixed, seeded noise -- the same ``n`` samples at every evaluation of a trial --
+    for metrics that need more than ``train.eval_samples`` (FID at the end of a trial).
+    """
+
+    step: int
+    final: bool
+    generate: Callable[[int], torch.Tensor]
+    labels: torch.Tensor | None = None
+    codes: torch.Tensor | None = None
+
+
 class Metric(ABC):
     """Scores generated samples against a dataset; called at every evaluation."""
 
     #: the value names :meth:`evaluate` returns
     provides: ClassVar[tuple[str, ...]] = ()
+    #: model capabilities it needs (see ``Model.capabilities``), checked at validation
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     def applies_to(self, dataset: Dataset) -> bool:
         """Whether this metric can score samples of ``dataset`` (checked when a study is validated)."""
         return True
 
+    def prepare(self, dataset: Dataset) -> None:
+        """Called once per study on the driver, after validation and before any trial
+        starts (and once by ``harness run``): train or load what every trial will share
+        (a feature extractor, the real data's statistics) into an on-disk cache, so that
+        concurrent trials find it ready. Raise to refuse the study (exit 2)."""
+
+    def provenance(self, dataset: Dataset) -> dict[str, str]:
+        """Tags that identify how the numbers were made (extractor, reference data, sample
+        counts); logged on the run once, when the trial starts. Reports refuse to rank
+        runs whose provenance tags differ."""
+        return {}
+
     @abstractmethod
-    def evaluate(self, samples: torch.Tensor, dataset: Dataset) -> Evaluation:
-        """Score ``samples`` (shape ``(n, *dataset.shape)``)."""
+    def evaluate(self, samples: torch.Tensor, dataset: Dataset,
+                 context: EvalContext | None = None) -> Evaluation:
+        """Score ``samples`` (shape ``(n, *dataset.shape)``); ``context`` is always given
+        by the trainer (None only when a test calls the metric directly)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +152,8 @@ class ModeCoverage(Metric):
     def applies_to(self, dataset: Dataset) -> bool:
         return hasattr(dataset, "centres") and hasattr(dataset, "std")
 
-    def evaluate(self, samples: torch.Tensor, dataset: Dataset) -> Evaluation:
+    def evaluate(self, samples: torch.Tensor, dataset: Dataset,
+                 context: EvalContext | None = None) -> Evaluation:
         cov = mode_coverage(
             samples, dataset.centres, dataset.std, self.n_std, self.min_hq_per_mode
         )

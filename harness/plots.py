@@ -37,3 +37,40 @@ def scatter_png(samples: np.ndarray, real: np.ndarray, centres: np.ndarray | Non
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper right", fontsize=6, markerscale=3)
     return figure_png(fig)
+
+
+def image_grid_png(images, ncol: int, title: str = "", row_labels=None, col_labels=None) -> bytes:
+    """Images ``(n, C, H, W)`` in [-1, 1] laid out ``ncol`` per row, as a PNG.
+
+    One channel is drawn in grey, three as RGB; other channel counts show the first.
+    Non-finite pixels are drawn black.
+    """
+    import torch
+
+    x = torch.as_tensor(images).detach().float().cpu()
+    x = torch.nan_to_num(x, nan=-1.0, posinf=1.0, neginf=-1.0).clamp(-1, 1)
+    n, c, h, w = x.shape
+    ncol = max(1, min(ncol, n))
+    nrow = -(-n // ncol)
+    pad = 2
+    canvas = torch.ones(3 if c == 3 else 1, nrow * (h + pad) + pad, ncol * (w + pad) + pad)
+    for i in range(n):
+        r, q = divmod(i, ncol)
+        img = x[i] if c in (1, 3) else x[i, :1]
+        canvas[:, pad + r * (h + pad): pad + r * (h + pad) + h,
+               pad + q * (w + pad): pad + q * (w + pad) + w] = (img + 1) / 2
+    arr = canvas.permute(1, 2, 0).numpy()
+    scale = 0.04
+    fig, ax = plt.subplots(figsize=(max(2.0, arr.shape[1] * scale), max(2.0, arr.shape[0] * scale)),
+                           dpi=100)
+    ax.imshow(arr.squeeze(-1) if arr.shape[-1] == 1 else arr, cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_xticks([pad + q * (w + pad) + w / 2 for q in range(ncol)] if col_labels else [])
+    if col_labels:
+        ax.set_xticklabels([str(v) for v in col_labels][:ncol], fontsize=6)
+    ax.set_yticks([pad + r * (h + pad) + h / 2 for r in range(nrow)] if row_labels else [])
+    if row_labels:
+        ax.set_yticklabels([str(v) for v in row_labels][:nrow], fontsize=6)
+    if title:
+        ax.set_title(title, fontsize=8)
+    return figure_png(fig)
