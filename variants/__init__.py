@@ -13,6 +13,7 @@ from variants import (  # noqa: F401  (imported for their registrations)
     minimax,
     mixtures,
     mlp,
+    mnist,
     mode_coverage,
     non_saturating,
     one_sided_label_smoothing,
