@@ -464,6 +464,11 @@ def resolve(spec: StudySpec, source: str = "study") -> list[VariantPlan]:
                  f"{msg.removeprefix('(top level)')}")
         for key in v.datasets or list(spec.datasets):
             ds = datasets[key]
+            try:
+                model.check(ds)
+            except ValueError as exc:
+                fail(f"{where}.model: model {v.model.name!r} cannot be built for dataset "
+                     f"{key!r}: {exc}")
             metric_specs = spec.metrics if spec.metrics is not None else [
                 ComponentSpec(name=m) for m in ds.default_metrics
             ]
@@ -471,6 +476,11 @@ def resolve(spec: StudySpec, source: str = "study") -> list[VariantPlan]:
                 metric = check(METRICS, m, f"metrics[{j}]")
                 if not metric.applies_to(ds):
                     fail(f"metrics[{j}]: metric {m.name!r} does not apply to dataset {key!r}")
+                missing = sorted(set(metric.requires) - caps)
+                if missing:
+                    fail(f"metrics[{j}]: metric {m.name!r} needs {', '.join(missing)}, which "
+                         f"model {v.model.name!r} of variant {v.name!r} does not offer "
+                         f"(it offers: {', '.join(sorted(caps)) or 'nothing'})")
             base = TrialConfig(
                 study=spec.name, variant=v.name, dataset_key=key, model=v.model, loss=v.loss,
                 tricks=v.tricks, dataset=spec.datasets[key], metrics=metric_specs, train=train,

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from harness import names
 from harness.config import StudySpec, VariantPlan, find_study_file, load_study, resolve
 from harness.errors import ClusterError, ConfigError
+from harness.metrics import Metric
 from harness.tracking import (
     MlflowReporter,
     RUNS_DIR,
@@ -125,6 +126,30 @@ def _parent_params(spec: StudySpec, plans: list[VariantPlan]) -> dict[str, str]:
     }
 
 
+def prepare_metrics(plans: list[VariantPlan], stream: TextIO | None = None) -> None:
+    """Call every metric's ``prepare`` once per (dataset, metric) pair of the study, here
+    on the driver, so trials find feature extractors and reference statistics cached."""
+    from harness.registry import DATASETS, METRICS
+
+    done: set[str] = set()
+    for plan in plans:
+        ds_spec = plan.base.dataset
+        for i, m in enumerate(plan.base.metrics):
+            key = json.dumps([ds_spec.model_dump(mode="json"), m.model_dump(mode="json")],
+                             sort_keys=True)
+            if key in done:
+                continue
+            done.add(key)
+            metric = METRICS.build(m.name, m.params, f"metrics[{i}].params")
+            if type(metric).prepare is Metric.prepare:
+                continue
+            dataset = DATASETS.build(ds_spec.name, ds_spec.params, "dataset.params")
+            if stream is not None:
+                print(f"preparing metric {m.name!r} for dataset {plan.base.dataset_key!r}",
+                      file=stream, flush=True)
+            metric.prepare(dataset)
+
+
 def run_study(path: str | Path, *, address: str | None = None, tracking_uri: str | None = None,
               workdir: str | Path | None = None, max_concurrent: int | None = None,
               stream: TextIO | None = None, write_report: bool = True) -> StudyOutcome:
@@ -137,6 +162,7 @@ def run_study(path: str | Path, *, address: str | None = None, tracking_uri: str
     plans = resolve(spec, source=file.name)
     if max_concurrent is not None and max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent}")
+    prepare_metrics(plans, stream)
     uri = resolve_tracking_uri(tracking_uri, workdir)
     client = open_store(uri)
     started_ray = init_ray(address)
@@ -290,6 +316,7 @@ def run_single(path: str | Path, variant: str, *, dataset: str | None = None,
                           f"allowed: {', '.join(p.base.dataset_key for p in matching)}")
     cfg = plan.base.with_params({}, seed=spec.seed if seed is None else seed,
                                 phase=names.PHASE_SINGLE)
+    prepare_metrics([plan], stream)
     uri = resolve_tracking_uri(tracking_uri, workdir)
     client = open_store(uri)
     exp_id = ensure_experiment(client, spec.name, artifact_location(uri, spec.name, workdir))

@@ -24,7 +24,7 @@ from harness.config import DiagnosticSettings, TrainSettings
 from harness.data import Dataset
 from harness.diagnostics import EvalRecord, is_bad, summarize
 from harness.losses import Loss
-from harness.metrics import Metric
+from harness.metrics import EvalContext, Metric
 from harness.models import GANPair, Model
 from harness.reporting import Reporter, TrialResult
 from harness.tricks import StepContext, Trick
@@ -72,9 +72,20 @@ class Trainer:
         self.d_params = list(self.D.parameters())
         self.g_params = list(self.G.parameters())
         self.data = dataset.train_data().to(self.device)
+        self.labels = None
+        if gan.conditional:
+            labels = dataset.train_labels()
+            if labels is None:
+                raise ValueError(f"a conditional model needs a labelled dataset; "
+                                 f"{type(dataset).__name__} has no labels")
+            self.labels = labels.to(self.device)
         self.rng = torch.Generator(device=self.device).manual_seed(seed)
         eval_rng = torch.Generator().manual_seed(seed + 1_000_003)
         self.eval_noise = model.noise(s.eval_samples, gan.z_dim, eval_rng).to(self.device)
+        self.eval_labels = self._balanced_labels(s.eval_samples)
+        self.grid_specs = model.grids(gan, eval_rng)
+        self._extra_seed = seed + 2_000_003
+        self._extra: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self.step = 0
         self.train_seconds = 0.0
         self.diverged = False
@@ -82,26 +93,41 @@ class Trainer:
         self.evals: list[EvalRecord] = []
 
     # -- one generator step ---------------------------------------------------------------
-    def _real_batch(self) -> torch.Tensor:
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = torch.randint(0, self.data.shape[0], (self.settings.batch_size,),
                             generator=self.rng, device=self.device)
-        return self.data[idx]
+        return self.data[idx], (None if self.labels is None else self.labels[idx])
 
-    def _noise(self) -> torch.Tensor:
-        return self.model.noise(self.settings.batch_size, self.gan.z_dim, self.rng)
+    def _latent(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fresh noise, and class labels drawn uniformly when the model is conditional."""
+        n = self.settings.batch_size
+        z = self.model.noise(n, self.gan.z_dim, self.rng)
+        if not self.gan.conditional:
+            return z, None
+        return z, torch.randint(0, self.gan.n_classes, (n,), generator=self.rng,
+                                device=self.device)
+
+    def _balanced_labels(self, n: int) -> torch.Tensor | None:
+        if not self.gan.conditional:
+            return None
+        return (torch.arange(n, device=self.device) % self.gan.n_classes)
 
     def train_step(self, measure: bool) -> dict[str, float] | None:
         """One generator step preceded by ``d_steps`` discriminator steps.
 
         With ``measure`` the diagnostics are computed and returned; otherwise None.
         """
-        G, D, loss = self.G, self.D, self.loss
+        gan, loss, aux = self.gan, self.loss, self.gan.aux
         for _ in range(self.settings.d_steps):
-            real = self._real_batch()
+            real, real_y = self._real_batch()
+            z, y = self._latent()
             with torch.no_grad():
-                fake = G(self._noise())
-            real_logits, fake_logits = D(real), D(fake)
+                fake = gan.generate(z, y)
+            real_logits, _ = gan.discriminate(real, real_y)
+            fake_logits, fake_aux = gan.discriminate(fake, y)
             loss_d = loss.d_loss(real_logits, fake_logits)
+            if aux is not None:
+                loss_d = loss_d + aux.loss(fake_aux, z)
             if self.tricks:
                 ctx = StepContext(self.step, real, fake, real_logits, fake_logits, self.gan, loss)
                 for trick in self.tricks:
@@ -114,14 +140,17 @@ class Trainer:
             for trick in self.tricks:
                 trick.after_d_step(self.gan, self.step + 1)
 
-        z = self._noise()
-        fake = G(z)
-        fake_logits = D(fake)
+        z, y = self._latent()
+        fake = gan.generate(z, y)
+        fake_logits, fake_aux = gan.discriminate(fake, y)
         loss_g = loss.g_loss(fake_logits)
         if self.tricks:
             ctx = StepContext(self.step, real, fake, None, fake_logits, self.gan, loss)
             for trick in self.tricks:
                 loss_g = trick.g_loss(loss_g, ctx)
+        if aux is not None:
+            loss_q = aux.loss(fake_aux, z)
+            loss_g = loss_g + loss_q
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         if measure:
@@ -132,8 +161,8 @@ class Trainer:
         if not measure:
             return None
         with torch.no_grad():
-            d_fake_after = loss.d_prob(D(G(z))).mean()
-            return {
+            d_fake_after = loss.d_prob(gan.discriminate(gan.generate(z, y), y)[0]).mean()
+            row = {
                 names.LOSS_D: float(loss_d),
                 names.LOSS_G: float(loss_g),
                 names.D_REAL: float(loss.d_prob(real_logits).mean()),
@@ -142,32 +171,73 @@ class Trainer:
                 names.GRAD_D: grad_d,
                 names.GRAD_G: grad_g,
             }
+            if aux is not None:
+                row[names.LOSS_Q] = float(loss_q)
+            return row
 
     # -- evaluation ---------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, noise: torch.Tensor | None = None) -> torch.Tensor:
-        noise = self.eval_noise if noise is None else noise
+    def sample(self, noise: torch.Tensor | None = None,
+               labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples in eval mode, on the CPU; the fixed evaluation noise by default."""
+        if noise is None:
+            noise, labels = self.eval_noise, self.eval_labels
         was_training = self.G.training
         self.G.eval()
         try:
-            return torch.cat([self.G(chunk) for chunk in noise.split(4096)]).cpu()
+            chunks = noise.split(4096)
+            ys = labels.split(4096) if labels is not None else [None] * len(chunks)
+            return torch.cat([self.gan.generate(c.to(self.device),
+                                                None if y is None else y.to(self.device))
+                              for c, y in zip(chunks, ys)]).cpu()
         finally:
             self.G.train(was_training)
 
+    def generate_extra(self, n: int) -> torch.Tensor:
+        """``n`` samples from noise seeded once per trial (the same noise at every eval)."""
+        if self._extra is None or self._extra[0].shape[0] < n:
+            g = torch.Generator().manual_seed(self._extra_seed)
+            z = self.model.noise(n, self.gan.z_dim, g)
+            self._extra = (z, self._balanced_labels(n))
+        z, y = self._extra
+        return self.sample(z[:n], None if y is None else y[:n])
+
     def evaluate(self) -> tuple[EvalRecord, torch.Tensor]:
         samples = self.sample()
+        aux = self.gan.aux
+        context = EvalContext(
+            step=self.step, final=self.step >= self.settings.steps or self.diverged,
+            generate=self.generate_extra,
+            labels=None if self.eval_labels is None else self.eval_labels.cpu(),
+            codes=None if aux is None else aux.codes(self.eval_noise.cpu()),
+        )
         values: dict[str, float] = {}
         covered = None
         for metric in self.metrics:
-            ev = metric.evaluate(samples, self.dataset)
+            ev = metric.evaluate(samples, self.dataset, context)
             values.update(ev.values)
             covered = ev.extras.get("covered_modes", covered)
         record = EvalRecord(self.step, values, covered)
         self.evals.append(record)
         return record, samples
 
+    def pictures(self, samples: torch.Tensor, title: str, prefix: str) -> dict[str, bytes]:
+        """The PNGs of one evaluation: the model's grids if it has any, else the dataset's."""
+        from harness.plots import image_grid_png
+
+        out: dict[str, bytes] = {}
+        for grid in self.grid_specs if samples.ndim == 4 else ():
+            images = self.sample(grid.z, grid.labels)
+            out[f"{prefix}_{grid.name}.png"] = image_grid_png(
+                images, grid.ncol, f"{title} - {grid.name}", grid.row_labels, grid.col_labels)
+        if not out:
+            png = self.dataset.plot_samples(samples, title)
+            if png is not None:
+                out[f"{prefix}.png"] = png
+        return out
+
     def n_modes(self) -> int | None:
-        n = getattr(self.dataset, "n_modes", None)
+        n = getattr(self.dataset, "n_modes", None) or getattr(self.dataset, "n_classes", None)
         return int(n) if n else None
 
     # -- the whole budget -----------------------------------------------------------------
@@ -192,10 +262,8 @@ class Trainer:
             self.history.extend(pending)
             reporter.history(pending)
             pending = []
-            artifacts = {}
-            png = self.dataset.plot_samples(samples, self._plot_title(record))
-            if png is not None:
-                artifacts[f"{names.ARTIFACT_SAMPLES_DIR}/step_{self.step:07d}.png"] = png
+            artifacts = self.pictures(samples, self._plot_title(record),
+                                      f"{names.ARTIFACT_SAMPLES_DIR}/step_{self.step:07d}")
             reporter.evaluation(self.step, record.values, artifacts, self.state_dict)
         if samples is None:  # restored after the last evaluation: nothing left to train
             samples = self.sample()
@@ -224,9 +292,10 @@ class Trainer:
         buf = io.BytesIO()
         torch.save(self.G.state_dict(), buf)
         artifacts = {names.ARTIFACT_GENERATOR: buf.getvalue()}
-        png = self.dataset.plot_samples(samples, f"{self._plot_title(self.evals[-1])} [{summary.status}]")
-        if png is not None:
-            artifacts[names.ARTIFACT_FINAL_SAMPLES] = png
+        final_pictures = self.pictures(
+            samples, f"{self._plot_title(self.evals[-1])} [{summary.status}]",
+            names.ARTIFACT_FINAL_SAMPLES.removesuffix(".png"))
+        artifacts.update(final_pictures)
         reporter.finish(result, artifacts)
         return result
 

@@ -67,7 +67,10 @@ def run_trial(config: TrialConfig | dict[str, Any], reporter: Reporter) -> Trial
         state = reporter.restore()
         if state is not None:
             trainer.load_state_dict(state)
-        reporter.start(TrialInfo(cfg, cfg.flat_params(), trial_tags(cfg), trainer.step))
+        tags = {**trainer.dataset.tags(), **trial_tags(cfg)}
+        for metric in trainer.metrics:
+            tags.update(metric.provenance(trainer.dataset))
+        reporter.start(TrialInfo(cfg, cfg.flat_params(), tags, trainer.step))
         return trainer.fit(reporter)
     except BaseException as exc:
         reporter.fail(exc)

@@ -241,7 +241,8 @@ def test_unknown_model_param_lists_allowed():
     msg = resolve_error(raw)
     assert msg.startswith(
         "study: variants[0].model.params.width: unknown parameter of model 'mlp'; allowed: ")
-    assert listed(msg) == ["preset", "z_dim", "g_hidden", "d_hidden", "g_batchnorm", "d_maxout"]
+    assert listed(msg) == ["preset", "z_dim", "g_hidden", "d_hidden", "g_batchnorm", "d_maxout",
+                         "activation", "g_output", "d_dropout"]
 
 
 def test_wrong_model_param_type_and_value():

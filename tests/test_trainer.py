@@ -12,7 +12,7 @@ from harness.config import TrialConfig
 from harness.data import GaussianMixture
 from harness.losses import Loss
 from harness.plugins import load_plugins
-from harness.registry import LOSSES, MODELS
+from harness.registry import DATASETS, LOSSES, MODELS
 from harness.reporting import MemoryReporter
 from harness.trial import run_trial
 
@@ -93,9 +93,18 @@ def test_smoke_grid_covers_the_builtins():
         installed(LOSSES))
 
 
-@pytest.mark.parametrize("model", installed(MODELS))
+def builds_for_ring8(name: str) -> bool:
+    try:
+        MODELS.build(name).check(DATASETS.build("ring8"))
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("model", [m for m in installed(MODELS) if builds_for_ring8(m)])
 @pytest.mark.parametrize("loss", installed(LOSSES))
 def test_every_model_and_loss_trains(model, loss):
+    """Every model that can model points in the plane (image models: test_image_models)."""
     params = SMALL_MLP if model == "mlp" else {}
     cfg = make_config(model=model, loss=loss, model_params=params, steps=10, eval_every=10)
     result, rep = run(cfg)

@@ -5,8 +5,11 @@ metric, exactly as a third-party plugin package would.
 """
 
 from variants import (  # noqa: F401  (imported for their registrations)
+    cgan,
+    dcgan,
     feature_matching,
     historical_averaging,
+    infogan,
     least_squares,
     maximum_likelihood,
     minibatch_discrimination,

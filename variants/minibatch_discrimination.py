@@ -54,7 +54,7 @@ class MinibatchDiscriminationTrick(Trick):
     """Adds a minibatch-discrimination layer (B kernels of C dims) before D's last layer."""
 
     changes = frozenset({"d_body"})
-    requires = frozenset({"d_features"})
+    requires = frozenset({"d_features", "d_plain"})
 
     def __init__(self, b: int = 16, c: int = 8):
         if b < 1 or c < 1:

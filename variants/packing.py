@@ -58,6 +58,7 @@ class Packing(Trick):
     """PacGAN: D sees m samples concatenated (default m=2); batch size divisible by m."""
 
     changes = frozenset({"d_body"})
+    requires = frozenset({"d_plain"})
 
     def __init__(self, m: int = 2):
         if m < 2:

@@ -100,7 +100,7 @@ class VirtualBatchNormTrick(Trick):
     """G's batch norm uses a fixed reference batch of ``ref_size`` codes (+ the current example)."""
 
     changes = frozenset({"normalisation"})
-    requires = frozenset({"g_batchnorm"})
+    requires = frozenset({"g_batchnorm", "g_plain"})
 
     def __init__(self, ref_size: int = 64, ref_seed: int = 0):
         if ref_size < 2:
