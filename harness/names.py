@@ -53,6 +53,8 @@ OBJECTIVES = {
     KID_MEAN: "min",
     PRECISION: "max",
     RECALL: "max",
+    CODE_ACCURACY: "max",
+    COND_ACCURACY: "max",
 }
 
 # --- tags --------------------------------------------------------------------------
@@ -96,3 +98,15 @@ ARTIFACT_CONFIG = "config.json"
 ARTIFACT_SAMPLES_DIR = "samples"
 ARTIFACT_GENERATOR = "generator.pt"
 ARTIFACT_FINAL_SAMPLES = "final_samples.png"
+
+# --- provenance tags of the image metrics (fidelity, class_modes, cond/code accuracy) -------
+TAG_FIDELITY_EXTRACTOR = "fidelity.extractor"  # "classifier" or "inception"
+TAG_FIDELITY_EXTRACTOR_HASH = "fidelity.extractor_hash"  # hash of the extractor's weights
+TAG_FIDELITY_REAL_HASH = "fidelity.real_hash"  # hash of the real reference images
+TAG_FIDELITY_SAMPLES_EVAL = "fidelity.samples_eval"
+TAG_FIDELITY_SAMPLES_FINAL = "fidelity.samples_final"
+TAG_CLASSIFIER_HASH = "classifier.hash"  # hash of the harness classifier's weights file
+TAG_CLASSIFIER_ACCURACY = "classifier.accuracy"  # its held-out accuracy
+TAG_CLASS_MODES_SAMPLES_FINAL = "class_modes.samples_final"
+TAG_CLASS_MODES_MIN_COUNT = "class_modes.min_count"
+TAG_CLASS_MODES_CONFIDENCE = "class_modes.confidence"

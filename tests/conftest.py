@@ -8,3 +8,18 @@ for key, value in {
 }.items():
     os.environ.setdefault(key, value)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+import pytest  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+#: the real MNIST test split (CI clones the repo beside ../shared)
+MNIST_DIR = Path(os.environ.get("HARNESS_TEST_MNIST_DIR")
+                 or Path(__file__).resolve().parents[1].parent / "shared/datasets/mnist")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"MNIST t10k files not found in {MNIST_DIR} (set HARNESS_TEST_MNIST_DIR)")
+    return MNIST_DIR
