@@ -170,6 +170,8 @@ class VariantSpec(Strict):
     tricks: list[ComponentSpec] = Field(default_factory=list)
     datasets: list[str] | None = None
     train: dict[str, Any] = Field(default_factory=dict)
+    #: metrics for this variant only, after the study's (e.g. ``code_accuracy`` for InfoGAN)
+    metrics: list[ComponentSpec] = Field(default_factory=list)
 
 
 class StudySpec(Strict):
@@ -429,6 +431,7 @@ def resolve(spec: StudySpec, source: str = "study") -> list[VariantPlan]:
             fail(str(exc))
 
     datasets = {k: check(DATASETS, c, f"datasets.{k}") for k, c in spec.datasets.items()}
+    dataset_specs = {k: absolute_paths(DATASETS, c) for k, c in spec.datasets.items()}
     plans: list[VariantPlan] = []
     for i, v in enumerate(spec.variants):
         where = f"variants[{i}]"
@@ -472,24 +475,54 @@ def resolve(spec: StudySpec, source: str = "study") -> list[VariantPlan]:
             metric_specs = spec.metrics if spec.metrics is not None else [
                 ComponentSpec(name=m) for m in ds.default_metrics
             ]
+            n_study = len(metric_specs)
+            metric_specs = [absolute_paths(METRICS, m) for m in (*metric_specs, *v.metrics)]
+            seen: set[str] = set()
             for j, m in enumerate(metric_specs):
-                metric = check(METRICS, m, f"metrics[{j}]")
+                at = f"metrics[{j}]" if j < n_study else f"{where}.metrics[{j - n_study}]"
+                metric = check(METRICS, m, at)
+                if m.name in seen:
+                    fail(f"{at}: metric {m.name!r} is listed twice for variant {v.name!r}")
+                seen.add(m.name)
                 if not metric.applies_to(ds):
-                    fail(f"metrics[{j}]: metric {m.name!r} does not apply to dataset {key!r}")
+                    fail(f"{at}: metric {m.name!r} does not apply to dataset {key!r}")
                 missing = sorted(set(metric.requires) - caps)
                 if missing:
-                    fail(f"metrics[{j}]: metric {m.name!r} needs {', '.join(missing)}, which "
+                    fail(f"{at}: metric {m.name!r} needs {', '.join(missing)}, which "
                          f"model {v.model.name!r} of variant {v.name!r} does not offer "
                          f"(it offers: {', '.join(sorted(caps)) or 'nothing'})")
             base = TrialConfig(
                 study=spec.name, variant=v.name, dataset_key=key, model=v.model, loss=v.loss,
-                tricks=v.tricks, dataset=spec.datasets[key], metrics=metric_specs, train=train,
+                tricks=v.tricks, dataset=dataset_specs[key], metrics=metric_specs, train=train,
                 diagnostics=spec.diagnostics, seed=spec.seed, plugins=spec.plugins,
                 plugin_paths=[r for r in roots if r],
             )
             plans.append(VariantPlan(key=base.key, base=base, space=spec.search.space))
     _check_space(spec, plans, fail)
     return plans
+
+
+def _is_path(annotation: Any) -> bool:
+    return annotation is Path or Path in typing.get_args(annotation)
+
+
+def absolute_paths(registry, comp: ComponentSpec, base: Path | None = None) -> ComponentSpec:
+    """``comp`` with every relative value of a ``Path``-annotated parameter made absolute
+    against ``base`` (default: the working directory the study is started from), so that
+    trials -- which Ray may start in other directories -- read the same files."""
+    if comp.name not in registry:
+        return comp
+    base = base or Path.cwd()
+    changed = {}
+    for p in registry.params(comp.name):
+        value = comp.params.get(p.name)
+        if isinstance(value, (str, Path)) and _is_path(p.annotation):
+            path = Path(value).expanduser()
+            if not path.is_absolute():
+                changed[p.name] = str((base / path).resolve())
+    if not changed:
+        return comp
+    return comp.model_copy(update={"params": {**comp.params, **changed}})
 
 
 def _check_space(spec: StudySpec, plans: list[VariantPlan], fail) -> None:

@@ -94,7 +94,7 @@ def test_unknown_variant_key():
     raw["variants"][0]["lossx"] = "minimax"
     msg = parse_error(raw)
     assert msg.startswith("study: variants[0].lossx: unknown key")
-    assert listed(msg) == ["name", "model", "loss", "tricks", "datasets", "train"]
+    assert listed(msg) == ["name", "model", "loss", "tricks", "datasets", "train", "metrics"]
 
 
 def test_unknown_search_param_key():
@@ -424,3 +424,23 @@ def test_train_settings_defaults():
     s = TrainSettings()
     assert (s.steps, s.eval_every, s.log_every, s.batch_size, s.d_steps) == (2000, 500, 5, 64, 1)
     assert SearchParam(type="choice", values=[1]).values == [1]
+
+
+def test_relative_path_params_are_made_absolute_against_the_working_directory(
+        tmp_path, monkeypatch, mnist_dir):
+    """Trials may start in another directory (Ray): a relative ``Path`` param of a study
+    file is resolved where the study is validated, and the trial config carries it."""
+    import shutil
+
+    from harness.config import parse_study, resolve
+
+    (tmp_path / "data").mkdir()
+    for f in mnist_dir.iterdir():
+        shutil.copy(f, tmp_path / "data" / f.name)
+    monkeypatch.chdir(tmp_path)
+    raw = study()
+    raw["datasets"] = {"m": {"name": "mnist", "params": {"root": "data", "download": False}}}
+    raw["variants"] = [{"name": "d", "model": "dcgan", "loss": "minimax"}]
+    raw["metrics"] = []
+    plans = resolve(parse_study(raw))
+    assert plans[0].base.dataset.params["root"] == str(tmp_path / "data")

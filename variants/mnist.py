@@ -5,8 +5,9 @@ user cache folder (``$XDG_CACHE_HOME/gan-harness/data``); see :mod:`harness.idx`
 accepted names and layouts and for the checks every file passes. When no split is found
 and ``download`` is true, torchvision's downloader is tried once (into that folder); if
 the files are still missing the constructor raises, so a study fails at validation, before
-anything starts. A relative ``root`` is resolved against the working directory of the
-process that builds the dataset: give an absolute path for studies run through Ray.
+anything starts. A relative ``root`` in a study file is made absolute against the directory the
+study is started from when the study is validated (``root`` is ``Path``-annotated), so
+trials that Ray starts elsewhere read the same files.
 
 Splits. With the official train files present, the GAN trains on the 60k train split and
 the classifier is scored on the 10k t10k split. With only one split present (e.g. just
@@ -77,7 +78,7 @@ class Mnist(LabelledImages):
 
     def __init__(
         self,
-        root: str | None = None,
+        root: Path | None = None,
         size: Literal[28, 32, 64] = 28,
         heldout_fraction: float = 0.2,
         split_seed: int = 0,
@@ -225,7 +226,7 @@ class StackedMnist(LabelledImages):
 
     def __init__(
         self,
-        root: str | None = None,
+        root: Path | None = None,
         size: Literal[28, 32, 64] = 28,
         n_train: int = 25_600,
         n_heldout: int = 10_000,
