@@ -405,10 +405,13 @@ class VariantPlan:
     space: dict[str, SearchParam]
 
 
-def resolve(spec: StudySpec, source: str = "study") -> list[VariantPlan]:
+def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
+            ) -> list[VariantPlan]:
     """Check every plugin name/parameter against the registries; expand variants x datasets.
 
-    Loads the study's plugins (and the entry points) in this process.
+    Loads the study's plugins (and the entry points) in this process. Relative values of
+    ``Path``-annotated plugin parameters are made absolute against ``base_dir`` (the
+    study file's folder; the working directory for a study given as a dict).
     """
     from harness.plugins import load_plugins
     from harness.registry import DATASETS, LOSSES, METRICS, MODELS, TRICKS
@@ -431,7 +434,7 @@ def resolve(spec: StudySpec, source: str = "study") -> list[VariantPlan]:
             fail(str(exc))
 
     datasets = {k: check(DATASETS, c, f"datasets.{k}") for k, c in spec.datasets.items()}
-    dataset_specs = {k: absolute_paths(DATASETS, c) for k, c in spec.datasets.items()}
+    dataset_specs = {k: absolute_paths(DATASETS, c, base_dir) for k, c in spec.datasets.items()}
     plans: list[VariantPlan] = []
     for i, v in enumerate(spec.variants):
         where = f"variants[{i}]"
@@ -476,7 +479,8 @@ def resolve(spec: StudySpec, source: str = "study") -> list[VariantPlan]:
                 ComponentSpec(name=m) for m in ds.default_metrics
             ]
             n_study = len(metric_specs)
-            metric_specs = [absolute_paths(METRICS, m) for m in (*metric_specs, *v.metrics)]
+            metric_specs = [absolute_paths(METRICS, m, base_dir)
+                            for m in (*metric_specs, *v.metrics)]
             seen: set[str] = set()
             for j, m in enumerate(metric_specs):
                 at = f"metrics[{j}]" if j < n_study else f"{where}.metrics[{j - n_study}]"
@@ -508,7 +512,7 @@ def _is_path(annotation: Any) -> bool:
 
 def absolute_paths(registry, comp: ComponentSpec, base: Path | None = None) -> ComponentSpec:
     """``comp`` with every relative value of a ``Path``-annotated parameter made absolute
-    against ``base`` (default: the working directory the study is started from), so that
+    against ``base`` (the study file's folder; default: the working directory), so that
     trials -- which Ray may start in other directories -- read the same files."""
     if comp.name not in registry:
         return comp

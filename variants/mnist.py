@@ -5,8 +5,8 @@ user cache folder (``$XDG_CACHE_HOME/gan-harness/data``); see :mod:`harness.idx`
 accepted names and layouts and for the checks every file passes. When no split is found
 and ``download`` is true, torchvision's downloader is tried once (into that folder); if
 the files are still missing the constructor raises, so a study fails at validation, before
-anything starts. A relative ``root`` in a study file is made absolute against the directory the
-study is started from when the study is validated (``root`` is ``Path``-annotated), so
+anything starts. A relative ``root`` in a study file is made absolute against the study file's
+folder when the study is validated (``root`` is ``Path``-annotated), so
 trials that Ray starts elsewhere read the same files.
 
 Splits. With the official train files present, the GAN trains on the 60k train split and
