@@ -6,13 +6,17 @@ writes, into an output folder:
 * ``report.csv`` -- one row per child run (:func:`load_runs`): tags, MLflow status, the
   final value of every metric and every param. Failed runs are kept, with NaN metrics.
 * ``report.md`` and ``report.html`` -- the same content: definitions, the per-variant summary
-  over the seeds phase (:func:`summarize`), per-dataset figures (coverage over steps, losses,
-  D(x) / D(G(z)) before and after the generator step), the final samples of each variant's
-  median seed, the best hyperparameters, every search trial, and every failure.
+  over the seeds phase (:func:`summarize`), the image metrics of image datasets (FID, IS, KID,
+  precision/recall, cond/code accuracy: :func:`summarize_images`), per-dataset figures
+  (coverage over steps, losses, D(x) / D(G(z)) before and after the generator step, image
+  metrics over steps), the final samples (and sample grids) of each variant's median seed,
+  the best hyperparameters, every search trial, and every failure.
   The HTML page is self-contained: images are inline ``data:`` URIs, the CSS is inline.
 * ``coverage_<dataset>.png``, ``losses_<dataset>.png``, ``d_outputs_<dataset>.png``,
+  ``image_metrics_<dataset>.png`` (FID / IS / modes covered over steps, when logged),
   ``budget_<dataset>.png`` (score vs budget: the expected best modes covered of k search
-  trials, :func:`reports.stats.best_of_k`) and ``samples_<dataset>_<variant>.png``.
+  trials, :func:`reports.stats.best_of_k`) and ``samples_<dataset>_<variant>.png`` /
+  ``samples_<dataset>_<variant>_<grid>.png`` (conditional / InfoGAN sample grids).
 
 :func:`build_report` also attaches the folder to the parent run under ``report/``.
 
@@ -30,6 +34,11 @@ Choices:
   the difference, Mann–Whitney p, Holm-adjusted over the pairs) over the finished seeds-phase
   runs. With 3 seeds per variant these intervals are wide and under-cover, and no pair can
   reach p < 0.1.
+* Image metrics are only ranked between runs with the same provenance tags (extractor,
+  reference images, sample counts, classifier, data split: :mod:`reports.provenance`).
+  Where a dataset's compared runs differ, the report says which tags differ and which variants
+  have which values, shows the numbers per provenance group, and names no best variant; the
+  pairwise comparisons are then made within each group only.
 """
 
 from __future__ import annotations
@@ -56,7 +65,7 @@ from harness import names
 from harness.errors import ConfigError
 from harness.plots import plt
 from harness.tracking import child_runs, retry, search_all
-from reports import stats
+from reports import provenance, stats
 
 # --- columns -------------------------------------------------------------------------
 
@@ -106,7 +115,31 @@ _LABELS = {
     names.D_REAL: "D(x)",
     names.D_FAKE: "D(G(z)) before G step",
     names.D_FAKE_AFTER: "D(G(z)) after G step",
+    names.LOSS_Q: "loss_q (InfoGAN mutual information)",
+    names.FID: "FID",
+    names.IS_MEAN: "IS",
+    names.KID_MEAN: "KID",
+    names.PRECISION: "precision",
+    names.RECALL: "recall",
+    names.COND_ACCURACY: "cond accuracy",
+    names.CODE_ACCURACY: "code accuracy",
 }
+# Image metrics (image datasets: the ``fidelity``, ``cond_accuracy`` and ``code_accuracy``
+# metrics), in table order, with the decimals the report shows. Which direction is better
+# comes from :data:`harness.names.OBJECTIVES`. IS and KID are shown by their per-run means.
+IMAGE_METRICS = {
+    names.FID: 2,
+    names.IS_MEAN: 2,
+    names.KID_MEAN: 4,
+    names.PRECISION: 3,
+    names.RECALL: 3,
+    names.COND_ACCURACY: 3,
+    names.CODE_ACCURACY: 3,
+}
+# The metrics whose bootstrap interval the image table shows.
+IMAGE_CI_METRICS = (names.FID,)
+# Histories of the image-metric curves (drawn only when FID or IS was logged over steps).
+_IMAGE_CURVES = (names.FID, names.IS_MEAN, names.MODES_COVERED)
 # Training settings that a search usually varies; plus every ``model.*`` / ``loss.*`` param.
 KEY_PARAMS = ("lr_d", "lr_g", "beta1", "beta2", "d_steps", "batch_size")
 _SEARCHED_PREFIXES = ("model.", "loss.")
@@ -122,6 +155,9 @@ _PLOT_HISTORIES = (
     names.D_REAL,
     names.D_FAKE,
     names.D_FAKE_AFTER,
+    names.LOSS_Q,
+    names.FID,
+    names.IS_MEAN,
 )
 _DASH = "—"
 
@@ -147,10 +183,13 @@ def runs_frame(runs: list) -> pd.DataFrame:
     rows = []
     param_keys: set[str] = set()
     metric_keys: set[str] = set(_CORE_METRICS)
+    prov_keys: set[str] = set()
     for run in runs:
         metric_keys.update(run.data.metrics)
         param_keys.update(run.data.params)
-    base_cols = [RUN_ID, RUN_STATUS, *_TAG_COLUMNS, RUN_NAME, START_TIME]
+        prov_keys.update(t for t in run.data.tags if provenance.is_provenance_tag(t))
+    prov_keys -= set(_TAG_COLUMNS) | metric_keys
+    base_cols = [RUN_ID, RUN_STATUS, *_TAG_COLUMNS, RUN_NAME, START_TIME, *sorted(prov_keys)]
     taken = set(base_cols) | metric_keys
     param_col = {k: (f"param.{k}" if k in taken else k) for k in param_keys}
     for run in runs:
@@ -162,7 +201,7 @@ def runs_frame(runs: list) -> pd.DataFrame:
             START_TIME: (pd.Timestamp(run.info.start_time, unit="ms", tz="UTC")
                          if run.info.start_time else pd.NaT),
         }
-        for tag in _TAG_COLUMNS:
+        for tag in (*_TAG_COLUMNS, *prov_keys):
             row[tag] = tags.get(tag)
         seed = tags.get(names.TAG_SEED, params.get(names.TAG_SEED))
         row[names.TAG_SEED] = _to_int(seed) if seed is not None else pd.NA
@@ -187,7 +226,9 @@ def load_runs(client, experiment_id: str, parent_run_id: str) -> pd.DataFrame:
 
     Columns: ``run_id``, ``run_status`` (MLflow: FINISHED/FAILED/KILLED/RUNNING), ``variant``,
     ``dataset``, ``phase``, ``seed`` (nullable int), ``status``, ``error``, ``model``, ``loss``,
-    ``tricks``, ``trial_id``, ``run_name``, ``start_time``, then the final value of every metric
+    ``tricks``, ``trial_id``, ``run_name``, ``start_time``, one column per provenance tag any run
+    has (``fidelity.*``, ``classifier.*``, ``class_modes.*``, ``dataset.split``:
+    :mod:`reports.provenance`; None where a run lacks it), then the final value of every metric
     any run logged (NaN where a run has none -- failed runs are kept), then every param
     (numeric where every value parses as a number; a param whose name clashes with a column
     above is prefixed ``param.``).
@@ -275,6 +316,113 @@ def summarize(df: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.Da
     out = out.sort_values([names.TAG_DATASET, f"{names.MODES_COVERED}_mean"],
                           ascending=[True, False], na_position="last", kind="stable")
     return out.reset_index(drop=True)
+
+
+def _higher_is_better(metric: str) -> bool:
+    return names.OBJECTIVES.get(metric, "max") == "max"
+
+
+def image_metrics_present(df: pd.DataFrame) -> list[str]:
+    """The image metrics (:data:`IMAGE_METRICS`) some run of ``df`` logged, in table order."""
+    return [m for m in IMAGE_METRICS if m in df and _finite(df[m]).size]
+
+
+def _image_rows(df: pd.DataFrame) -> dict[str, list[tuple[str, str, int, pd.DataFrame]]]:
+    """dataset -> [(variant, phase, n, runs)]: per compared pair (:func:`_comparison_rows`),
+    its runs that did not fail and reported at least one image metric, with the pair's phase
+    and run count (failed runs included); only pairs and datasets that have such runs."""
+    metrics = image_metrics_present(df)
+    out: dict[str, list] = {}
+    if not metrics:
+        return out
+    for (variant, dataset), (phase, rows) in _comparison_rows(df).items():
+        done = rows[~_failed_mask(rows)]
+        scored = done[metrics].replace([np.inf, -np.inf], np.nan).notna().any(axis=1)
+        if scored.any():
+            out.setdefault(dataset, []).append((variant, phase, len(rows), done[scored]))
+    return {d: sorted(v, key=lambda t: t[0]) for d, v in sorted(out.items())}
+
+
+def _image_groups(pairs: list[tuple[str, str, int, pd.DataFrame]]
+                  ) -> list[provenance.ProvenanceGroup]:
+    """The provenance groups of one dataset's image-metric runs (variants in sorted order)."""
+    return provenance.provenance_groups(pd.concat([rows for *_, rows in pairs]))
+
+
+def summarize_images(df: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per dataset, provenance group and variant: the image metrics of the compared runs.
+
+    The runs are the ones :func:`summarize` compares (the seeds phase, or every run of a pair
+    without one) that did not fail and reported at least one image metric. Per dataset they
+    are split by their provenance tags (:func:`reports.provenance.provenance_groups`), the
+    groups numbered 1, 2, ... in the order of their first run (variants sorted): numbers of
+    different groups were not made the same way and must not be ranked against each other.
+
+    Columns: ``variant``, ``dataset``, ``phase``, ``provenance_group``, ``n`` (every run of the
+    pair, failed ones included), ``n_group`` (the runs this row summarises), then for each image
+    metric any run logged (:data:`IMAGE_METRICS`, in that order) ``<m>_mean``, ``<m>_std``
+    (ddof=1, NaN for one value) and ``<m>_n`` (runs that reported it), and for FID also
+    ``<m>_ci_low`` / ``<m>_ci_high`` (percentile bootstrap 95% interval of the mean,
+    :func:`reports.stats.bootstrap_ci` with ``n_resamples`` and ``seed``; NaN for fewer than
+    2 values). Sorted by dataset, provenance group, variant. Empty when no run logged an
+    image metric.
+    """
+    metrics = image_metrics_present(df)
+    columns = [names.TAG_VARIANT, names.TAG_DATASET, names.TAG_PHASE, "provenance_group", "n",
+               "n_group"]
+    for metric in metrics:
+        columns += [f"{metric}_mean", f"{metric}_std", f"{metric}_n"]
+        if metric in IMAGE_CI_METRICS:
+            columns += [f"{metric}_ci_low", f"{metric}_ci_high"]
+    records = []
+    for dataset, pairs in _image_rows(df).items():
+        info = {variant: (phase, n) for variant, phase, n, _ in pairs}
+        for k, group in enumerate(_image_groups(pairs), start=1):
+            rows = group.rows
+            for variant, vrows in rows.groupby(rows[names.TAG_VARIANT].fillna("?"), sort=True):
+                phase, n = info[variant]
+                rec: dict[str, Any] = {names.TAG_VARIANT: variant, names.TAG_DATASET: dataset,
+                                       names.TAG_PHASE: phase, "provenance_group": k, "n": n,
+                                       "n_group": len(vrows)}
+                for metric in metrics:
+                    vals = _finite(vrows[metric])
+                    rec[f"{metric}_mean"] = float(vals.mean()) if len(vals) else np.nan
+                    rec[f"{metric}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else np.nan
+                    rec[f"{metric}_n"] = len(vals)
+                    if metric in IMAGE_CI_METRICS:
+                        low, high = stats.bootstrap_ci(vals.to_numpy(dtype=float),
+                                                       n_resamples=n_resamples, seed=seed)
+                        rec[f"{metric}_ci_low"], rec[f"{metric}_ci_high"] = low, high
+                records.append(rec)
+    return pd.DataFrame(records, columns=columns)
+
+
+def best_variants(summary: pd.DataFrame, metric: str) -> list[str]:
+    """The variants of ``summary`` (rows of one provenance group of :func:`summarize_images`)
+    with the best mean of ``metric`` -- lowest or highest by :data:`harness.names.OBJECTIVES`;
+    every tied one. Empty when fewer than 2 variants reported it: nothing to rank."""
+    col = f"{metric}_mean"
+    if col not in summary:
+        return []
+    rows = summary[summary[col].notna()]
+    if rows[names.TAG_VARIANT].nunique() < 2:
+        return []
+    best = rows[col].max() if _higher_is_better(metric) else rows[col].min()
+    return sorted(str(v) for v in rows.loc[np.isclose(rows[col], best, rtol=0, atol=1e-12),
+                                           names.TAG_VARIANT])
+
+
+def comparison_conflicts(df: pd.DataFrame) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """dataset -> :func:`reports.provenance.provenance_conflicts` of its compared runs (the
+    ones :func:`summarize` compares, failed ones left out); only datasets with a conflict."""
+    out = {}
+    pairs = _comparison_rows(df)
+    for dataset in sorted({d for _, d in pairs}):
+        rows = pd.concat([r for (_, d), (_, r) in pairs.items() if d == dataset])
+        conflicts = provenance.provenance_conflicts(rows[~_failed_mask(rows)])
+        if conflicts:
+            out[dataset] = conflicts
+    return out
 
 
 # --- formatting helpers -----------------------------------------------------------------------
@@ -427,10 +575,14 @@ def _to_markdown(doc: _Doc) -> str:
 
 
 def _inline_html(text: str) -> str:
-    text = html.escape(str(text), quote=True)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    """`code`, **bold** and *italic* to HTML; a ``*`` inside a code span is literal."""
+    parts = re.split(r"(`[^`]+`)", html.escape(str(text), quote=True))
+    codes = [f"<code>{p[1:-1]}</code>" for p in parts[1::2]]
+    # placeholders (no * or word boundary issue) keep code spans out of the emphasis rules
+    text = "".join(p if i % 2 == 0 else f"\x00{i // 2}\x00" for i, p in enumerate(parts))
     text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
-    return re.sub(r"(?<![*\w])\*([^*\s][^*]*)\*(?![*\w])", r"<em>\1</em>", text)
+    text = re.sub(r"(?<![*\w])\*([^*\s][^*]*)\*(?![*\w])", r"<em>\1</em>", text)
+    return re.sub("\x00(\\d+)\x00", lambda m: codes[int(m.group(1))], text)
 
 
 _CSS = """
@@ -599,7 +751,9 @@ def _losses_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: di
     keys = (names.LOSS_D, names.LOSS_G)
     if not any((rid, k) in hist for _, rows in pairs for rid in rows[RUN_ID] for k in keys):
         return None
-    fig, axes = _panels(len(pairs), 2, f"Losses -- {dataset}")
+    if any((rid, names.LOSS_Q) in hist for _, rows in pairs for rid in rows[RUN_ID]):
+        keys += (names.LOSS_Q,)  # InfoGAN: a third column (hidden for the other variants)
+    fig, axes = _panels(len(pairs), len(keys), f"Losses -- {dataset}")
     for r, (variant, rows) in enumerate(pairs):
         for c, key in enumerate(keys):
             ax = axes[r][c]
@@ -611,6 +765,9 @@ def _losses_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: di
                 style["marker"] = None
                 s = _thin(s)
                 ax.plot(s.index, s.values, color=colours[variant], label=_run_label(row), **style)
+            if key == names.LOSS_Q and not ax.lines:
+                ax.set_visible(False)
+                continue
             if ax.lines and max(np.nanmax(np.abs(np.asarray(line.get_ydata(), float)),
                                           initial=0.0) for line in ax.lines) > 1e4:
                 ax.set_yscale("symlog")  # a diverging run would flatten every other line
@@ -657,6 +814,48 @@ def _d_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
     return _png(fig)
 
 
+def _image_curves_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
+                         colours: dict, n_modes: dict) -> bytes | None:
+    """FID, IS and modes covered over generator steps: one panel per metric that has a
+    history, one line per variant (mean over its runs, min-max band). None unless some run
+    logged FID or IS over steps."""
+    def series_of(rows: pd.DataFrame, key: str) -> list[pd.Series]:
+        found = [hist.get((rid, key)) for rid in rows[RUN_ID]]
+        return [s for s in found if s is not None and not s.empty]
+
+    keys = [k for k in _IMAGE_CURVES if any(series_of(rows, k) for _, rows in pairs)]
+    if not any(k in keys for k in (names.FID, names.IS_MEAN)):
+        return None
+    fig, axes = _panels(1, len(keys), f"Image metrics over training -- {dataset}\n"
+                        "(line: mean over runs, band: min-max)")
+    for ax, key in zip(axes[0], keys):
+        for variant, rows in pairs:
+            series = series_of(rows, key)
+            if not series:
+                continue
+            frame = pd.concat(series, axis=1).sort_index()
+            frame = frame.iloc[::max(1, math.ceil(len(frame) / 400))]
+            mean = frame.mean(axis=1)
+            ax.plot(mean.index, mean.values, color=colours[variant], marker="o", markersize=3,
+                    linewidth=1.5, label=f"{variant} (mean of {len(series)})")
+            if len(series) > 1:
+                ax.fill_between(frame.index, frame.min(axis=1), frame.max(axis=1),
+                                color=colours[variant], alpha=0.12, linewidth=0)
+        if key == names.MODES_COVERED:
+            totals = [t for t in n_modes.values() if t is not None and not _isnan(t)]
+            if totals:
+                ax.axhline(max(totals), color="0.5", linestyle=":", linewidth=1,
+                           label=f"all {max(totals):g} modes")
+        better = "higher" if _higher_is_better(key) else "lower"
+        ax.set_title(f"{_LABELS[key]} ({better} is better)", fontsize=10)
+        ax.set_xlabel("generator step")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
+    return _png(fig)
+
+
 @contextlib.contextmanager
 def _no_progress_bars():
     """MLflow draws a progress bar per downloaded artifact unless this variable says no."""
@@ -673,6 +872,39 @@ def _no_progress_bars():
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
+
+
+def _final_sample_paths(client, run_id: str) -> list[str]:
+    """The run's final-sample pictures at the artifact root: ``final_samples.png`` (models
+    without grids) and every ``final_samples_<grid>.png`` (conditional / InfoGAN grids), the
+    plain one first, then by name. Empty when there are none, or the listing fails."""
+    stem = names.ARTIFACT_FINAL_SAMPLES.removesuffix(".png")
+    try:
+        listed = retry(client.list_artifacts, run_id)
+    except Exception:  # noqa: BLE001 -- an unreadable artifact store only skips the images
+        return []
+    found = [a.path for a in listed if not a.is_dir
+             and a.path.rsplit("/", 1)[-1].startswith(stem) and a.path.endswith(".png")]
+    return sorted(found, key=lambda p: (p != names.ARTIFACT_FINAL_SAMPLES, p))
+
+
+def _grid_name(path: str) -> str | None:
+    """``final_samples_<grid>.png`` -> ``<grid>``; None for the plain ``final_samples.png``."""
+    stem = names.ARTIFACT_FINAL_SAMPLES.removesuffix(".png")
+    name = path.rsplit("/", 1)[-1].removesuffix(".png")
+    return name[len(stem):].lstrip("_") or None
+
+
+def _grid_caption(grid: str) -> str:
+    """What a model's sample grid shows (the grids of :meth:`harness.models.Model.grids`)."""
+    known = {"classes": "rows: fixed noise vectors, columns: the class each is conditioned on",
+             "code_grid": "rows: fixed noise vectors, columns: the values of the first "
+                          "categorical code"}
+    m = re.fullmatch(r"continuous_(\d+)", grid)
+    if m:
+        return (f"continuous code {m.group(1)} traversed from -2 to 2 (columns); rows: the "
+                "values of the first categorical code (noise vectors when there is none)")
+    return known.get(grid, "a grid of the model's samples")
 
 
 def _median_run(rows: pd.DataFrame) -> pd.Series | None:
@@ -705,7 +937,7 @@ def _param_value_text(values: pd.Series) -> str:
 # --- the report -----------------------------------------------------------------------------
 
 
-def _how_to_read(n_resamples: int = 2000, seed: int = 0) -> list[str]:
+def _how_to_read(n_resamples: int = 2000, seed: int = 0, images: bool = False) -> list[str]:
     comparisons = (
         f"**Comparisons** use the `{names.PHASE_SEEDS}` phase: each variant's best search "
         "configuration re-run on fresh seeds (a pair without seeds-phase runs falls back to all "
@@ -762,7 +994,119 @@ def _how_to_read(n_resamples: int = 2000, seed: int = 0) -> list[str]:
         "*distinguishable* when the adjusted p is below 0.05. Groups of n_a and n_b runs "
         "cannot give a p below 2/C(n_a + n_b, n_a): 0.1 for 3 seeds against 3."
     )
-    return [comparisons, intervals, pairwise, status, stability, hops, full, coverage]
+    items = [comparisons, intervals, pairwise, status, stability, hops, full, coverage]
+    if images:
+        items.append(
+            f"**Image metrics** -- `{names.FID}` (Fréchet distance between the feature "
+            "statistics of generated and real images; lower is better), "
+            f"`{names.IS_MEAN}` (Inception score; higher is better) and `{names.KID_MEAN}` "
+            "(kernel Inception distance; lower is better), all three on the features of the "
+            f"extractor the `{names.TAG_FIDELITY_EXTRACTOR}` tag names; `{names.PRECISION}` / "
+            f"`{names.RECALL}` (the fraction of generated samples on the real manifold / of "
+            "real samples on the generated one; higher is better); "
+            f"`{names.COND_ACCURACY}` (conditional GAN: how often the harness classifier "
+            f"sees the class the sample was generated for) and `{names.CODE_ACCURACY}` "
+            "(InfoGAN: the categorical code as class labels under the best one-to-one "
+            "matching of code values to classes); on image datasets the modes are the "
+            "classes the harness classifier recognises.")
+        items.append(
+            "**Provenance** -- image metrics depend on how they were made: the feature "
+            "extractor and its weights, the real reference images, the sample counts, the "
+            "classifier and the data split, which each run records in its tags "
+            f"({_provenance_patterns()}). Where the compared runs of a dataset differ in any "
+            "of them, the report refuses to rank them: it names the differing tags and which "
+            "variants have which values, shows the numbers per provenance group and marks no "
+            "winner.")
+    return items
+
+
+def _provenance_patterns() -> str:
+    """The provenance tags as the report names them: `fidelity.*`, ..., `dataset.split`."""
+    return ", ".join([*(f"`{p}*`" for p in provenance.PROVENANCE_PREFIXES),
+                      *(f"`{t}`" for t in provenance.PROVENANCE_TAGS)])
+
+
+def _provenance_warning(doc: _Doc, dataset: str, conflicts: dict, consequence: str) -> None:
+    """A warning paragraph: the runs of ``dataset`` differ in provenance (the tags, their
+    values and which variants have which), and what the report does about it."""
+    doc.p(f"**Warning -- provenance differs, not ranked.** The runs of `{dataset}` compared "
+          "here were not measured the same way (extractor, reference images, sample counts, "
+          "classifier or data split), so their numbers are not comparable across groups. "
+          f"{consequence} Differing tags: {provenance.describe_conflicts(conflicts)}")
+
+
+def _group_heading(k: int, group: provenance.ProvenanceGroup, tags: Iterable[str]) -> str:
+    values = ", ".join(f"`{t}` = `{group.tags.get(t) or provenance.NOT_SET}`" for t in tags)
+    return (f"**Provenance group {k}** ({', '.join(group.variants)}; {len(group.rows)} runs): "
+            + (values or "no provenance tags") + ".")
+
+
+def _image_table(doc: _Doc, summary: pd.DataFrame, metrics: list[str]) -> None:
+    headers = ["variant", "phase", "runs (used / all)"]
+    for metric in metrics:
+        headers.append(f"{_LABELS[metric]} {'↑' if _higher_is_better(metric) else '↓'}")
+        if metric in IMAGE_CI_METRICS:
+            headers.append(f"95% CI ({_LABELS[metric]})")
+    rows = []
+    for _, row in summary.iterrows():
+        cells = [str(row[names.TAG_VARIANT]), str(row[names.TAG_PHASE]),
+                 f"{int(row['n_group'])} / {int(row['n'])}"]
+        for metric in metrics:
+            digits = IMAGE_METRICS[metric]
+            cells.append(_fmt_pm(row[f"{metric}_mean"], row[f"{metric}_std"], digits))
+            if metric in IMAGE_CI_METRICS:
+                cells.append(_ci_cell(row, metric, digits))
+        rows.append(cells)
+    doc.table(headers, rows)
+
+
+def _image_section(doc: _Doc, df: pd.DataFrame, summary: pd.DataFrame) -> None:
+    """``## Image metrics``: per dataset whose runs logged FID / IS / KID / precision / recall /
+    cond or code accuracy, a table of their mean ± sd over the compared runs
+    (:func:`summarize_images`). The runs are first grouped by provenance: one group gets its
+    best variant per metric named; several get a warning, one table per group and no winner."""
+    if summary.empty:
+        return
+    doc.h(2, "Image metrics")
+    doc.p("Mean ± sd over the compared runs (the seeds phase, as above) that finished and "
+          "reported the metric; ↓ lower is better (FID, KID), ↑ higher is better (IS, "
+          "precision, recall, cond/code accuracy). IS and KID are each run's mean (report.csv "
+          f"also has `{names.IS_STD}` and `{names.KID_STD}`). Runs are only ranked against runs "
+          f"with the same provenance tags ({_provenance_patterns()}): FID from a different "
+          "extractor, reference set or sample count is a different number.")
+    by_dataset = _image_rows(df)
+    for dataset, ds in summary.groupby(names.TAG_DATASET, sort=True):
+        doc.h(3, f"Dataset `{dataset}`")
+        metrics = [m for m in IMAGE_METRICS if f"{m}_n" in ds and ds[f"{m}_n"].sum() > 0]
+        pairs = by_dataset[dataset]
+        groups = _image_groups(pairs)
+        conflicts = provenance.provenance_conflicts(pd.concat([r for *_, r in pairs]))
+        if conflicts:
+            _provenance_warning(doc, dataset, conflicts,
+                                "The numbers are shown per provenance group and no variant "
+                                "is marked best.")
+            for k, group in enumerate(groups, start=1):
+                doc.p(_group_heading(k, group, conflicts))
+                _image_table(doc, ds[ds["provenance_group"] == k], metrics)
+            continue
+        _image_table(doc, ds, metrics)
+        tags = groups[0].tags if groups else {}
+        shared = ", ".join(f"`{t}` = `{v}`" for t, v in tags.items() if v is not None)
+        doc.p(("All compared runs share one provenance: " + shared + ".") if shared else
+              "The runs carry no provenance tags: the report cannot check that their numbers "
+              "were made the same way.")
+        best = []
+        for metric in metrics:
+            winners = best_variants(ds, metric)
+            if winners:
+                value = ds.loc[ds[names.TAG_VARIANT] == winners[0], f"{metric}_mean"].iloc[0]
+                how = "highest" if _higher_is_better(metric) else "lowest"
+                best.append(f"{_LABELS[metric]} ({how}) "
+                            + " = ".join(f"**{w}**" for w in winners)
+                            + f" ({value:.{IMAGE_METRICS[metric]}f})")
+        if best:
+            doc.p("Best mean (same provenance; a description, not a significance test): "
+                  + "; ".join(best) + ".")
 
 
 def _pairwise_section(doc: _Doc, df: pd.DataFrame, n_resamples: int, seed: int,
@@ -779,51 +1123,67 @@ def _pairwise_section(doc: _Doc, df: pd.DataFrame, n_resamples: int, seed: int,
     for dataset in datasets:
         doc.h(3, f"Dataset `{dataset}`")
         rows = runs[runs[names.TAG_DATASET].fillna("?") == dataset]
-        result = stats.pairwise(rows, names.MODES_COVERED, group_col=names.TAG_VARIANT,
-                                n_resamples=n_resamples, seed=seed, alpha=alpha)
-        if result.empty:
-            n_var = rows[names.TAG_VARIANT].nunique()
-            doc.p(f"Nothing to compare: {n_var} variant(s) with finished seeds-phase runs "
-                  "(at least 2 are needed).")
+        scored = rows[rows[names.MODES_COVERED].notna()]
+        conflicts = provenance.provenance_conflicts(scored)
+        if not conflicts:
+            _pairwise_block(doc, rows, n_resamples, seed, alpha)
             continue
-        digits = SUMMARY_METRICS[names.MODES_COVERED]
-        table = []
-        for _, r in result.iterrows():
-            diff = _fmt_num(r["diff"], digits)
-            if not _isnan(r["diff_low"]):
-                diff += f" [{r['diff_low']:.{digits}f}, {r['diff_high']:.{digits}f}]"
-            table.append([str(r["a"]), str(r["b"]), f"{int(r['n_a'])} / {int(r['n_b'])}",
-                          _fmt_num(r["mean_a"], digits), _fmt_num(r["mean_b"], digits), diff,
-                          _fmt_p(r["p"]), _fmt_p(r["p_holm"]),
-                          "yes" if r["distinguishable"] else "no"])
-        doc.table(["a", "b", "n (a / b)", "mean a", "mean b", "diff a − b [95% CI]",
-                   "Mann–Whitney p", "Holm p", "distinguishable"], table)
-        hits = result[result["distinguishable"]]
-        if len(hits):
-            named = ", ".join(f"{r['a']} vs {r['b']} ({r['a'] if r['diff'] > 0 else r['b']} "
-                              "covers more)" for _, r in hits.iterrows())
-            doc.p(f"Distinguishable at alpha {alpha:g} (Holm-adjusted): {named}; "
-                  "every other pair is not.")
-            continue
-        sizes = sorted({(int(min(a, b)), int(max(a, b)))
-                        for a, b in zip(result["n_a"], result["n_b"]) if a >= 1 and b >= 1})
-        floors = {s: stats.min_mann_whitney_p(*s) for s in sizes}
-        text = f"No pair is distinguishable at alpha {alpha:g} (Holm-adjusted)."
-        if floors and all(f >= alpha for f in floors.values()):
-            if len({n for s in sizes for n in s}) == 1:
-                n = sizes[0][0]
-                text += (f" With {n} seeds per variant the smallest possible two-sided "
-                         f"Mann–Whitney p is 2/C({2 * n}, {n}) = {floors[sizes[0]]:.3g}, "
-                         "so none can be.")
-            else:
-                parts = ", ".join(f"{a} vs {b} runs: {f:.3g}" for (a, b), f in floors.items())
-                text += (" With these group sizes the smallest possible two-sided Mann–Whitney "
-                         f"p (2/C(n_a + n_b, n_a)) is {parts}, all at least {alpha:g}, "
-                         "so none can be.")
-        elif floors:
-            text += (" The group sizes would allow it (smallest possible p "
-                     f"{min(floors.values()):.3g}); the data do not show a difference.")
-        doc.p(text)
+        _provenance_warning(doc, dataset, conflicts,
+                            "Variants are compared only within a provenance group, never "
+                            "across groups.")
+        for k, group in enumerate(provenance.provenance_groups(scored), start=1):
+            doc.p(_group_heading(k, group, conflicts))
+            _pairwise_block(doc, group.rows, n_resamples, seed, alpha)
+
+
+def _pairwise_block(doc: _Doc, rows: pd.DataFrame, n_resamples: int, seed: int,
+                    alpha: float) -> None:
+    """The pairwise table of one dataset's (or provenance group's) runs and what it says."""
+    result = stats.pairwise(rows, names.MODES_COVERED, group_col=names.TAG_VARIANT,
+                            n_resamples=n_resamples, seed=seed, alpha=alpha)
+    if result.empty:
+        n_var = rows[names.TAG_VARIANT].nunique()
+        doc.p(f"Nothing to compare: {n_var} variant(s) with finished seeds-phase runs "
+              "(at least 2 are needed).")
+        return
+    digits = SUMMARY_METRICS[names.MODES_COVERED]
+    table = []
+    for _, r in result.iterrows():
+        diff = _fmt_num(r["diff"], digits)
+        if not _isnan(r["diff_low"]):
+            diff += f" [{r['diff_low']:.{digits}f}, {r['diff_high']:.{digits}f}]"
+        table.append([str(r["a"]), str(r["b"]), f"{int(r['n_a'])} / {int(r['n_b'])}",
+                      _fmt_num(r["mean_a"], digits), _fmt_num(r["mean_b"], digits), diff,
+                      _fmt_p(r["p"]), _fmt_p(r["p_holm"]),
+                      "yes" if r["distinguishable"] else "no"])
+    doc.table(["a", "b", "n (a / b)", "mean a", "mean b", "diff a − b [95% CI]",
+               "Mann–Whitney p", "Holm p", "distinguishable"], table)
+    hits = result[result["distinguishable"]]
+    if len(hits):
+        named = ", ".join(f"{r['a']} vs {r['b']} ({r['a'] if r['diff'] > 0 else r['b']} "
+                          "covers more)" for _, r in hits.iterrows())
+        doc.p(f"Distinguishable at alpha {alpha:g} (Holm-adjusted): {named}; "
+              "every other pair is not.")
+        return
+    sizes = sorted({(int(min(a, b)), int(max(a, b)))
+                    for a, b in zip(result["n_a"], result["n_b"]) if a >= 1 and b >= 1})
+    floors = {s: stats.min_mann_whitney_p(*s) for s in sizes}
+    text = f"No pair is distinguishable at alpha {alpha:g} (Holm-adjusted)."
+    if floors and all(f >= alpha for f in floors.values()):
+        if len({n for s in sizes for n in s}) == 1:
+            n = sizes[0][0]
+            text += (f" With {n} seeds per variant the smallest possible two-sided "
+                     f"Mann–Whitney p is 2/C({2 * n}, {n}) = {floors[sizes[0]]:.3g}, "
+                     "so none can be.")
+        else:
+            parts = ", ".join(f"{a} vs {b} runs: {f:.3g}" for (a, b), f in floors.items())
+            text += (" With these group sizes the smallest possible two-sided Mann–Whitney "
+                     f"p (2/C(n_a + n_b, n_a)) is {parts}, all at least {alpha:g}, "
+                     "so none can be.")
+    elif floors:
+        text += (" The group sizes would allow it (smallest possible p "
+                 f"{min(floors.values()):.3g}); the data do not show a difference.")
+    doc.p(text)
 
 
 def _budget_figure(dataset: str, curves: list[tuple[str, pd.DataFrame]], colours: dict,
@@ -876,6 +1236,11 @@ def _budget_section(doc: _Doc, df: pd.DataFrame, colours: dict, out_dir: Path,
         doc.h(3, f"Dataset `{dataset}`")
         ds_all = df[df[names.TAG_DATASET].fillna("?") == dataset]
         rows = search[search[names.TAG_DATASET].fillna("?") == dataset]
+        conflicts = provenance.provenance_conflicts(rows[rows[names.MODES_COVERED].notna()])
+        if conflicts:
+            _provenance_warning(doc, dataset, conflicts,
+                                "Read each variant's curve on its own: the curves of different "
+                                "groups are not on one scale.")
         variants = sorted(ds_all[names.TAG_VARIANT].fillna("?").unique(), key=str)
         curves, table, missing = [], [], []
         for variant in variants:
@@ -926,7 +1291,8 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
 
     Returns ``{"dir": out_dir, "md": ..., "html": ..., "csv": ..., "<png stem>": ...}``: every
     value a Path, one entry per PNG written (``coverage_<dataset>``, ``losses_<dataset>``,
-    ``d_outputs_<dataset>``, ``budget_<dataset>``, ``samples_<dataset>_<variant>``). With
+    ``d_outputs_<dataset>``, ``image_metrics_<dataset>``, ``budget_<dataset>``,
+    ``samples_<dataset>_<variant>[_<grid>]``). With
     ``attach`` the folder is logged to the parent run under the artifact path ``report``. ``n_resamples`` and ``seed``
     drive the bootstrap intervals (:func:`summarize`, the pairwise comparisons). ``runs``
     are the parent's child runs when the caller has already fetched them.
@@ -938,6 +1304,7 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
     df = (load_runs(client, experiment_id, parent_run_id) if runs is None
           else runs_frame(runs))
     summary = summarize(df, n_resamples=n_resamples, seed=seed)
+    image_summary = summarize_images(df, n_resamples=n_resamples, seed=seed)
     pairs = _comparison_rows(df)
     colours = _variant_colours(v for v, _ in pairs)
 
@@ -961,7 +1328,7 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
                       for ph in sorted(df[names.TAG_PHASE].dropna().unique())) + ".")
 
     doc.h(2, "How to read this report")
-    doc.ul(_how_to_read(n_resamples, seed))
+    doc.ul(_how_to_read(n_resamples, seed, images=not image_summary.empty))
 
     # --- summary table
     doc.h(2, "Summary over seeds")
@@ -981,7 +1348,13 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
         doc.table(headers, rows)
     else:
         doc.p("No trial runs were found under this parent run.")
+    conflicted = comparison_conflicts(df)
+    for dataset, conflicts in conflicted.items():
+        _provenance_warning(doc, dataset, conflicts,
+                            "The order of its rows above is not a ranking; the image metrics "
+                            "and the pairwise comparisons below are shown per provenance group.")
 
+    _image_section(doc, df, image_summary)
     _pairwise_section(doc, df, n_resamples, seed)
     images: list[Path] = []
     _budget_section(doc, df, colours, out_dir, images)
@@ -1006,6 +1379,14 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
              _losses_figure(dataset, ds_pairs, hist, colours)),
             ("d_outputs", d_caption, _d_figure(dataset, ds_pairs, hist, colours)),
         ]
+        if dataset in set(image_summary[names.TAG_DATASET]):
+            img_caption = ("FID, IS and modes covered over generator steps (one line per "
+                           "variant: mean over its runs, band min-max)")
+            if dataset in conflicted:
+                img_caption += ("; the variants differ in provenance (see the warning above): "
+                                "do not rank them by these curves")
+            figures.append(("image_metrics", img_caption,
+                            _image_curves_figure(dataset, ds_pairs, hist, colours, n_modes)))
         for stem, caption, png in figures:
             if png is None:
                 doc.p(f"*{caption}*: no histories logged.")
@@ -1026,20 +1407,34 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
                     continue
                 dst = Path(tmp, median[RUN_ID])
                 dst.mkdir(exist_ok=True)
-                try:
-                    local = retry(client.download_artifacts, median[RUN_ID],
-                                  names.ARTIFACT_FINAL_SAMPLES, str(dst))
-                except Exception:  # noqa: BLE001 -- a missing artifact only skips the image
+                copied = []
+                for path in _final_sample_paths(client, median[RUN_ID]):
+                    try:
+                        local = retry(client.download_artifacts, median[RUN_ID], path,
+                                      str(dst))
+                    except Exception as exc:  # noqa: BLE001 -- only skips the image
+                        doc.p(f"**{variant}**: `{path}` could not be downloaded "
+                              f"({type(exc).__name__}).")
+                        continue
+                    grid = _grid_name(path)
+                    name = (f"samples_{_slug(dataset)}_{_slug(variant)}"
+                            + (f"_{_slug(grid)}" if grid else "") + ".png")
+                    shutil.copyfile(local, out_dir / name)
+                    images.append(out_dir / name)
+                    copied.append((grid, name))
+                if not copied:
                     doc.p(f"**{variant}** ({_run_label(median)}, run `{median[RUN_ID]}`): "
-                          f"no `{names.ARTIFACT_FINAL_SAMPLES}` artifact.")
+                          f"no `{names.ARTIFACT_FINAL_SAMPLES}` artifact (nor any "
+                          f"`{names.ARTIFACT_FINAL_SAMPLES.removesuffix('.png')}_*.png` grid).")
                     continue
-                name = f"samples_{_slug(dataset)}_{_slug(variant)}.png"
-                shutil.copyfile(local, out_dir / name)
-                images.append(out_dir / name)
                 doc.p(f"**{variant}**: {_run_label(median)}, {_fmt_num(median[names.MODES_COVERED])}"
                       f" modes covered, status {median[names.TAG_STATUS] or _DASH}, "
                       f"run `{median[RUN_ID]}`.")
-                doc.img(name, f"final samples {variant} {dataset}")
+                for grid, name in copied:
+                    if grid is not None:
+                        doc.p(f"*{variant}, grid `{grid}`*: {_grid_caption(grid)}.")
+                    doc.img(name, f"final samples {variant} {dataset}"
+                            + (f" {grid}" if grid else ""))
 
     # --- best hyperparameters
     doc.h(2, "Best hyperparameters")
