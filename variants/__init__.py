@@ -6,8 +6,12 @@ metric, exactly as a third-party plugin package would.
 
 from variants import (  # noqa: F401  (imported for their registrations)
     cgan,
+    class_modes,
+    code_accuracy,
+    cond_accuracy,
     dcgan,
     feature_matching,
+    fidelity_metrics,
     historical_averaging,
     infogan,
     least_squares,

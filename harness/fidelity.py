@@ -1,0 +1,355 @@
+"""The torch-fidelity bridge: FID, IS, KID and precision/recall on the harness's features.
+
+:func:`compute` scores generated images against real ones with
+``torch_fidelity.calculate_metrics``, on one of two feature extractors:
+
+* ``"classifier"`` (the default, works offline): the harness's digit classifier
+  (:mod:`harness.classifier`) wrapped as a torch-fidelity feature extractor,
+  :class:`ClassifierExtractor`. FID, KID and precision/recall use its penultimate
+  features, the Inception Score its logits (for stacked datasets: the per-channel
+  features concatenated and the log-probabilities of the combined classes). Numbers are
+  therefore *not* comparable with published Inception-based FIDs, only with each other
+  -- which is why the metric logs the extractor's hash as provenance.
+* ``"inception"``: torch-fidelity's ``inception-v3-compat``, the published protocol. It
+  needs its weights file (:data:`INCEPTION_FILE`), downloaded once into torch hub's
+  checkpoint folder; :func:`check_inception` says how to provide it offline. Single-channel
+  images are repeated to three channels.
+
+Choices that follow torch-fidelity 0.4.0's API and its traps:
+
+* Images go in as a :class:`ImageSet`, a dataset returning one bare uint8 ``C x H x W``
+  tensor per item (torch-fidelity refuses tuples); generated samples in [-1, 1] are
+  mapped to uint8 by :func:`to_uint8`. Never through torch-fidelity's generator-model
+  path, which calls ``np.int`` (gone in numpy 2).
+* The extractor *class* is registered once per process per classifier, lazily
+  (:func:`register_classifier_extractor`), so every Ray worker registers its own. The
+  registered name holds the hash of the classifier's weights file: torch-fidelity's cache
+  keys on that name, not on the weights, so a retrained classifier must get a new name or
+  it would reuse stale statistics. The weights path travels as the
+  ``feature_extractor_weights_path`` argument of ``calculate_metrics``, which torch-fidelity
+  hands to the extractor's constructor.
+* Only the real images are cached (``input2_cache_name``: the real set's name, which holds
+  the dataset's fingerprint and the images' hash, plus the extractor's name), under
+  ``<harness cache>/fidelity``; torch-fidelity writes cache entries atomically.
+* ``save_cpu_ram=True``: the only switch that makes torch-fidelity read the in-memory
+  images without DataLoader worker processes (pointless copies here, and forking inside a
+  Ray worker), and that computes precision/recall in row blocks of ``prc_batch_size``
+  instead of a full ``n x n`` distance matrix.
+* ``kid_subset_size = min(1000, n1, n2)`` and ``isc_splits = min(10, n1)``: torch-fidelity
+  fails when a KID subset is larger than either sample set.
+* ``cuda`` defaults to ``torch.cuda.is_available()``: torch-fidelity moves the extractor
+  and each batch to the GPU itself; on a CPU the classifier runs on one thread (see
+  :func:`harness.classifier.single_thread`).
+* Convention (torch-fidelity's): input 1 is generated, input 2 is real. Precision is the
+  fraction of generated samples inside the real manifold (k=3 nearest neighbours), recall
+  the fraction of real samples inside the generated one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+from torch.utils.data import Dataset as TorchDataset
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+from harness import names
+from harness.classifier import (
+    TrainedClassifier,
+    cache_root,
+    load_net,
+    single_thread,
+    stacked_outputs,
+)
+from harness.data import LabelledImages
+from harness.errors import HarnessError
+
+Extractor = Literal["classifier", "inception"]
+EXTRACTORS: tuple[str, ...] = ("classifier", "inception")
+
+#: torch-fidelity's registered name of Inception-v3 and its weights file
+INCEPTION_NAME = "inception-v3-compat"
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+
+#: part of the extractor's registered name (and so of torch-fidelity's cache keys): bump
+#: when what the extractor computes from the same weights changes
+EXTRACTOR_VERSION = "1"
+
+#: feature names the classifier extractor provides
+FEATURES = "features"
+LOGITS = "logits"
+
+#: torch-fidelity's result keys -> harness names
+_RESULT_NAMES = {
+    "frechet_inception_distance": names.FID,
+    "inception_score_mean": names.IS_MEAN,
+    "inception_score_std": names.IS_STD,
+    "kernel_inception_distance_mean": names.KID_MEAN,
+    "kernel_inception_distance_std": names.KID_STD,
+    "precision": names.PRECISION,
+    "recall": names.RECALL,
+}
+
+
+class InceptionUnavailable(HarnessError):
+    """Inception-v3's weights cannot be loaded (offline, and not in the cache)."""
+
+
+# --- images ---------------------------------------------------------------------------------
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] (any float dtype, any device) -> uint8 in [0, 255] on the CPU.
+
+    Values outside [-1, 1] are clipped; NaN becomes mid-grey and +/-inf white/black, so a
+    diverged generator is scored (badly) instead of crashing the evaluation. uint8 input
+    is returned as it is.
+    """
+    images = images.detach()
+    if images.dtype == torch.uint8:
+        return images.cpu()
+    x = torch.nan_to_num(images.float(), nan=0.0, posinf=1.0, neginf=-1.0).clamp(-1.0, 1.0)
+    return ((x + 1.0) * 127.5).round().to(torch.uint8).cpu()
+
+
+class ImageSet(TorchDataset):
+    """uint8 images ``(N, C, H, W)`` as the dataset torch-fidelity wants: a bare tensor per item."""
+
+    def __init__(self, images: torch.Tensor):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"expected uint8 images (N, C, H, W), got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        self.images = images.contiguous()
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+def _three_channels(images: torch.Tensor) -> torch.Tensor:
+    c = images.shape[1]
+    if c == 3:
+        return images
+    if c == 1:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    raise ValueError(f"Inception-v3 takes 1- or 3-channel images, got {c} channels")
+
+
+@dataclass(frozen=True)
+class RealImages:
+    """The real images every score of a dataset compares against, and their cache name."""
+
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    name: str  # torch-fidelity cache name: fingerprint, which split, how many, content hash
+    hash: str  # sha256 of the uint8 bytes (16 hex digits)
+
+
+def real_images(dataset: LabelledImages, reference: Literal["train", "heldout"] = "train",
+                n: int = 10_000, seed: int = 0) -> RealImages:
+    """Up to ``n`` real images of ``dataset`` (a seeded random subset when there are more).
+
+    ``reference="train"`` compares with the images the GAN learns from (the usual FID
+    protocol); ``"heldout"`` with images it never saw.
+    """
+    data = dataset.train_data() if reference == "train" else dataset.heldout_data()
+    if data.shape[0] > n:
+        idx = torch.randperm(data.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
+        data = data[idx.sort().values]
+    images = to_uint8(data)
+    digest = hashlib.sha256(images.numpy().tobytes()).hexdigest()[:16]
+    name = f"real-{dataset.fingerprint()[:16]}-{reference}-{images.shape[0]}-{digest}"
+    return RealImages(images=images, name=name, hash=digest)
+
+
+# --- the classifier as a torch-fidelity feature extractor ------------------------------------
+
+class ClassifierExtractor(FeatureExtractorBase):
+    """torch-fidelity feature extractor over the harness's digit classifier.
+
+    Input: uint8 ``N x C x H x W`` (as torch-fidelity delivers it), mapped to [-1, 1].
+    Features: ``"features"`` (penultimate; FID, KID, PRC) and ``"logits"`` (IS).
+    Registered subclasses fix :attr:`stack` (stacked digit channels) and a default weights
+    file; a ``feature_extractor_weights_path`` argument overrides the latter.
+    """
+
+    stack: ClassVar[int] = 1
+    default_weights_path: ClassVar[str | None] = None
+
+    def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+        super().__init__(name, features_list)
+        path = feature_extractor_weights_path or self.default_weights_path
+        if path is None:
+            raise ValueError(f"feature extractor {name!r} needs feature_extractor_weights_path")
+        self.net = load_net(path)
+
+    @staticmethod
+    def get_provided_features_list():
+        return FEATURES, LOGITS
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return LOGITS if metric == "isc" else FEATURES
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+
+    def forward(self, x):
+        if not (torch.is_tensor(x) and x.dtype == torch.uint8 and x.dim() == 4):
+            raise ValueError(f"expected uint8 images N x C x H x W, got {getattr(x, 'shape', x)}")
+        x = x.to(torch.float32) / 127.5 - 1.0
+        feats, logits = stacked_outputs(self.net, x, self.stack)
+        out = {FEATURES: feats, LOGITS: logits}
+        return tuple(out[name] for name in self.features_list)
+
+
+_register_lock = threading.Lock()
+
+
+def extractor_name(classifier: TrainedClassifier) -> str:
+    """The torch-fidelity name of ``classifier``'s extractor: holds its weights' hash."""
+    return f"harness-digits-v{EXTRACTOR_VERSION}-{classifier.hash}-x{classifier.stack}"
+
+
+def register_classifier_extractor(classifier: TrainedClassifier) -> str:
+    """Register ``classifier``'s extractor class with torch-fidelity (once per process); its name."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    name = extractor_name(classifier)
+    with _register_lock:
+        if name not in FEATURE_EXTRACTORS_REGISTRY:
+            cls = type(f"ClassifierExtractor_{classifier.hash}_x{classifier.stack}",
+                       (ClassifierExtractor,),
+                       {"stack": classifier.stack,
+                        "default_weights_path": str(classifier.weights_path),
+                        "__module__": __name__})
+            register_feature_extractor(name, cls)
+    return name
+
+
+# --- Inception-v3 ---------------------------------------------------------------------------
+def inception_hint(weights_path: str | os.PathLike | None = None) -> str:
+    """Where torch-fidelity looks for Inception-v3's weights, and how to put them there."""
+    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    where = (f"the file {str(weights_path)!r} given as 'inception_weights' could not be loaded"
+             if weights_path else
+             f"torch-fidelity downloads {INCEPTION_FILE} from {URL_INCEPTION_V3} into {hub}")
+    return (f"{where}. Offline, copy {INCEPTION_FILE} into {hub} (the folder follows $TORCH_HOME: "
+            "$TORCH_HOME/hub/checkpoints), or set the fidelity metric's parameter "
+            "'inception_weights' to the file's path, or use extractor: classifier")
+
+
+def check_inception(weights_path: str | os.PathLike | None = None) -> None:
+    """Build torch-fidelity's Inception-v3 once; raise :class:`InceptionUnavailable` if it cannot."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    try:
+        FeatureExtractorInceptionV3(INCEPTION_NAME, ["2048"], feature_extractor_weights_path=weights_path,
+                                    verbose=False)
+    except Exception as exc:  # noqa: BLE001  (URLError offline, FileNotFoundError, bad file)
+        raise InceptionUnavailable(
+            f"Inception-v3 weights are unavailable ({type(exc).__name__}: {exc}); "
+            + inception_hint(weights_path)) from None
+
+
+# --- scoring --------------------------------------------------------------------------------
+def _weights_tag(path: str | os.PathLike | None) -> str:
+    """``-<hash>`` of user-given Inception weights (they must not share the published
+    weights' cached statistics); empty for the published ones."""
+    if not path:
+        return ""
+    st = os.stat(path)
+    return "-" + _file_sha(str(path), st.st_mtime_ns, st.st_size)[:16]
+
+
+@functools.lru_cache(maxsize=8)
+def _file_sha(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fidelity_cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where torch-fidelity caches the real images' features and statistics."""
+    return cache_root(cache_dir) / "fidelity"
+
+
+def compute(
+    samples: torch.Tensor,
+    real: RealImages | torch.Tensor,
+    *,
+    extractor: Extractor = "classifier",
+    classifier: TrainedClassifier | None = None,
+    fid: bool = True,
+    isc: bool = True,
+    kid: bool = True,
+    prc: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    cuda: bool | None = None,
+    inception_weights: str | os.PathLike | None = None,
+    kid_subsets: int = 100,
+) -> dict[str, float]:
+    """FID / IS / KID / precision-recall of ``samples`` against ``real``, keyed by harness names.
+
+    ``samples`` and a tensor ``real`` are images in [-1, 1] (or uint8). A :class:`RealImages`
+    ``real`` is cached by torch-fidelity under its name; a plain tensor is not cached.
+    ``classifier`` is required with ``extractor="classifier"``. KID averages ``kid_subsets``
+    subsets of ``min(1000, n1, n2)`` samples; its cost (~80 ms a subset on a CPU) dominates
+    the whole call with the classifier extractor.
+    """
+    if not (fid or isc or kid or prc):
+        raise ValueError("nothing to compute: fid, isc, kid and prc are all off")
+    import torch_fidelity
+
+    gen = to_uint8(samples)
+    if isinstance(real, RealImages):
+        ref, ref_name = real.images, real.name
+    else:
+        ref, ref_name = to_uint8(real), None
+    n1, n2 = int(gen.shape[0]), int(ref.shape[0])
+    if n1 < 2 or n2 < 2:
+        raise ValueError(f"need at least 2 generated and 2 real images, got {n1} and {n2}")
+    if cuda is None:
+        cuda = torch.cuda.is_available()
+    kwargs: dict = {}
+    if extractor == "classifier":
+        if classifier is None:
+            raise ValueError("extractor 'classifier' needs a trained classifier")
+        fe_name = register_classifier_extractor(classifier)
+        kwargs["feature_extractor_weights_path"] = str(classifier.weights_path)
+    elif extractor == "inception":
+        fe_name = INCEPTION_NAME
+        gen, ref = _three_channels(gen), _three_channels(ref)
+        if inception_weights:
+            kwargs["feature_extractor_weights_path"] = str(inception_weights)
+    else:
+        raise ValueError(f"unknown extractor {extractor!r}; one of {', '.join(EXTRACTORS)}")
+    if ref_name is not None:
+        weights_tag = _weights_tag(inception_weights) if extractor == "inception" else ""
+        kwargs["input2_cache_name"] = f"{ref_name}-{fe_name}{weights_tag}"
+    root = fidelity_cache_root(cache_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    threads = single_thread() if extractor == "classifier" and not cuda else contextlib.nullcontext()
+    with threads:
+        raw = torch_fidelity.calculate_metrics(
+            input1=ImageSet(gen), input2=ImageSet(ref), cuda=bool(cuda),
+            isc=isc, fid=fid, kid=kid, prc=prc, feature_extractor=fe_name,
+            kid_subset_size=min(1000, n1, n2), kid_subsets=kid_subsets, isc_splits=min(10, n1),
+            batch_size=256, save_cpu_ram=True, prc_batch_size=1000,
+            cache=True, cache_root=str(root), verbose=False, **kwargs)
+    return {_RESULT_NAMES[k]: float(v) for k, v in raw.items() if k in _RESULT_NAMES}

@@ -1,0 +1,142 @@
+"""``fidelity``: FID, IS, KID and precision/recall of generated images, through torch-fidelity.
+
+See :mod:`harness.fidelity` for the bridge and :mod:`harness.classifier` for the default
+feature extractor (the harness's own digit classifier, so everything works offline;
+``extractor: inception`` uses torch-fidelity's Inception-v3 where its weights are cached).
+
+Protocol:
+
+* intermediate evaluations score ``eval_samples`` (default 2,000) samples, the final one
+  ``final_samples`` (default 10,000), both drawn through ``context.generate`` -- from
+  noise fixed per trial, so successive evaluations differ only by the generator. A direct
+  call without a context scores the samples it is given.
+* the real reference is up to ``real_samples`` (default 10,000) images of the dataset's
+  ``reference`` split (``train``, the usual FID protocol, or ``heldout``), a seeded
+  subset when there are more; its features and statistics are cached on disk by
+  :meth:`prepare`, before any trial starts.
+* FID and KID are biased by the sample counts, and precision/recall depend on them
+  through the k-NN radii: runs are comparable only at equal counts and equal extractor,
+  which the provenance tags (``fidelity.*``, ``classifier.accuracy``) record.
+* ``kid_subsets`` (default 100, the published protocol) subsets of
+  ``min(1000, samples, real)`` -- the bulk of an evaluation's time on a CPU (~80 ms a
+  subset); lower it for frequent intermediate evaluations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from harness import names
+from harness.classifier import DEFAULT_MIN_ACCURACY, UsesClassifier
+from harness.data import Dataset, LabelledImages
+from harness.metrics import EvalContext, Evaluation, Metric
+from harness.registry import register_metric
+
+_ALL = (names.FID, names.IS_MEAN, names.IS_STD, names.KID_MEAN, names.KID_STD,
+        names.PRECISION, names.RECALL)
+
+
+class Fidelity(UsesClassifier, Metric):
+    """FID, IS, KID and precision/recall via torch-fidelity, on the harness classifier's features."""
+
+    provides = _ALL
+
+    def __init__(
+        self,
+        extractor: Literal["classifier", "inception"] = "classifier",
+        eval_samples: int = 2000,
+        final_samples: int = 10_000,
+        real_samples: int = 10_000,
+        reference: Literal["train", "heldout"] = "train",
+        fid: bool = True,
+        isc: bool = True,
+        kid: bool = True,
+        prc: bool = True,
+        kid_subsets: int = 100,
+        cache_dir: Path | None = None,
+        min_accuracy: float = DEFAULT_MIN_ACCURACY,
+        inception_weights: Path | None = None,
+    ):
+        for key, value in (("eval_samples", eval_samples), ("final_samples", final_samples),
+                           ("real_samples", real_samples)):
+            if value < 10:
+                raise ValueError(f"{key} must be >= 10, got {value}")
+        if kid_subsets < 1:
+            raise ValueError(f"kid_subsets must be >= 1, got {kid_subsets}")
+        if not (fid or isc or kid or prc):
+            raise ValueError("fid, isc, kid and prc are all false: nothing to compute")
+        self.extractor = extractor
+        self.eval_samples, self.final_samples = int(eval_samples), int(final_samples)
+        self.real_samples, self.reference = int(real_samples), reference
+        self.flags = {"fid": fid, "isc": isc, "kid": kid, "prc": prc}
+        self.kid_subsets = int(kid_subsets)
+        self.cache_dir = cache_dir
+        self.min_accuracy = self.check_min_accuracy(min_accuracy)
+        self.inception_weights = inception_weights
+        self.provides = tuple(n for n, on in zip(_ALL, (fid, isc, isc, kid, kid, prc, prc)) if on)
+        self._real_for = None
+
+    def applies_to(self, dataset: Dataset) -> bool:
+        if self.extractor == "inception":
+            return isinstance(dataset, LabelledImages) and dataset.shape[0] in (1, 3)
+        return self.classifier_applies_to(dataset)
+
+    # -- shared state, once per dataset and process ---------------------------------------
+    def _real(self, dataset: LabelledImages):
+        from harness.fidelity import real_images
+
+        if self._real_for is None or self._real_for[0] is not dataset:
+            self._real_for = (dataset, real_images(dataset, self.reference, self.real_samples))
+        return self._real_for[1]
+
+    def _score(self, samples: torch.Tensor, dataset: LabelledImages) -> dict[str, float]:
+        from harness.fidelity import compute
+
+        clf = self.classifier(dataset) if self.extractor == "classifier" else None
+        return compute(samples, self._real(dataset), extractor=self.extractor, classifier=clf,
+                       cache_dir=self.cache_dir, inception_weights=self.inception_weights,
+                       kid_subsets=self.kid_subsets, **self.flags)
+
+    # -- Metric ------------------------------------------------------------------------------
+    def prepare(self, dataset: Dataset) -> None:
+        """Train or load the classifier (or check Inception's weights), then compute the
+        real images' features and statistics into the cache."""
+        from harness.fidelity import check_inception
+
+        if self.extractor == "inception":
+            check_inception(self.inception_weights)
+        real = self._real(dataset)
+        warm = real.images[: min(1000, real.images.shape[0])]
+        self._score(warm, dataset)
+
+    def provenance(self, dataset: Dataset) -> dict[str, str]:
+        from harness.fidelity import INCEPTION_FILE, _weights_tag
+
+        tags = {
+            names.TAG_FIDELITY_EXTRACTOR: self.extractor,
+            names.TAG_FIDELITY_REAL_HASH: self._real(dataset).hash,
+            names.TAG_FIDELITY_SAMPLES_EVAL: str(self.eval_samples),
+            names.TAG_FIDELITY_SAMPLES_FINAL: str(self.final_samples),
+        }
+        if self.extractor == "classifier":
+            clf = self.classifier(dataset)
+            tags[names.TAG_FIDELITY_EXTRACTOR_HASH] = clf.hash
+            tags[names.TAG_CLASSIFIER_HASH] = clf.hash
+            tags[names.TAG_CLASSIFIER_ACCURACY] = f"{clf.accuracy:.4f}"
+        elif self.inception_weights:
+            tags[names.TAG_FIDELITY_EXTRACTOR_HASH] = _weights_tag(self.inception_weights)[1:]
+        else:  # torch-fidelity's published weights: their file name carries their hash
+            tags[names.TAG_FIDELITY_EXTRACTOR_HASH] = INCEPTION_FILE.rsplit("-", 1)[1].split(".")[0]
+        return tags
+
+    def evaluate(self, samples: torch.Tensor, dataset: Dataset,
+                 context: EvalContext | None = None) -> Evaluation:
+        if context is not None:
+            samples = context.generate(self.final_samples if context.final else self.eval_samples)
+        return Evaluation(values=self._score(samples, dataset))
+
+
+register_metric("fidelity", Fidelity)
