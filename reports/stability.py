@@ -1041,6 +1041,14 @@ def _group_heading(k: int, group: provenance.ProvenanceGroup, tags: Iterable[str
             + (values or "no provenance tags") + ".")
 
 
+def _image_digits(metric: str, summary: pd.DataFrame) -> int:
+    """The decimals of :data:`IMAGE_METRICS`, but at most 2 where the means reach 1 or more
+    (KID on classifier features is in the thousands, not a fraction)."""
+    digits = IMAGE_METRICS[metric]
+    means = _finite(summary[f"{metric}_mean"]) if f"{metric}_mean" in summary else []
+    return min(digits, 2) if len(means) and float(np.abs(means).max()) >= 1 else digits
+
+
 def _image_table(doc: _Doc, summary: pd.DataFrame, metrics: list[str]) -> None:
     headers = ["variant", "phase", "runs (used / all)"]
     for metric in metrics:
@@ -1052,7 +1060,7 @@ def _image_table(doc: _Doc, summary: pd.DataFrame, metrics: list[str]) -> None:
         cells = [str(row[names.TAG_VARIANT]), str(row[names.TAG_PHASE]),
                  f"{int(row['n_group'])} / {int(row['n'])}"]
         for metric in metrics:
-            digits = IMAGE_METRICS[metric]
+            digits = _image_digits(metric, summary)
             cells.append(_fmt_pm(row[f"{metric}_mean"], row[f"{metric}_std"], digits))
             if metric in IMAGE_CI_METRICS:
                 cells.append(_ci_cell(row, metric, digits))
@@ -1103,7 +1111,7 @@ def _image_section(doc: _Doc, df: pd.DataFrame, summary: pd.DataFrame) -> None:
                 how = "highest" if _higher_is_better(metric) else "lowest"
                 best.append(f"{_LABELS[metric]} ({how}) "
                             + " = ".join(f"**{w}**" for w in winners)
-                            + f" ({value:.{IMAGE_METRICS[metric]}f})")
+                            + f" ({value:.{_image_digits(metric, ds)}f})")
         if best:
             doc.p("Best mean (same provenance; a description, not a significance test): "
                   + "; ".join(best) + ".")
