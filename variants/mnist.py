@@ -96,6 +96,7 @@ class Mnist(LabelledImages):
         self.heldout_fraction = float(heldout_fraction)
         self.split_seed = int(split_seed)
         self.data_dir, self.data_dir_from = resolve_data_dir(root)
+        self._full: Mnist | None = None
 
         splits = find_mnist(self.data_dir)
         download_error = None
@@ -210,6 +211,17 @@ class Mnist(LabelledImages):
     def tags(self) -> dict[str, str]:
         return {"dataset.split": self.split_text, "dataset.data_dir": str(self.data_dir)}
 
+    def classifier_source(self) -> "Mnist":
+        """The same split without ``n_train``: the classifier that scores the samples
+        trains on the whole train part, however few images the GAN is given."""
+        if self.n_train_param is None:
+            return self
+        if self._full is None:
+            self._full = Mnist(root=self.data_dir, size=self.size,
+                               heldout_fraction=self.heldout_fraction,
+                               split_seed=self.split_seed, download=False)
+        return self._full
+
 
 def _seed(data_seed: int, part: str) -> int:
     """Independent generator seeds for the train and held-out stacks of one ``data_seed``."""
@@ -291,7 +303,7 @@ class StackedMnist(LabelledImages):
         return self._heldout[1]
 
     def classifier_source(self) -> LabelledImages:
-        return self.digits
+        return self.digits.classifier_source()
 
     def fingerprint(self) -> str:
         return _digest({"class": type(self).__name__, "digits": self.digits.fingerprint(),
