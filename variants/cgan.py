@@ -71,6 +71,7 @@ class ConditionalGAN(Model):
         g_hidden: tuple[int, ...] = (256, 512, 1024),
         d_hidden: tuple[int, ...] = (1024, 512, 256),
         d_dropout: float = 0.3,
+        g_batchnorm: bool = True,
         ngf: int = 64,
         ndf: int = 64,
         grid_rows: int = 8,
@@ -84,6 +85,7 @@ class ConditionalGAN(Model):
         self.arch, self.z_dim = arch, z_dim
         self.g_hidden, self.d_hidden, self.d_dropout = tuple(g_hidden), tuple(d_hidden), d_dropout
         self.ngf, self.ndf, self.grid_rows = ngf, ndf, grid_rows
+        self.g_batchnorm = g_batchnorm
 
     def capabilities(self) -> frozenset[str]:
         return frozenset({"conditional"})
@@ -104,7 +106,8 @@ class ConditionalGAN(Model):
             g = ConvGenerator(self.z_dim + k, channels, side, self.ngf)
             d = ConvDiscriminator(channels + k, side, self.ndf)
         else:
-            g = MLPGenerator(self.z_dim + k, self.g_hidden, shape, False, "leaky_relu", "tanh")
+            g = MLPGenerator(self.z_dim + k, self.g_hidden, shape, self.g_batchnorm,
+                             "leaky_relu", "tanh")
             d = MLPDiscriminator(math.prod(shape) + k, self.d_hidden, 1, "leaky_relu",
                                  self.d_dropout)
         return GANPair(generator=LabelledGenerator(g, k),
