@@ -12,6 +12,12 @@ and added, with weight ``lambda_cat`` (categorical, cross-entropy on raw logits)
 log-variance, or mean squared error with ``cont_loss: mse``), to both the D loss (which
 trains Q and the shared body) and the G loss -- as in the paper's official code. Its
 value is recorded as ``loss_q``.
+
+``arch`` picks the networks: ``dcgan`` (default) reuses :mod:`variants.dcgan` with Q as
+a hidden layer on D's last feature map; ``paper`` is the InfoGAN paper's MNIST
+architecture (Chen et al. 2016, appendix C.1), see :class:`PaperGenerator` and
+:class:`PaperDiscriminator`, with ``ngf``/``ndf`` as the width of the convolution next
+to the image (64 in the paper) and ``fc_hidden`` the fully connected width (1024).
 """
 
 from __future__ import annotations
@@ -21,14 +27,74 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from harness.data import Dataset
 from harness.models import GANPair, Grid, Model
 from harness.registry import register_model
 from variants.cgan import class_grid
-from variants.dcgan import ConvDiscriminator, ConvGenerator, image_shape
+from variants.dcgan import ConvDiscriminator, ConvGenerator, dcgan_init, image_shape
 
 TRAVERSAL = torch.linspace(-2, 2, 9)  # continuous code values of the traversal grids
+
+
+class PaperGenerator(nn.Module):
+    """InfoGAN-paper MNIST generator: z -> FC ``fc_hidden`` -> BN -> ReLU -> FC
+    ``2 ngf x (side/4)^2`` -> BN -> ReLU -> upconv ``ngf`` 4x4 s2 -> BN -> ReLU -> upconv
+    ``channels`` 4x4 s2 -> tanh (the paper: fc_hidden 1024, ngf 64)."""
+
+    def __init__(self, z_in: int, channels: int, side: int, ngf: int, fc_hidden: int):
+        super().__init__()
+        self.start, self.width = side // 4, 2 * ngf
+        self.fc = nn.Sequential(
+            nn.Linear(z_in, fc_hidden, bias=False), nn.BatchNorm1d(fc_hidden), nn.ReLU(True),
+            nn.Linear(fc_hidden, self.width * self.start ** 2, bias=False),
+            nn.BatchNorm1d(self.width * self.start ** 2), nn.ReLU(True))
+        self.conv = nn.Sequential(
+            nn.ConvTranspose2d(self.width, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf),
+            nn.ReLU(True), nn.ConvTranspose2d(ngf, channels, 4, 2, 1), nn.Tanh())
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.fc(z).view(z.shape[0], self.width, self.start, self.start))
+
+
+class PaperDiscriminator(nn.Module):
+    """InfoGAN-paper MNIST discriminator with its Q head: conv ``ndf`` 4x4 s2 -> lReLU ->
+    conv ``2 ndf`` 4x4 s2 -> BN -> lReLU -> FC ``fc_hidden`` -> BN -> lReLU, shared; then
+    FC 1 (the adversarial logit) and, for Q, FC ``q_hidden`` -> BN -> lReLU -> FC
+    ``extra``. Returns ``(n, 1 + extra)``, the logit in column 0. :meth:`features` exposes
+    the three shared blocks."""
+
+    def __init__(self, channels: int, side: int, ndf: int, fc_hidden: int, extra: int,
+                 q_hidden: int):
+        super().__init__()
+        flat = 2 * ndf * (side // 4) ** 2
+        self.blocks = nn.ModuleList([
+            nn.Sequential(nn.Conv2d(channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)),
+            nn.Sequential(nn.Conv2d(ndf, 2 * ndf, 4, 2, 1, bias=False),
+                          nn.BatchNorm2d(2 * ndf), nn.LeakyReLU(0.2, True)),
+            nn.Sequential(nn.Flatten(1), nn.Linear(flat, fc_hidden, bias=False),
+                          nn.BatchNorm1d(fc_hidden), nn.LeakyReLU(0.2, True)),
+        ])
+        self.head = nn.Linear(fc_hidden, 1)
+        self.q = nn.Sequential(nn.Linear(fc_hidden, q_hidden, bias=False),
+                               nn.BatchNorm1d(q_hidden), nn.LeakyReLU(0.2, True),
+                               nn.Linear(q_hidden, extra))
+        dcgan_init(self)
+
+    def features(self, x: torch.Tensor, layer: int = -1) -> torch.Tensor:
+        """Flattened output of shared block ``layer`` (Python indexing; -1 = the FC layer)."""
+        n = len(self.blocks)
+        if not -n <= layer < n:
+            raise ValueError(f"layer {layer} out of range for {n} shared blocks")
+        for block in self.blocks[:layer % n + 1]:
+            x = block(x)
+        return x.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        return torch.cat([self.head(h), self.q(h)], dim=1)
 
 
 class InfoCodes:
@@ -90,7 +156,8 @@ class InfoCodes:
 
 @register_model("infogan")
 class InfoGAN(Model):
-    """DCGAN-based InfoGAN: categorical (default [10]) and continuous (default 2) codes."""
+    """InfoGAN with categorical (default [10]) and continuous (default 2) codes, on the
+    DCGAN networks (``arch: dcgan``) or the paper's MNIST networks (``arch: paper``)."""
 
     family = "infogan"
 
@@ -106,6 +173,8 @@ class InfoGAN(Model):
         ndf: int = 64,
         q_hidden: int = 128,
         grid_rows: int = 8,
+        arch: Literal["dcgan", "paper"] = "dcgan",
+        fc_hidden: int = 1024,
     ):
         categorical = tuple(categorical)
         if not categorical and continuous == 0:
@@ -117,10 +186,13 @@ class InfoGAN(Model):
             raise ValueError(f"continuous must be >= 0, got {continuous}")
         if lambda_cat < 0 or lambda_cont < 0:
             raise ValueError("lambda_cat and lambda_cont must be >= 0")
-        if min(z_dim, ngf, ndf, q_hidden, grid_rows) < 1:
-            raise ValueError("z_dim, ngf, ndf, q_hidden and grid_rows must be >= 1")
+        if min(z_dim, ngf, ndf, q_hidden, grid_rows, fc_hidden) < 1:
+            raise ValueError("z_dim, ngf, ndf, q_hidden, grid_rows and fc_hidden must be >= 1")
+        if arch not in ("dcgan", "paper"):
+            raise ValueError(f"arch must be 'dcgan' or 'paper', got {arch!r}")
         self.codes = InfoCodes(z_dim, categorical, continuous, lambda_cat, lambda_cont, cont_loss)
         self.ngf, self.ndf, self.q_hidden, self.grid_rows = ngf, ndf, q_hidden, grid_rows
+        self.arch, self.fc_hidden = arch, fc_hidden
 
     def capabilities(self) -> frozenset[str]:
         caps = {"g_plain", "g_batchnorm", "d_features"}
@@ -132,6 +204,13 @@ class InfoGAN(Model):
     def build(self, dataset: Dataset) -> GANPair:
         channels, side = image_shape(dataset)
         c = self.codes
+        if self.arch == "paper":
+            return GANPair(
+                generator=PaperGenerator(c.width, channels, side, self.ngf, self.fc_hidden),
+                discriminator=PaperDiscriminator(channels, side, self.ndf, self.fc_hidden,
+                                                 c.q_outputs, self.q_hidden),
+                z_dim=c.width, aux=c,
+            )
         return GANPair(
             generator=ConvGenerator(c.width, channels, side, self.ngf),
             discriminator=ConvDiscriminator(channels, side, self.ndf, extra=c.q_outputs,
