@@ -62,3 +62,28 @@ def test_mnist_smoke_study_end_to_end(tmp_path, mnist_dir):
     assert len(reports) == 1
     text = reports[0].read_text()
     assert "Image metrics" in text and "FID" in text
+
+
+def trained(mnist_dir, tmp_path, model, params, metric, steps, lr_d, lr_g, seed=0):
+    from harness.config import TrialConfig
+    from harness.reporting import MemoryReporter
+    from harness.trial import run_trial
+
+    cfg = TrialConfig(
+        study="slow", variant=model, dataset_key="mnist",
+        model={"name": model, "params": params}, loss={"name": "non_saturating"},
+        dataset={"name": "mnist", "params": {"root": str(mnist_dir)}},
+        metrics=[{"name": metric, "params": {"cache_dir": str(tmp_path / "cache")}}],
+        train={"steps": steps, "eval_every": steps // 4, "eval_samples": 2000, "log_every": 50,
+               "batch_size": 64, "lr_d": lr_d, "lr_g": lr_g, "beta1": 0.5},
+        seed=seed)
+    return run_trial(cfg, MemoryReporter())
+
+
+def test_conditional_gan_generates_the_asked_digit(mnist_dir, tmp_path):
+    """cond_accuracy >= 0.9: the classifier reads the label each sample was made for."""
+    result = trained(mnist_dir, tmp_path, "cgan", {"arch": "conv", "ngf": 32, "ndf": 32},
+                     "cond_accuracy", steps=2000, lr_d=2e-4, lr_g=2e-4)
+    accuracy = [e.values[names.COND_ACCURACY] for e in result.evals]
+    print(f"cgan cond_accuracy by eval: {accuracy}")
+    assert accuracy[-1] >= 0.9
