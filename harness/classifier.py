@@ -63,8 +63,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness import names
 from harness.data import LabelledImages
 from harness.errors import HarnessError
+from harness.metrics import Metric
 
 #: bump when the architecture or the training loop changes: every cached classifier is retrained
 CLASSIFIER_VERSION = "1"
@@ -434,12 +436,21 @@ def _file_lock(path: Path):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-class UsesClassifier:
-    """Mixin of the metrics that read the harness's classifier (``cache_dir`` and
-    ``min_accuracy`` attributes): loads it once per dataset object and process."""
+class ClassifierMetric(Metric):
+    """Base of the metrics that read the harness's classifier.
 
-    cache_dir: str | os.PathLike | None = None
-    min_accuracy: float = DEFAULT_MIN_ACCURACY
+    Its parameters (``cache_dir``, ``min_accuracy``) are every such metric's; it applies to
+    labelled images (stacked ones need a single-channel source), trains or loads the
+    classifier in :meth:`prepare` (once per study, on the driver), tags runs with the
+    classifier's hash and accuracy, and loads it once per dataset object and process.
+    """
+
+    def __init__(self, cache_dir: Path | None = None,
+                 min_accuracy: float = DEFAULT_MIN_ACCURACY):
+        if not 0.0 <= min_accuracy <= 1.0:
+            raise ValueError(f"min_accuracy must be in [0, 1], got {min_accuracy}")
+        self.cache_dir = cache_dir
+        self.min_accuracy = float(min_accuracy)
 
     def classifier(self, dataset: LabelledImages) -> TrainedClassifier:
         held = getattr(self, "_classifier_for", None)
@@ -449,14 +460,7 @@ class UsesClassifier:
         self._classifier_for = (dataset, clf)
         return clf
 
-    @staticmethod
-    def check_min_accuracy(value: float) -> float:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"min_accuracy must be in [0, 1], got {value}")
-        return float(value)
-
-    @staticmethod
-    def classifier_applies_to(dataset) -> bool:
+    def applies_to(self, dataset) -> bool:
         """Labelled images with classes; stacked ones need a single-channel source."""
         if not isinstance(dataset, LabelledImages) or dataset.n_classes is None:
             return False
@@ -465,3 +469,11 @@ class UsesClassifier:
         except ValueError:
             return False
         return True
+
+    def prepare(self, dataset) -> None:
+        self.classifier(dataset)
+
+    def provenance(self, dataset) -> dict[str, str]:
+        clf = self.classifier(dataset)
+        return {names.TAG_CLASSIFIER_HASH: clf.hash,
+                names.TAG_CLASSIFIER_ACCURACY: f"{clf.accuracy:.4f}"}

@@ -32,9 +32,9 @@ from pathlib import Path
 import torch
 
 from harness import names
-from harness.classifier import DEFAULT_MIN_ACCURACY, UsesClassifier
+from harness.classifier import DEFAULT_MIN_ACCURACY, ClassifierMetric
 from harness.data import Dataset
-from harness.metrics import EvalContext, Evaluation, Metric
+from harness.metrics import EvalContext, Evaluation
 from harness.registry import register_metric
 
 
@@ -66,7 +66,7 @@ def class_coverage(classes: torch.Tensor, confidence: torch.Tensor, n_classes: i
     return ClassCounts(len(covered), kl, hq, covered, counts)
 
 
-class ClassModes(UsesClassifier, Metric):
+class ClassModes(ClassifierMetric):
     """Modes covered, mode KL and confident fraction, counted by the harness's digit classifier."""
 
     provides = (names.MODES_COVERED, names.MODE_KL, names.HQ_FRACTION)
@@ -82,20 +82,11 @@ class ClassModes(UsesClassifier, Metric):
         self.min_count = int(min_count)
         self.final_samples = int(final_samples)
         self.confidence = float(confidence)
-        self.cache_dir = cache_dir
-        self.min_accuracy = self.check_min_accuracy(min_accuracy)
-
-    def applies_to(self, dataset: Dataset) -> bool:
-        return self.classifier_applies_to(dataset)
-
-    def prepare(self, dataset: Dataset) -> None:
-        self.classifier(dataset)
+        super().__init__(cache_dir, min_accuracy)
 
     def provenance(self, dataset: Dataset) -> dict[str, str]:
-        clf = self.classifier(dataset)
         return {
-            names.TAG_CLASSIFIER_HASH: clf.hash,
-            names.TAG_CLASSIFIER_ACCURACY: f"{clf.accuracy:.4f}",
+            **super().provenance(dataset),
             names.TAG_CLASS_MODES_SAMPLES_FINAL: str(self.final_samples),
             names.TAG_CLASS_MODES_MIN_COUNT: str(self.min_count),
             names.TAG_CLASS_MODES_CONFIDENCE: str(self.confidence),

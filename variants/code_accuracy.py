@@ -14,15 +14,14 @@ code values than classes) and unclassifiable samples count as wrong.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from harness import names
-from harness.classifier import DEFAULT_MIN_ACCURACY, UsesClassifier
+from harness.classifier import ClassifierMetric
 from harness.data import Dataset
-from harness.metrics import EvalContext, Evaluation, Metric
+from harness.metrics import EvalContext, Evaluation
 from harness.registry import register_metric
 
 
@@ -48,26 +47,11 @@ def matched_accuracy(codes: torch.Tensor, predicted: torch.Tensor, n_classes: in
     return float(confusion[rows, cols].sum()) / codes.shape[0]
 
 
-class CodeAccuracy(UsesClassifier, Metric):
+class CodeAccuracy(ClassifierMetric):
     """Accuracy of an InfoGAN's categorical code as digit labels, under the best matching."""
 
     provides = (names.CODE_ACCURACY,)
     requires = frozenset({"categorical_code"})
-
-    def __init__(self, cache_dir: Path | None = None, min_accuracy: float = DEFAULT_MIN_ACCURACY):
-        self.cache_dir = cache_dir
-        self.min_accuracy = self.check_min_accuracy(min_accuracy)
-
-    def applies_to(self, dataset: Dataset) -> bool:
-        return self.classifier_applies_to(dataset)
-
-    def prepare(self, dataset: Dataset) -> None:
-        self.classifier(dataset)
-
-    def provenance(self, dataset: Dataset) -> dict[str, str]:
-        clf = self.classifier(dataset)
-        return {names.TAG_CLASSIFIER_HASH: clf.hash,
-                names.TAG_CLASSIFIER_ACCURACY: f"{clf.accuracy:.4f}"}
 
     def evaluate(self, samples: torch.Tensor, dataset: Dataset,
                  context: EvalContext | None = None) -> Evaluation:

@@ -9,14 +9,13 @@ its label scores ~1/n_classes. Non-finite samples count as wrong.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 
 from harness import names
-from harness.classifier import DEFAULT_MIN_ACCURACY, UsesClassifier
+from harness.classifier import ClassifierMetric
 from harness.data import Dataset
-from harness.metrics import EvalContext, Evaluation, Metric
+from harness.metrics import EvalContext, Evaluation
 from harness.registry import register_metric
 
 
@@ -29,26 +28,11 @@ def conditional_accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float
     return float((predicted == labels.to(predicted.device).long()).double().mean())
 
 
-class CondAccuracy(UsesClassifier, Metric):
+class CondAccuracy(ClassifierMetric):
     """Accuracy of a conditional generator's samples against the labels they were drawn for."""
 
     provides = (names.COND_ACCURACY,)
     requires = frozenset({"conditional"})
-
-    def __init__(self, cache_dir: Path | None = None, min_accuracy: float = DEFAULT_MIN_ACCURACY):
-        self.cache_dir = cache_dir
-        self.min_accuracy = self.check_min_accuracy(min_accuracy)
-
-    def applies_to(self, dataset: Dataset) -> bool:
-        return self.classifier_applies_to(dataset)
-
-    def prepare(self, dataset: Dataset) -> None:
-        self.classifier(dataset)
-
-    def provenance(self, dataset: Dataset) -> dict[str, str]:
-        clf = self.classifier(dataset)
-        return {names.TAG_CLASSIFIER_HASH: clf.hash,
-                names.TAG_CLASSIFIER_ACCURACY: f"{clf.accuracy:.4f}"}
 
     def evaluate(self, samples: torch.Tensor, dataset: Dataset,
                  context: EvalContext | None = None) -> Evaluation:

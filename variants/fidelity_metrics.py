@@ -30,16 +30,16 @@ from typing import Literal
 import torch
 
 from harness import names
-from harness.classifier import DEFAULT_MIN_ACCURACY, UsesClassifier
+from harness.classifier import DEFAULT_MIN_ACCURACY, ClassifierMetric
 from harness.data import Dataset, LabelledImages
-from harness.metrics import EvalContext, Evaluation, Metric
+from harness.metrics import EvalContext, Evaluation
 from harness.registry import register_metric
 
 _ALL = (names.FID, names.IS_MEAN, names.IS_STD, names.KID_MEAN, names.KID_STD,
         names.PRECISION, names.RECALL)
 
 
-class Fidelity(UsesClassifier, Metric):
+class Fidelity(ClassifierMetric):
     """FID, IS, KID and precision/recall via torch-fidelity, on the harness classifier's features."""
 
     provides = _ALL
@@ -73,8 +73,7 @@ class Fidelity(UsesClassifier, Metric):
         self.real_samples, self.reference = int(real_samples), reference
         self.flags = {"fid": fid, "isc": isc, "kid": kid, "prc": prc}
         self.kid_subsets = int(kid_subsets)
-        self.cache_dir = cache_dir
-        self.min_accuracy = self.check_min_accuracy(min_accuracy)
+        super().__init__(cache_dir, min_accuracy)
         self.inception_weights = inception_weights
         self.provides = tuple(n for n, on in zip(_ALL, (fid, isc, isc, kid, kid, prc, prc)) if on)
         self._real_for = None
@@ -82,7 +81,7 @@ class Fidelity(UsesClassifier, Metric):
     def applies_to(self, dataset: Dataset) -> bool:
         if self.extractor == "inception":
             return isinstance(dataset, LabelledImages) and dataset.shape[0] in (1, 3)
-        return self.classifier_applies_to(dataset)
+        return super().applies_to(dataset)
 
     # -- shared state, once per dataset and process ---------------------------------------
     def _real(self, dataset: LabelledImages):
