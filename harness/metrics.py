@@ -97,6 +97,18 @@ class Coverage:
     counts: tuple[int, ...]  # high-quality samples per centre
 
 
+def kl_to_uniform(counts: torch.Tensor) -> float:
+    """KL(histogram ``counts`` normalised || uniform over its bins), >= 0; ``log K`` (a
+    point mass's value) when the histogram is empty."""
+    k = int(counts.shape[0])
+    n = int(counts.sum())
+    if n == 0:
+        return math.log(k)
+    p = counts.to(torch.float64) / n
+    nz = p > 0
+    return max(0.0, float((p[nz] * torch.log(p[nz] * k)).sum()))
+
+
 def mode_coverage(
     samples: torch.Tensor,
     centres: torch.Tensor,
@@ -121,16 +133,11 @@ def mode_coverage(
         counts = torch.zeros(k, dtype=torch.long)
     n_hq = int(counts.sum())
     covered = frozenset(int(i) for i in torch.nonzero(counts >= min_hq_per_mode).flatten())
-    if n_hq == 0:
-        kl = math.log(k)
-    else:
-        p = counts.to(torch.float64) / n_hq
-        nz = p > 0
-        kl = float((p[nz] * torch.log(p[nz] * k)).sum())
+    kl = kl_to_uniform(counts)
     return Coverage(
         modes_covered=len(covered),
         hq_fraction=n_hq / max(1, samples.shape[0]),
-        mode_kl=max(0.0, kl),
+        mode_kl=kl,
         covered=covered,
         counts=tuple(int(c) for c in counts),
     )

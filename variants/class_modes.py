@@ -25,7 +25,6 @@ about ``(K - 1) / (2 n)``; compare runs only at equal counts (the provenance tag
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import torch
 from harness import names
 from harness.classifier import DEFAULT_MIN_ACCURACY, ClassifierMetric
 from harness.data import Dataset
-from harness.metrics import EvalContext, Evaluation
+from harness.metrics import EvalContext, Evaluation, kl_to_uniform
 from harness.registry import register_metric
 
 
@@ -54,14 +53,8 @@ def class_coverage(classes: torch.Tensor, confidence: torch.Tensor, n_classes: i
     """Coverage of predicted ``classes`` (-1: unclassifiable) with their ``confidence``."""
     valid = classes >= 0
     counts = torch.bincount(classes[valid], minlength=n_classes)[:n_classes]
-    n_valid = int(counts.sum())
     covered = frozenset(int(i) for i in torch.nonzero(counts >= min_count).flatten())
-    if n_valid == 0:
-        kl = math.log(n_classes)
-    else:
-        p = counts.to(torch.float64) / n_valid
-        nz = p > 0
-        kl = max(0.0, float((p[nz] * torch.log(p[nz] * n_classes)).sum()))
+    kl = kl_to_uniform(counts)
     hq = float((confidence >= min_confidence).sum()) / max(1, classes.shape[0])
     return ClassCounts(len(covered), kl, hq, covered, counts)
 
