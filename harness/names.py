@@ -99,6 +99,11 @@ ARTIFACT_SAMPLES_DIR = "samples"
 ARTIFACT_GENERATOR = "generator.pt"
 ARTIFACT_FINAL_SAMPLES = "final_samples.png"
 
+# --- tags of image datasets (``Dataset.tags()``) ---------------------------------------
+TAG_DATASET_SPLIT = "dataset.split"  # how the train / held-out split was made (provenance)
+TAG_DATASET_DATA_DIR = "dataset.data_dir"  # where the files were read (not provenance)
+TAG_DATASET_STACKS = "dataset.stacks"  # how Stacked MNIST's stacks were drawn (provenance)
+
 # --- provenance tags of the image metrics (fidelity, class_modes, cond/code accuracy) -------
 TAG_FIDELITY_EXTRACTOR = "fidelity.extractor"  # "classifier" or "inception"
 TAG_FIDELITY_EXTRACTOR_HASH = "fidelity.extractor_hash"  # hash of the extractor's weights

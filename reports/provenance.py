@@ -36,12 +36,11 @@ PROVENANCE_PREFIXES = tuple(dict.fromkeys(_prefix(t) for t in (
     names.TAG_FIDELITY_SAMPLES_FINAL, names.TAG_CLASSIFIER_HASH, names.TAG_CLASSIFIER_ACCURACY,
     names.TAG_CLASS_MODES_SAMPLES_FINAL, names.TAG_CLASS_MODES_MIN_COUNT,
     names.TAG_CLASS_MODES_CONFIDENCE)))
-#: How an image dataset's train / held-out split was made (``Dataset.tags()`` of
-#: :mod:`variants.mnist`). harness/names.py has no constant for it yet; this is the one
-#: place the report spells it. (``dataset.data_dir`` is deliberately not provenance: the same
-#: files may live in different folders on different machines.)
-TAG_DATASET_SPLIT = f"{names.TAG_DATASET}.split"
-PROVENANCE_TAGS = (TAG_DATASET_SPLIT,)
+#: How an image dataset's split and stacks were made (``Dataset.tags()``).
+#: (``dataset.data_dir`` is deliberately not provenance: the same files may live in
+#: different folders on different machines.)
+TAG_DATASET_SPLIT = names.TAG_DATASET_SPLIT
+PROVENANCE_TAGS = (names.TAG_DATASET_SPLIT, names.TAG_DATASET_STACKS)
 
 #: How a tag a run does not have is shown.
 NOT_SET = "(not set)"

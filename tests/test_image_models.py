@@ -195,3 +195,32 @@ def test_tricks_that_wrap_plain_networks_refuse_conditional_models(mnist_dir, mo
 def test_losses_apply_to_image_models():
     assert {"minimax", "non_saturating", "maximum_likelihood", "least_squares"} <= set(
         LOSSES.names())
+
+
+@pytest.mark.parametrize("model,metric,needs", [("dcgan", "code_accuracy", "categorical_code"),
+                                                ("infogan", "cond_accuracy", "conditional"),
+                                                ("mlp", "cond_accuracy", "conditional")])
+def test_metric_the_model_cannot_support_is_refused(mnist_dir, model, metric, needs):
+    with pytest.raises(ConfigError, match=f"metric '{metric}' needs {needs}"):
+        resolve(study(mnist_dir, model, TINY.get(model), metrics=[metric]))
+
+
+def test_variant_metric_the_model_cannot_support_exits_2(mnist_dir, tmp_path):
+    """The CLI path: exit 2, one line naming the key, nothing written."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    raw = {"name": "bad", "search": {"trials": 1, "space": {"lr_g": {"type": "choice",
+                                                                       "values": [1e-3]}}},
+           "datasets": {"d": {"name": "mnist", "params": {"root": str(mnist_dir)}}},
+           "metrics": [],
+           "variants": [{"name": "v", "model": "dcgan", "loss": "minimax",
+                         "metrics": ["code_accuracy"]}]}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "study", "bad.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "variants[0].metrics[0]: metric 'code_accuracy' needs categorical_code" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]

@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from harness import names
 from harness.data import LabelledImages
 from harness.idx import (
     ENV_DATA_DIR,
@@ -209,7 +210,8 @@ class Mnist(LabelledImages):
                 "source": self.source}
 
     def tags(self) -> dict[str, str]:
-        return {"dataset.split": self.split_text, "dataset.data_dir": str(self.data_dir)}
+        return {names.TAG_DATASET_SPLIT: self.split_text,
+                names.TAG_DATASET_DATA_DIR: str(self.data_dir)}
 
     def classifier_source(self) -> "Mnist":
         """The same split without ``n_train``: the classifier that scores the samples
@@ -317,7 +319,7 @@ class StackedMnist(LabelledImages):
 
     def tags(self) -> dict[str, str]:
         tags = self.digits.tags()
-        tags["dataset.stacks"] = (f"{self.n_train} train stacks from the {self.digits.n_train} "
+        tags[names.TAG_DATASET_STACKS] = (f"{self.n_train} train stacks from the {self.digits.n_train} "
                                   f"train digits / {self.n_heldout} held-out stacks from the "
                                   f"{self.digits.n_heldout} held-out digits, with replacement, "
                                   f"data_seed {self.data_seed}")
