@@ -1,5 +1,5 @@
-"""Slow image tests: the MNIST smoke study end to end, and trained conditional GAN /
-InfoGAN reaching the accuracies the issue asks for (numbers recorded in the README).
+"""Slow image tests: the MNIST smoke study end to end, and a trained conditional GAN
+reaching the accuracy the issue asks for (numbers recorded in the README).
 
 Marked ``slow`` (``pytest -m slow``); ``.ci/run`` runs them after the default suite.
 """
