@@ -433,8 +433,8 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
         except ConfigError as exc:
             fail(str(exc))
 
-    datasets = {k: check(DATASETS, c, f"datasets.{k}") for k, c in spec.datasets.items()}
     dataset_specs = {k: absolute_paths(DATASETS, c, base_dir) for k, c in spec.datasets.items()}
+    datasets = {k: check(DATASETS, c, f"datasets.{k}") for k, c in dataset_specs.items()}
     plans: list[VariantPlan] = []
     for i, v in enumerate(spec.variants):
         where = f"variants[{i}]"

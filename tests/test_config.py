@@ -4,6 +4,7 @@ import copy
 import re
 
 import pytest
+import yaml
 
 from harness import config as config_mod
 from harness.config import (
@@ -443,4 +444,28 @@ def test_relative_path_params_are_made_absolute_against_the_working_directory(
     raw["variants"] = [{"name": "d", "model": "dcgan", "loss": "minimax"}]
     raw["metrics"] = []
     plans = resolve(parse_study(raw))
+    assert plans[0].base.dataset.params["root"] == str(tmp_path / "data")
+
+
+def test_relative_paths_resolve_against_the_study_file_folder(tmp_path, monkeypatch, mnist_dir):
+    """`harness study` passes the study file's folder: a relative root found from there,
+    whatever the working directory, and checked (the files are read) at validation."""
+    import shutil
+
+    from harness.config import load_study, resolve
+
+    (tmp_path / "data").mkdir()
+    for f in mnist_dir.iterdir():
+        shutil.copy(f, tmp_path / "data" / f.name)
+    (tmp_path / "studies").mkdir()
+    raw = study()
+    raw["datasets"] = {"m": {"name": "mnist", "params": {"root": "../data", "download": False}}}
+    raw["variants"] = [{"name": "d", "model": "dcgan", "loss": "minimax"}]
+    raw["metrics"] = []
+    file = tmp_path / "studies" / "s.yaml"
+    file.write_text(yaml.safe_dump(raw))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    plans = resolve(load_study(file), source=file.name, base_dir=file.parent)
     assert plans[0].base.dataset.params["root"] == str(tmp_path / "data")
