@@ -132,18 +132,21 @@ def prepare_metrics(plans: list[VariantPlan], stream: TextIO | None = None) -> N
     from harness.registry import DATASETS, METRICS
 
     done: set[str] = set()
+    datasets: dict[str, Any] = {}  # one build (file reads, checksums) per dataset spec
     for plan in plans:
         ds_spec = plan.base.dataset
+        ds_key = json.dumps(ds_spec.model_dump(mode="json"), sort_keys=True)
         for i, m in enumerate(plan.base.metrics):
-            key = json.dumps([ds_spec.model_dump(mode="json"), m.model_dump(mode="json")],
-                             sort_keys=True)
+            key = json.dumps([ds_key, m.model_dump(mode="json")], sort_keys=True)
             if key in done:
                 continue
             done.add(key)
             metric = METRICS.build(m.name, m.params, f"metrics[{i}].params")
             if type(metric).prepare is Metric.prepare:
                 continue
-            dataset = DATASETS.build(ds_spec.name, ds_spec.params, "dataset.params")
+            if ds_key not in datasets:
+                datasets[ds_key] = DATASETS.build(ds_spec.name, ds_spec.params, "dataset.params")
+            dataset = datasets[ds_key]
             if stream is not None:
                 print(f"preparing metric {m.name!r} for dataset {plan.base.dataset_key!r}",
                       file=stream, flush=True)

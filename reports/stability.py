@@ -713,6 +713,15 @@ def _thin(s: pd.Series, most: int = 400) -> pd.Series:
     return pd.concat([s.iloc[::k], s.iloc[-1:]]).groupby(level=0).last()
 
 
+def _step_axes(ax, ylabel: str, legend_loc: str) -> None:
+    """The common dressing of a panel plotted against generator steps."""
+    ax.set_xlabel("generator step")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc=legend_loc)
+
+
 def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
     cols = min(max_cols, max(1, n))
     return math.ceil(n / cols), cols
@@ -738,11 +747,7 @@ def _coverage_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: 
             ax.axhline(total, color="0.5", linestyle=":", linewidth=1, label=f"all {total:g} modes")
             ax.set_ylim(-0.03 * total, 1.08 * total)
         ax.set_title(variant, fontsize=10, color=colours[variant])
-        ax.set_xlabel("generator step")
-        ax.set_ylabel("modes covered")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="lower right")
+        _step_axes(ax, "modes covered", "lower right")
     return _png(fig)
 
 
@@ -772,11 +777,7 @@ def _losses_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: di
                                           initial=0.0) for line in ax.lines) > 1e4:
                 ax.set_yscale("symlog")  # a diverging run would flatten every other line
             ax.set_title(f"{variant}: {_LABELS[key]}", fontsize=9, color=colours[variant])
-            ax.set_xlabel("generator step")
-            ax.set_ylabel(key)
-            ax.grid(alpha=0.3)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7, loc="upper right")
+            _step_axes(ax, key, "upper right")
     return _png(fig)
 
 
@@ -806,11 +807,7 @@ def _d_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
                 ax.fill_between(frame.index, frame.min(axis=1), frame.max(axis=1),
                                 color=colours[variant], alpha=0.08, linewidth=0)
         ax.set_title(variant, fontsize=10, color=colours[variant])
-        ax.set_xlabel("generator step")
-        ax.set_ylabel("discriminator output")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="lower left")
+        _step_axes(ax, "discriminator output", "lower left")
     return _png(fig)
 
 
@@ -848,11 +845,7 @@ def _image_curves_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hi
                            label=f"all {max(totals):g} modes")
         better = "higher" if _higher_is_better(key) else "lower"
         ax.set_title(f"{_LABELS[key]} ({better} is better)", fontsize=10)
-        ax.set_xlabel("generator step")
-        ax.set_ylabel(key)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best")
+        _step_axes(ax, key, "best")
     return _png(fig)
 
 
