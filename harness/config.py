@@ -166,7 +166,9 @@ class VariantSpec(Strict):
 
     name: str = Field(pattern=NAME_PATTERN)
     model: ComponentSpec
-    loss: ComponentSpec
+    #: required by every model that plays the adversarial game; refused for models that
+    #: define their own objective (``Model.uses_loss`` false, e.g. the xy game)
+    loss: ComponentSpec | None = None
     tricks: list[ComponentSpec] = Field(default_factory=list)
     datasets: list[str] | None = None
     train: dict[str, Any] = Field(default_factory=dict)
@@ -231,7 +233,7 @@ class TrialConfig(Strict):
     variant: str
     dataset_key: str
     model: ComponentSpec
-    loss: ComponentSpec
+    loss: ComponentSpec | None = None
     tricks: list[ComponentSpec] = Field(default_factory=list)
     dataset: ComponentSpec
     metrics: list[ComponentSpec] = Field(default_factory=list)
@@ -251,7 +253,8 @@ class TrialConfig(Strict):
                     phase: str | None = None) -> "TrialConfig":
         """A copy with searched ``params`` applied (``lr_d``, ``model.z_dim``, ``loss.a`` ...)."""
         train = self.train.model_dump()
-        model_p, loss_p = dict(self.model.params), dict(self.loss.params)
+        model_p = dict(self.model.params)
+        loss_p = dict(self.loss.params) if self.loss is not None else {}
         for key, value in params.items():
             if key.startswith("model."):
                 model_p[key[6:]] = value
@@ -263,7 +266,7 @@ class TrialConfig(Strict):
         data.update(
             train=train,
             model={"name": self.model.name, "params": model_p},
-            loss={"name": self.loss.name, "params": loss_p},
+            loss=None if self.loss is None else {"name": self.loss.name, "params": loss_p},
         )
         if seed is not None:
             data["seed"] = seed
@@ -278,7 +281,8 @@ class TrialConfig(Strict):
         """Every hyperparameter as a flat ``{name: value}`` (MLflow params)."""
         out: dict[str, Any] = dict(self.train.model_dump())
         out.update({f"model.{k}": v for k, v in self.model.params.items()})
-        out.update({f"loss.{k}": v for k, v in self.loss.params.items()})
+        if self.loss is not None:
+            out.update({f"loss.{k}": v for k, v in self.loss.params.items()})
         out.update({f"dataset.{k}": v for k, v in self.dataset.params.items()})
         for t in self.tricks:
             out.update({f"trick.{t.name}.{k}": v for k, v in t.params.items()})
@@ -439,10 +443,17 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
     for i, v in enumerate(spec.variants):
         where = f"variants[{i}]"
         model = check(MODELS, v.model, f"{where}.model")
-        loss = check(LOSSES, v.loss, f"{where}.loss")
+        if v.loss is None and model.uses_loss:
+            fail(f"{where}.loss: model {v.model.name!r} needs a loss; registered: "
+                 f"{', '.join(LOSSES.names())}")
+        if v.loss is not None and not model.uses_loss:
+            fail(f"{where}.loss: model {v.model.name!r} plays its own game and takes no loss; "
+                 f"remove 'loss: {v.loss.name}'")
+        loss = None if v.loss is None else check(LOSSES, v.loss, f"{where}.loss")
         tricks = [check(TRICKS, t, f"{where}.tricks[{j}]") for j, t in enumerate(v.tricks)]
         owners: dict[str, str] = {}
-        caps = set(model.capabilities()) | ({"loss_targets"} if loss.supports_targets else set())
+        caps = set(model.capabilities()) | (
+            {"loss_targets"} if loss is not None and loss.supports_targets else set())
         for t_spec, trick in zip(v.tricks, tricks):
             bad = set(trick.changes) - CHANGES
             if bad:
@@ -451,7 +462,8 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
             missing = sorted(set(trick.requires) - caps)
             if missing:
                 fail(f"{where}.tricks: trick {t_spec.name!r} needs {', '.join(missing)}, which "
-                     f"model {v.model.name!r} with loss {v.loss.name!r} does not offer "
+                     f"model {v.model.name!r} with loss {getattr(v.loss, 'name', None)!r} "
+                     f"does not offer "
                      f"(it offers: {', '.join(sorted(caps)) or 'nothing'})")
             if trick.applies_to is not None and model.family not in trick.applies_to:
                 fail(f"{where}.tricks: trick {t_spec.name!r} does not apply to model family "
@@ -541,6 +553,8 @@ def _check_space(spec: StudySpec, plans: list[VariantPlan], fail) -> None:
                 reg, comp, pkey = MODELS, plan.base.model, key[6:]
             elif key.startswith("loss."):
                 reg, comp, pkey = LOSSES, plan.base.loss, key[5:]
+                if comp is None:
+                    fail(f"{where}: variant {plan.base.variant!r} has no loss to search")
             else:
                 if key not in SEARCHABLE_TRAIN:
                     fail(f"{where}: cannot search {key!r}; allowed: "

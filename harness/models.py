@@ -82,6 +82,9 @@ class Model(ABC):
 
     #: family name that tricks match in ``Trick.applies_to`` (e.g. "mlp", "dcgan")
     family: ClassVar[str] = ""
+    #: whether a variant of this family names a loss (False for families whose game has
+    #: its own objective, e.g. the xy game); checked when a study is validated
+    uses_loss: ClassVar[bool] = True
 
     def capabilities(self) -> frozenset[str]:
         """What the built networks offer to tricks and metrics, checked when a study is validated.
@@ -105,6 +108,16 @@ class Model(ABC):
     @abstractmethod
     def build(self, dataset: Dataset) -> GANPair:
         """Build freshly initialised networks whose outputs match ``dataset.shape``."""
+
+    def loop_class(self) -> type:
+        """The :class:`~harness.loop.TrainingLoop` that plays this family's game; called
+        once per trial. The adversarial GAN game of :class:`harness.trainer.Trainer` unless
+        a family plays another one (CycleGAN, the xy game). The class is constructed as
+        ``cls(model, gan, loss, dataset, metrics, settings, diagnostics, seed, tricks=...,
+        device=..., title=...)``."""
+        from harness.trainer import Trainer
+
+        return Trainer
 
     def noise(self, n: int, z_dim: int, generator: torch.Generator) -> torch.Tensor:
         """Latent noise for ``n`` samples; standard normal unless a family overrides it."""

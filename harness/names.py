@@ -16,6 +16,11 @@ D_FAKE_AFTER = "d_fake_after"  # mean D(G(z)) on the same z after the generator 
 GRAD_D = "grad_d"  # L2 norm of the discriminator's gradient (last D step)
 GRAD_G = "grad_g"  # L2 norm of the generator's gradient
 LOSS_Q = "loss_q"  # InfoGAN mutual-information term
+LOSS_CYCLE = "loss_cycle"  # CycleGAN: L1 cycle-consistency term (both directions, before λ)
+LOSS_IDENTITY = "loss_identity"  # CycleGAN: L1 identity term (both directions, before λ)
+XY_X = "x"  # the xy game: the minimising player's position
+XY_Y = "y"  # the xy game: the maximising player's position
+XY_DISTANCE = "xy_distance"  # the xy game: distance of (x, y) to the equilibrium (0, 0)
 
 STEP_HISTORIES = (LOSS_D, LOSS_G, D_REAL, D_FAKE, D_FAKE_AFTER, GRAD_D, GRAD_G)
 
@@ -32,6 +37,16 @@ PRECISION = "precision"
 RECALL = "recall"
 CODE_ACCURACY = "code_accuracy"
 COND_ACCURACY = "cond_accuracy"
+CYCLE_ERROR = "cycle_error"  # CycleGAN: mean of the two directions' reconstruction L1
+CYCLE_ERROR_AB = "cycle_error_ab"  # |F(G(a)) - a|, mean over pixels and images
+CYCLE_ERROR_BA = "cycle_error_ba"  # |G(F(b)) - b|
+TRANSLATION_ACCURACY = "translation_accuracy"  # mean of the two directions'
+TRANSLATION_ACCURACY_AB = "translation_accuracy_ab"  # B's classifier on G(a) vs a's label
+TRANSLATION_ACCURACY_BA = "translation_accuracy_ba"  # A's classifier on F(b) vs b's label
+FID_AB = "fid_ab"  # FID of G(a) against real B images
+FID_BA = "fid_ba"  # FID of F(b) against real A images
+XY_FINAL_DISTANCE = "xy_final_distance"  # the xy game: distance at the end
+XY_DISTANCE_RATIO = "xy_distance_ratio"  # the xy game: final / initial distance
 
 # --- per-trial summaries (logged once, at the end) ---------------------------------
 N_MODES = "n_modes"
@@ -55,6 +70,11 @@ OBJECTIVES = {
     RECALL: "max",
     CODE_ACCURACY: "max",
     COND_ACCURACY: "max",
+    CYCLE_ERROR: "min",
+    TRANSLATION_ACCURACY: "max",
+    FID_AB: "min",
+    FID_BA: "min",
+    XY_FINAL_DISTANCE: "min",
 }
 
 # --- tags --------------------------------------------------------------------------
@@ -72,6 +92,12 @@ TAG_STUDY = "study"
 TAG_KIND = "kind"  # "study" on parent runs, "trial" on child runs
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
+TAG_ORBIT = "orbit"  # the xy game: how the run's orbit behaved (ORBITS)
+
+ORBIT_CONVERGING = "converging"
+ORBIT_OSCILLATING = "oscillating"
+ORBIT_DIVERGING = "diverging"
+ORBITS = (ORBIT_CONVERGING, ORBIT_OSCILLATING, ORBIT_DIVERGING)
 
 PHASE_SEARCH = "search"
 PHASE_SEEDS = "seeds"

@@ -38,6 +38,8 @@ class TrialResult:
     train_seconds: float
     evals: list[EvalRecord] = field(default_factory=list)
     history: HistoryRows = field(default_factory=list)
+    #: tags that classify the finished run, set by the game (e.g. the xy game's orbit)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class Reporter(ABC):

@@ -213,6 +213,8 @@ class MlflowReporter(Reporter):
                    if k not in logged and isinstance(v, float) and math.isfinite(v)}
         log_metrics(self.client, self.run_id, [(result.steps_done, summary)])
         log_bytes(self.client, self.run_id, artifacts)
+        for key, value in result.tags.items():
+            retry(self.client.set_tag, self.run_id, key, value)
         retry(self.client.set_tag, self.run_id, names.TAG_STATUS, result.status)
         retry(self.client.set_terminated, self.run_id, "FINISHED")
         self.finished = True

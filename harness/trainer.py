@@ -7,14 +7,13 @@ diagnostics of :mod:`harness.names` (losses, D(x), D(G(z)) before and after the 
 gradient norms); on other steps it does nothing but train, so the harness costs
 (almost) nothing over a bare loop.
 
-The trainer knows nothing of Ray or MLflow: it talks to a
-:class:`~harness.reporting.Reporter`.
+The budget loop around the step (evaluation cadence, reporting, checkpoint state) is
+:class:`harness.loop.TrainingLoop`'s; this module is the adversarial game it plays.
 """
 
 from __future__ import annotations
 
 import io
-import time
 from typing import Any
 
 import torch
@@ -22,11 +21,10 @@ import torch
 from harness import names
 from harness.config import DiagnosticSettings, TrainSettings
 from harness.data import Dataset
-from harness.diagnostics import EvalRecord, is_bad, summarize
 from harness.losses import Loss
+from harness.loop import TrainingLoop
 from harness.metrics import EvalContext, Metric
 from harness.models import GANPair, Model
-from harness.reporting import Reporter, TrialResult
 from harness.tricks import StepContext, Trick
 
 
@@ -37,8 +35,8 @@ def grad_norm(params: list[torch.nn.Parameter]) -> float:
     return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
 
 
-class Trainer:
-    """Trains one GAN; :meth:`fit` runs the whole budget and reports as it goes."""
+class Trainer(TrainingLoop):
+    """The adversarial game: trains one GAN; :meth:`fit` runs the whole budget."""
 
     def __init__(
         self,
@@ -54,11 +52,9 @@ class Trainer:
         device: torch.device | str = "cpu",
         title: str = "",
     ):
-        self.model, self.gan, self.loss, self.dataset = model, gan, loss, dataset
-        self.metrics, self.settings, self.diag = list(metrics), settings, diagnostics
+        super().__init__(dataset, metrics, settings, diagnostics, seed, device, title)
+        self.model, self.gan, self.loss = model, gan, loss
         self.tricks = list(tricks)
-        self.device = torch.device(device)
-        self.title = title
         for trick in self.tricks:  # before the optimizers: a trick may replace a network
             trick.setup(gan, loss, dataset, model)
         self.G = gan.generator.to(self.device)
@@ -86,11 +82,6 @@ class Trainer:
         self.grid_specs = model.grids(gan, eval_rng)
         self._extra_seed = seed + 2_000_003
         self._extra: tuple[torch.Tensor, torch.Tensor | None] | None = None
-        self.step = 0
-        self.train_seconds = 0.0
-        self.diverged = False
-        self.history: list[tuple[int, dict[str, float]]] = []
-        self.evals: list[EvalRecord] = []
 
     # -- one generator step ---------------------------------------------------------------
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -202,24 +193,13 @@ class Trainer:
         z, y = self._extra
         return self.sample(z[:n], None if y is None else y[:n])
 
-    def evaluate(self) -> tuple[EvalRecord, torch.Tensor]:
-        samples = self.sample()
+    def eval_context(self) -> EvalContext:
         aux = self.gan.aux
-        context = EvalContext(
-            step=self.step, final=self.step >= self.settings.steps or self.diverged,
-            generate=self.generate_extra,
+        return EvalContext(
+            step=self.step, final=self._is_final(), generate=self.generate_extra,
             labels=None if self.eval_labels is None else self.eval_labels.cpu(),
             codes=None if aux is None else aux.codes(self.eval_noise.cpu()),
         )
-        values: dict[str, float] = {}
-        covered = None
-        for metric in self.metrics:
-            ev = metric.evaluate(samples, self.dataset, context)
-            values.update(ev.values)
-            covered = ev.extras.get("covered_modes", covered)
-        record = EvalRecord(self.step, values, covered)
-        self.evals.append(record)
-        return record, samples
 
     def pictures(self, samples: torch.Tensor, title: str, prefix: str) -> dict[str, bytes]:
         """The PNGs of one evaluation: the model's grids if it has any, else the dataset's."""
@@ -230,96 +210,26 @@ class Trainer:
             images = self.sample(grid.z, grid.labels)
             out[f"{prefix}_{grid.name}.png"] = image_grid_png(
                 images, grid.ncol, f"{title} - {grid.name}", grid.row_labels, grid.col_labels)
-        if not out:
-            png = self.dataset.plot_samples(samples, title)
-            if png is not None:
-                out[f"{prefix}.png"] = png
-        return out
+        return out or super().pictures(samples, title, prefix)
 
-    def n_modes(self) -> int | None:
-        n = getattr(self.dataset, "n_modes", None) or getattr(self.dataset, "n_classes", None)
-        return int(n) if n else None
-
-    # -- the whole budget -----------------------------------------------------------------
-    def fit(self, reporter: Reporter) -> TrialResult:
-        s = self.settings
-        pending: list[tuple[int, dict[str, float]]] = []
-        samples = None
-        while self.step < s.steps and not self.diverged:
-            stop_at = min(s.steps, (self.step // s.eval_every + 1) * s.eval_every)
-            t0 = time.perf_counter()
-            while self.step < stop_at:
-                row = self.train_step(measure=(self.step + 1) % s.log_every == 0)
-                self.step += 1
-                if row is not None:
-                    pending.append((self.step, row))
-                    if is_bad(row[names.LOSS_D], self.diag.diverge_loss) or is_bad(
-                            row[names.LOSS_G], self.diag.diverge_loss):
-                        self.diverged = True
-                        break
-            self.train_seconds += time.perf_counter() - t0
-            record, samples = self.evaluate()
-            self.history.extend(pending)
-            reporter.history(pending)
-            pending = []
-            artifacts = self.pictures(samples, self._plot_title(record),
-                                      f"{names.ARTIFACT_SAMPLES_DIR}/step_{self.step:07d}")
-            reporter.evaluation(self.step, record.values, artifacts, self.state_dict)
-        if samples is None:  # restored after the last evaluation: nothing left to train
-            samples = self.sample()
-        return self._finish(reporter, samples)
-
-    def _plot_title(self, record: EvalRecord) -> str:
-        n = self.n_modes()
-        cov = record.values.get(names.MODES_COVERED)
-        extra = f" - {int(cov)}/{n} modes" if n and cov is not None else ""
-        return f"{self.title} step {record.step}{extra}".strip()
-
-    def _finish(self, reporter: Reporter, samples: torch.Tensor) -> TrialResult:
-        summary = summarize(self.evals, self.history, self.n_modes(), self.settings.steps,
-                            self.diag, self.diverged)
-        final = dict(self.evals[-1].values) if self.evals else {}
-        final.update(summary.metrics)
-        final[names.STEPS_DONE] = float(self.step)
-        final[names.TRAIN_SECONDS] = self.train_seconds
-        if self.train_seconds > 0:
-            final[names.STEPS_PER_SECOND] = self.step / self.train_seconds
-        if self.n_modes():
-            final[names.N_MODES] = float(self.n_modes())
-        result = TrialResult(status=summary.status, final=final, steps_done=self.step,
-                             train_seconds=self.train_seconds, evals=list(self.evals),
-                             history=list(self.history))
+    def final_artifacts(self) -> dict[str, bytes]:
         buf = io.BytesIO()
         torch.save(self.G.state_dict(), buf)
-        artifacts = {names.ARTIFACT_GENERATOR: buf.getvalue()}
-        final_pictures = self.pictures(
-            samples, f"{self._plot_title(self.evals[-1])} [{summary.status}]",
-            names.ARTIFACT_FINAL_SAMPLES.removesuffix(".png"))
-        artifacts.update(final_pictures)
-        reporter.finish(result, artifacts)
-        return result
+        return {names.ARTIFACT_GENERATOR: buf.getvalue()}
 
     # -- checkpointing ----------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """The whole trial state: networks, optimizers, trick state, RNG, step, histories."""
+    def game_state(self) -> dict[str, Any]:
+        """Networks, optimizers, trick state and the trainer's RNG."""
         return {
-            "step": self.step,
             "generator": self.G.state_dict(),
             "discriminator": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "tricks": [t.state_dict() for t in self.tricks],
             "rng": self.rng.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "train_seconds": self.train_seconds,
-            "diverged": self.diverged,
-            "history": list(self.history),
-            "evals": [(e.step, dict(e.values), sorted(e.covered) if e.covered is not None else None)
-                      for e in self.evals],
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step = int(state["step"])
+    def load_game_state(self, state: dict[str, Any]) -> None:
         self.G.load_state_dict(state["generator"])
         self.D.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -327,10 +237,3 @@ class Trainer:
         for trick, ts in zip(self.tricks, state["tricks"]):
             trick.load_state_dict(ts)
         self.rng.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        self.train_seconds = float(state["train_seconds"])
-        self.diverged = bool(state["diverged"])
-        self.history = list(state["history"])
-        self.evals = [EvalRecord(s, v, frozenset(c) if c is not None else None)
-                      for s, v, c in state["evals"]]
-

@@ -16,7 +16,7 @@ from harness import names
 from harness.config import TrialConfig
 from harness.plugins import load_plugins
 from harness.reporting import Reporter, TrialInfo, TrialResult
-from harness.trainer import Trainer
+from harness.loop import TrainingLoop
 
 
 def resolve_device(name: str) -> torch.device:
@@ -31,7 +31,7 @@ def trial_tags(cfg: TrialConfig) -> dict[str, str]:
     return {
         names.TAG_VARIANT: cfg.variant,
         names.TAG_MODEL: cfg.model.name,
-        names.TAG_LOSS: cfg.loss.name,
+        names.TAG_LOSS: cfg.loss.name if cfg.loss is not None else "none",
         names.TAG_TRICKS: ",".join(t.name for t in cfg.tricks) or "none",
         names.TAG_DATASET: cfg.dataset_key,
         names.TAG_SEED: str(cfg.seed),
@@ -41,7 +41,7 @@ def trial_tags(cfg: TrialConfig) -> dict[str, str]:
     }
 
 
-def build_trainer(cfg: TrialConfig) -> Trainer:
+def build_trainer(cfg: TrialConfig) -> TrainingLoop:
     """Config -> objects, once: the registries build every plugin with its parameters."""
     from harness.registry import DATASETS, LOSSES, METRICS, MODELS, TRICKS
 
@@ -51,12 +51,13 @@ def build_trainer(cfg: TrialConfig) -> Trainer:
     dataset = DATASETS.build(cfg.dataset.name, cfg.dataset.params, "dataset.params")
     model = MODELS.build(cfg.model.name, cfg.model.params, "model.params")
     gan = model.build(dataset)
-    loss = LOSSES.build(cfg.loss.name, cfg.loss.params, "loss.params")
+    loss = (None if cfg.loss is None
+            else LOSSES.build(cfg.loss.name, cfg.loss.params, "loss.params"))
     tricks = [TRICKS.build(t.name, t.params, f"tricks[{i}].params") for i, t in enumerate(cfg.tricks)]
     metrics = [METRICS.build(m.name, m.params, f"metrics[{i}].params")
                for i, m in enumerate(cfg.metrics)]
-    return Trainer(model, gan, loss, dataset, metrics, cfg.train, cfg.diagnostics, cfg.seed,
-                   tricks=tricks, device=device, title=cfg.key)
+    return model.loop_class()(model, gan, loss, dataset, metrics, cfg.train, cfg.diagnostics,
+                              cfg.seed, tricks=tricks, device=device, title=cfg.key)
 
 
 def run_trial(config: TrialConfig | dict[str, Any], reporter: Reporter) -> TrialResult:

@@ -1,0 +1,192 @@
+"""The budget loop every game shares: train, evaluate, report, checkpoint, finish.
+
+A :class:`TrainingLoop` subclass plays one *game* -- the adversarial GAN game of
+:class:`harness.trainer.Trainer`, CycleGAN's two-way game, the bilinear xy game -- by
+implementing the hooks below; the loop around them (evaluation cadence, divergence stop,
+histories, checkpoint state, the final status and artifacts) exists once, here. A model
+family picks its game with :meth:`harness.models.Model.loop_class`.
+
+Hooks, in the order the loop calls them:
+
+* :meth:`train_step` once per step (``measure`` on every ``log_every``-th step);
+* at every evaluation :meth:`sample` and :meth:`eval_context`, then every metric, then
+  :meth:`pictures` for the evaluation's PNGs;
+* :meth:`game_state` / :meth:`load_game_state` whenever a checkpoint is written / restored;
+* :meth:`final_artifacts` once, when the budget is spent.
+
+The loop knows nothing of Ray or MLflow: it talks to a :class:`~harness.reporting.Reporter`.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+
+from harness import names
+from harness.config import DiagnosticSettings, TrainSettings
+from harness.data import Dataset
+from harness.diagnostics import EvalRecord, is_bad, summarize
+from harness.metrics import EvalContext, Metric
+from harness.reporting import Reporter, TrialResult
+
+
+class TrainingLoop(ABC):
+    """Trains one configuration; :meth:`fit` runs the whole budget and reports as it goes."""
+
+    #: history keys whose NaN/inf or magnitude above ``diagnostics.diverge_loss`` stops training
+    divergence_keys: tuple[str, ...] = (names.LOSS_D, names.LOSS_G)
+
+    def __init__(self, dataset: Dataset, metrics: list[Metric], settings: TrainSettings,
+                 diagnostics: DiagnosticSettings, seed: int,
+                 device: torch.device | str = "cpu", title: str = ""):
+        self.dataset, self.metrics = dataset, list(metrics)
+        self.settings, self.diag, self.seed = settings, diagnostics, seed
+        self.device = torch.device(device)
+        self.title = title
+        self.step = 0
+        self.train_seconds = 0.0
+        self.diverged = False
+        self.history: list[tuple[int, dict[str, float]]] = []
+        self.evals: list[EvalRecord] = []
+
+    # -- the game's hooks -------------------------------------------------------------------
+    @abstractmethod
+    def train_step(self, measure: bool) -> dict[str, float] | None:
+        """Called once per step: one step of the game. With ``measure`` returns the
+        history row of :mod:`harness.names` values for this step, otherwise None."""
+
+    @abstractmethod
+    def sample(self) -> torch.Tensor:
+        """Called at every evaluation: the samples the metrics score, on the CPU."""
+
+    @abstractmethod
+    def eval_context(self) -> EvalContext:
+        """Called at every evaluation after :meth:`sample`: what metrics know besides it."""
+
+    def pictures(self, samples: torch.Tensor, title: str, prefix: str) -> dict[str, bytes]:
+        """Called after every evaluation and once at the end: PNG artifacts named
+        ``{prefix}*.png``; the dataset's own picture of the samples by default."""
+        png = self.dataset.plot_samples(samples, title)
+        return {} if png is None else {f"{prefix}.png": png}
+
+    @abstractmethod
+    def game_state(self) -> dict[str, Any]:
+        """Called whenever a checkpoint is written: networks, optimizers, game RNG."""
+
+    @abstractmethod
+    def load_game_state(self, state: dict[str, Any]) -> None:
+        """Called on restore with the full checkpoint state (what :meth:`state_dict` wrote)."""
+
+    def final_artifacts(self) -> dict[str, bytes]:
+        """Called once when the budget is spent: files to keep besides the final pictures."""
+        return {}
+
+    def summary_tags(self) -> dict[str, str]:
+        """Called once at the end: tags that classify the finished run (none by default)."""
+        return {}
+
+    def n_modes(self) -> int | None:
+        n = getattr(self.dataset, "n_modes", None) or getattr(self.dataset, "n_classes", None)
+        return int(n) if n else None
+
+    # -- evaluation ---------------------------------------------------------------------
+    def evaluate(self) -> tuple[EvalRecord, torch.Tensor]:
+        samples = self.sample()
+        context = self.eval_context()
+        values: dict[str, float] = {}
+        covered = None
+        for metric in self.metrics:
+            ev = metric.evaluate(samples, self.dataset, context)
+            values.update(ev.values)
+            covered = ev.extras.get("covered_modes", covered)
+        record = EvalRecord(self.step, values, covered)
+        self.evals.append(record)
+        return record, samples
+
+    def _is_final(self) -> bool:
+        return self.step >= self.settings.steps or self.diverged
+
+    # -- the whole budget -----------------------------------------------------------------
+    def fit(self, reporter: Reporter) -> TrialResult:
+        s = self.settings
+        pending: list[tuple[int, dict[str, float]]] = []
+        samples = None
+        while self.step < s.steps and not self.diverged:
+            stop_at = min(s.steps, (self.step // s.eval_every + 1) * s.eval_every)
+            t0 = time.perf_counter()
+            while self.step < stop_at:
+                row = self.train_step(measure=(self.step + 1) % s.log_every == 0)
+                self.step += 1
+                if row is not None:
+                    pending.append((self.step, row))
+                    if any(is_bad(row[k], self.diag.diverge_loss)
+                           for k in self.divergence_keys if k in row):
+                        self.diverged = True
+                        break
+            self.train_seconds += time.perf_counter() - t0
+            record, samples = self.evaluate()
+            self.history.extend(pending)
+            reporter.history(pending)
+            pending = []
+            artifacts = self.pictures(samples, self._plot_title(record),
+                                      f"{names.ARTIFACT_SAMPLES_DIR}/step_{self.step:07d}")
+            reporter.evaluation(self.step, record.values, artifacts, self.state_dict)
+        if samples is None:  # restored after the last evaluation: nothing left to train
+            samples = self.sample()
+        return self._finish(reporter, samples)
+
+    def _plot_title(self, record: EvalRecord) -> str:
+        n = self.n_modes()
+        cov = record.values.get(names.MODES_COVERED)
+        extra = f" - {int(cov)}/{n} modes" if n and cov is not None else ""
+        return f"{self.title} step {record.step}{extra}".strip()
+
+    def _finish(self, reporter: Reporter, samples: torch.Tensor) -> TrialResult:
+        summary = summarize(self.evals, self.history, self.n_modes(), self.settings.steps,
+                            self.diag, self.diverged)
+        final = dict(self.evals[-1].values) if self.evals else {}
+        final.update(summary.metrics)
+        final[names.STEPS_DONE] = float(self.step)
+        final[names.TRAIN_SECONDS] = self.train_seconds
+        if self.train_seconds > 0:
+            final[names.STEPS_PER_SECOND] = self.step / self.train_seconds
+        if self.n_modes():
+            final[names.N_MODES] = float(self.n_modes())
+        result = TrialResult(status=summary.status, final=final, steps_done=self.step,
+                             train_seconds=self.train_seconds, evals=list(self.evals),
+                             history=list(self.history), tags=self.summary_tags())
+        artifacts = self.final_artifacts()
+        title = (f"{self._plot_title(self.evals[-1])} [{summary.status}]" if self.evals
+                 else f"{self.title} [{summary.status}]")
+        artifacts.update(self.pictures(samples, title,
+                                       names.ARTIFACT_FINAL_SAMPLES.removesuffix(".png")))
+        reporter.finish(result, artifacts)
+        return result
+
+    # -- checkpointing ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The whole trial state: the game's (networks, optimizers, RNG) plus the loop's
+        (step, histories, evaluations, time spent)."""
+        return {
+            **self.game_state(),
+            "step": self.step,
+            "torch_rng": torch.get_rng_state(),
+            "train_seconds": self.train_seconds,
+            "diverged": self.diverged,
+            "history": list(self.history),
+            "evals": [(e.step, dict(e.values), sorted(e.covered) if e.covered is not None else None)
+                      for e in self.evals],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.load_game_state(state)
+        self.step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        self.train_seconds = float(state["train_seconds"])
+        self.diverged = bool(state["diverged"])
+        self.history = list(state["history"])
+        self.evals = [EvalRecord(s, v, frozenset(c) if c is not None else None)
+                      for s, v, c in state["evals"]]
