@@ -443,9 +443,14 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
     for i, v in enumerate(spec.variants):
         where = f"variants[{i}]"
         model = check(MODELS, v.model, f"{where}.model")
+        if v.loss is None and model.uses_loss and model.default_loss is not None:
+            v = v.model_copy(update={"loss": ComponentSpec(name=model.default_loss)})
         if v.loss is None and model.uses_loss:
             fail(f"{where}.loss: model {v.model.name!r} needs a loss; registered: "
                  f"{', '.join(LOSSES.names())}")
+        if v.tricks and not model.accepts_tricks:
+            fail(f"{where}.tricks: model {v.model.name!r} plays its own game, which takes no "
+                 f"tricks; remove {', '.join(repr(t.name) for t in v.tricks)}")
         if v.loss is not None and not model.uses_loss:
             fail(f"{where}.loss: model {v.model.name!r} plays its own game and takes no loss; "
                  f"remove 'loss: {v.loss.name}'")

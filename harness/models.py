@@ -85,6 +85,11 @@ class Model(ABC):
     #: whether a variant of this family names a loss (False for families whose game has
     #: its own objective, e.g. the xy game); checked when a study is validated
     uses_loss: ClassVar[bool] = True
+    #: whether the family's game calls the trick hooks (:mod:`harness.tricks`); families
+    #: with their own loop that does not are refused any trick when a study is validated
+    accepts_tricks: ClassVar[bool] = True
+    #: the loss a variant of this family gets when its study names none (None: one is required)
+    default_loss: ClassVar[str | None] = None
 
     def capabilities(self) -> frozenset[str]:
         """What the built networks offer to tricks and metrics, checked when a study is validated.
