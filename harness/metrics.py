@@ -53,6 +53,26 @@ class EvalContext:
     generate: Callable[[int], torch.Tensor]
     labels: torch.Tensor | None = None
     codes: torch.Tensor | None = None
+    #: two-way translators (CycleGAN): held-out images of both domains, translated
+    translations: "Translations | None" = None
+
+
+@dataclass
+class Translations:
+    """Held-out images of domains A and B through a pair of translators G: A->B, F: B->A.
+
+    ``ab = G(a)``, ``aba = F(G(a))``, ``ba = F(b)``, ``bab = G(F(b))``; ``a_labels`` /
+    ``b_labels`` are the class of each original image. All on the CPU, in [-1, 1].
+    """
+
+    a: torch.Tensor
+    ab: torch.Tensor
+    aba: torch.Tensor
+    a_labels: torch.Tensor
+    b: torch.Tensor
+    ba: torch.Tensor
+    bab: torch.Tensor
+    b_labels: torch.Tensor
 
 
 class Metric(ABC):
