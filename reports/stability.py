@@ -17,6 +17,8 @@ writes, into an output folder:
   ``budget_<dataset>.png`` (score vs budget: the expected best modes covered of k search
   trials, :func:`reports.stats.best_of_k`) and ``samples_<dataset>_<variant>.png`` /
   ``samples_<dataset>_<variant>_<grid>.png`` (conditional / InfoGAN sample grids).
+* For runs of the xy game, an orbit section and ``orbits_<dataset>.png``
+  (:mod:`reports.orbits`).
 
 :func:`build_report` also attaches the folder to the parent run under ``report/``.
 
@@ -65,7 +67,7 @@ from harness import names
 from harness.errors import ConfigError
 from harness.plots import plt
 from harness.tracking import child_runs, retry, search_all
-from reports import provenance, stats
+from reports import orbits, provenance, stats
 
 # --- columns -------------------------------------------------------------------------
 
@@ -86,6 +88,7 @@ _TAG_COLUMNS = (
     names.TAG_LOSS,
     names.TAG_TRICKS,
     names.TAG_TRIAL_ID,
+    names.TAG_ORBIT,
 )
 # Metrics that always get a column (NaN when no run logged them), so summaries never KeyError.
 _CORE_METRICS = (
@@ -1293,7 +1296,7 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
     Returns ``{"dir": out_dir, "md": ..., "html": ..., "csv": ..., "<png stem>": ...}``: every
     value a Path, one entry per PNG written (``coverage_<dataset>``, ``losses_<dataset>``,
     ``d_outputs_<dataset>``, ``image_metrics_<dataset>``, ``budget_<dataset>``,
-    ``samples_<dataset>_<variant>[_<grid>]``). With
+    ``samples_<dataset>_<variant>[_<grid>]``, ``orbits_<dataset>``). With
     ``attach`` the folder is logged to the parent run under the artifact path ``report``. ``n_resamples`` and ``seed``
     drive the bootstrap intervals (:func:`summarize`, the pairwise comparisons). ``runs``
     are the parent's child runs when the caller has already fetched them.
@@ -1355,9 +1358,9 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
                             "The order of its rows above is not a ranking; the image metrics "
                             "and the pairwise comparisons below are shown per provenance group.")
 
+    images: list[Path] = orbits.orbit_section(doc, client, df, pairs, colours, out_dir)
     _image_section(doc, df, image_summary)
     _pairwise_section(doc, df, n_resamples, seed)
-    images: list[Path] = []
     _budget_section(doc, df, colours, out_dir, images)
 
     # --- figures per dataset
