@@ -55,7 +55,9 @@ def summarize_orbits(df: pd.DataFrame, pairs: dict) -> pd.DataFrame:
     ``phase``, ``n`` (its xy runs, failed ones included), one count column per orbit in
     :data:`harness.names.ORBITS` and ``no orbit`` (runs without the tag), the mean / sd / n
     of ``xy_final_distance`` and ``xy_distance_ratio`` over the runs that finished, and the
-    ``lr_g`` / ``lr_d`` values used (text). ``pairs`` is
+    ``lr_g`` / ``lr_d`` values used and the ``params`` (``model.*`` / ``loss.*``; text).
+    The learning rates are the study's: a model may scale them (``xy_game``'s
+    ``lr_scale``, shown among the params). ``pairs`` is
     :func:`reports.stability._comparison_rows` of ``df``. Sorted by dataset, then mean
     distance ratio (the most converged first)."""
     from reports import stability as st
@@ -77,19 +79,35 @@ def summarize_orbits(df: pd.DataFrame, pairs: dict) -> pd.DataFrame:
             col = done[metric] if metric in done else pd.Series(dtype=float)
             rec[f"{metric}_mean"], rec[f"{metric}_std"], rec[f"{metric}_n"] = _stats(col)
         for p in ("lr_g", "lr_d"):
-            rec[p] = st._param_value_text(rows[p]) if p in rows else st._DASH
+            rec[p] = _values_text(rows[p]) if p in rows else st._DASH
+        params = []
+        for col in st._searched_param_cols(rows):
+            text = st._param_value_text(rows[col])
+            if text != st._DASH:
+                params.append(f"{col}={text}")
+        rec["params"] = ", ".join(params) or st._DASH
         records.append(rec)
     columns = [names.TAG_VARIANT, names.TAG_DATASET, names.TAG_PHASE, "n", *names.ORBITS,
                _NO_ORBIT]
     for metric in (names.XY_FINAL_DISTANCE, names.XY_DISTANCE_RATIO):
         columns += [f"{metric}_mean", f"{metric}_std", f"{metric}_n"]
-    columns += ["lr_g", "lr_d"]
+    columns += ["lr_g", "lr_d", "params"]
     out = pd.DataFrame(records, columns=columns)
     if out.empty:
         return out
     return out.sort_values([names.TAG_DATASET, f"{names.XY_DISTANCE_RATIO}_mean",
                             names.TAG_VARIANT], na_position="last",
                            kind="stable").reset_index(drop=True)
+
+
+def _values_text(values: pd.Series) -> str:
+    """The distinct values of a param column, 3 significant digits, ``/``-separated."""
+    out: list[str] = []
+    for v in values.dropna():
+        text = f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
+        if text not in out:
+            out.append(text)
+    return " / ".join(out) or "—"
 
 
 def majority_orbit(row: pd.Series) -> str | None:
@@ -201,15 +219,17 @@ def orbit_section(doc, client, df: pd.DataFrame, pairs: dict, colours: dict,
           "is the last iterate, or the mean of the iterates for a variant that averages. "
           f"`{names.XY_FINAL_DISTANCE}` is the final distance and `{names.XY_DISTANCE_RATIO}` "
           "final / start distance, mean ± sd over the runs that finished (3 significant "
-          "digits); runs are the compared ones (the seeds phase, as above).")
+          "digits); runs are the compared ones (the seeds phase, as above). The learning "
+          "rates are the study's `lr_g` (x's step) and `lr_d` (y's step); a model parameter "
+          "such as `lr_scale` multiplies both.")
     doc.table(
         ["variant", "dataset", "phase", "n", "orbit", "final distance to (0, 0)",
-         "final / start distance", "lr_g (x)", "lr_d (y)"],
+         "final / start distance", "lr_g (x)", "lr_d (y)", "model / loss params"],
         [[str(r[names.TAG_VARIANT]), str(r[names.TAG_DATASET]), str(r[names.TAG_PHASE]),
           str(int(r["n"])), _orbit_cell(r),
           _sig(r[f"{names.XY_FINAL_DISTANCE}_mean"], r[f"{names.XY_FINAL_DISTANCE}_std"]),
           _sig(r[f"{names.XY_DISTANCE_RATIO}_mean"], r[f"{names.XY_DISTANCE_RATIO}_std"]),
-          str(r["lr_g"]), str(r["lr_d"])]
+          str(r["lr_g"]), str(r["lr_d"]), str(r["params"])]
          for _, r in summary.iterrows()])
     by_orbit: dict[str, list[str]] = {}
     for _, r in summary.iterrows():

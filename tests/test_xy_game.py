@@ -480,7 +480,8 @@ def test_report_orbit_table(xy_store, xy_report):
     # the deterministic game: both seeds end at the same distance (sd 0)
     sim = next(r for r in xy_store["runs"] if r.tags[names.TAG_ORBIT] == names.ORBIT_DIVERGING)
     assert f"| {sim.final[names.XY_FINAL_DISTANCE]:.3g} ± 0 |" in rows["sim"], rows["sim"]
-    assert rows["sim"].endswith("| 0.05 | 0.05 |")
+    assert rows["sim"].endswith("| 0.05 | 0.05 | model.update=simultaneous |"), rows["sim"]
+    assert rows["avg"].endswith("| model.average=True, model.update=simultaneous |")
     # sorted by final / start distance: the converging ones first, the diverging one last
     order = [line.split(" | ")[0].lstrip("| ") for line in _orbit_rows(section)]
     assert order[-2:] == ["alt", "sim"] and set(order[:2]) == {"ogda", "avg"}
