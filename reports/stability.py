@@ -30,7 +30,9 @@ Choices:
 * Means and standard deviations (ddof=1; NaN for one value) are over the runs that reported
   the metric; ``n`` counts every run of the pair, failed ones included, and the status counts
   say how many failed.
-* The "median seed" whose final samples are shown is the lower median by ``modes_covered``.
+* The "median seed" whose final samples are shown is the lower (worse) median by
+  ``modes_covered``, or by the first of translation accuracy, FID and the xy game's final
+  distance that the runs report when they do not count modes.
 * Each summary mean also gets a percentile-bootstrap 95% interval (:mod:`reports.stats`), and
   the variants of a dataset are compared pairwise on ``modes_covered`` (bootstrap interval of
   the difference, Mann–Whitney p, Holm-adjusted over the pairs) over the finished seeds-phase
@@ -126,6 +128,12 @@ _LABELS = {
     names.RECALL: "recall",
     names.COND_ACCURACY: "cond accuracy",
     names.CODE_ACCURACY: "code accuracy",
+    names.TRANSLATION_ACCURACY: "translation accuracy",
+    names.CYCLE_ERROR: "cycle error",
+    names.FID_AB: "FID A→B",
+    names.FID_BA: "FID B→A",
+    names.LOSS_CYCLE: "loss_cycle (CycleGAN round trips)",
+    names.XY_FINAL_DISTANCE: "final distance to (0, 0)",
 }
 # Image metrics (image datasets: the ``fidelity``, ``cond_accuracy`` and ``code_accuracy``
 # metrics), in table order, with the decimals the report shows. Which direction is better
@@ -138,11 +146,21 @@ IMAGE_METRICS = {
     names.RECALL: 3,
     names.COND_ACCURACY: 3,
     names.CODE_ACCURACY: 3,
+    # two-way translators (CycleGAN)
+    names.TRANSLATION_ACCURACY: 3,
+    names.CYCLE_ERROR: 3,
+    names.FID_AB: 2,
+    names.FID_BA: 2,
 }
 # The metrics whose bootstrap interval the image table shows.
-IMAGE_CI_METRICS = (names.FID,)
-# Histories of the image-metric curves (drawn only when FID or IS was logged over steps).
-_IMAGE_CURVES = (names.FID, names.IS_MEAN, names.MODES_COVERED)
+IMAGE_CI_METRICS = (names.FID, names.TRANSLATION_ACCURACY)
+# Histories of the image-metric curves (drawn only when one of the first four was logged
+# over steps).
+_IMAGE_CURVES = (names.FID, names.IS_MEAN, names.TRANSLATION_ACCURACY, names.CYCLE_ERROR,
+                 names.MODES_COVERED)
+# The metric whose lower-median run shows a variant's final samples: the first one logged.
+_MEDIAN_BY = (names.MODES_COVERED, names.TRANSLATION_ACCURACY, names.FID,
+              names.XY_FINAL_DISTANCE)
 # Training settings that a search usually varies; plus every ``model.*`` / ``loss.*`` param.
 KEY_PARAMS = ("lr_d", "lr_g", "beta1", "beta2", "d_steps", "batch_size")
 _SEARCHED_PREFIXES = ("model.", "loss.")
@@ -161,6 +179,8 @@ _PLOT_HISTORIES = (
     names.LOSS_Q,
     names.FID,
     names.IS_MEAN,
+    names.TRANSLATION_ACCURACY,
+    names.CYCLE_ERROR,
 )
 _DASH = "—"
 
@@ -816,15 +836,15 @@ def _d_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
 
 def _image_curves_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
                          colours: dict, n_modes: dict) -> bytes | None:
-    """FID, IS and modes covered over generator steps: one panel per metric that has a
+    """The :data:`_IMAGE_CURVES` over generator steps: one panel per metric that has a
     history, one line per variant (mean over its runs, min-max band). None unless some run
-    logged FID or IS over steps."""
+    logged FID, IS, translation accuracy or cycle error over steps."""
     def series_of(rows: pd.DataFrame, key: str) -> list[pd.Series]:
         found = [hist.get((rid, key)) for rid in rows[RUN_ID]]
         return [s for s in found if s is not None and not s.empty]
 
     keys = [k for k in _IMAGE_CURVES if any(series_of(rows, k) for _, rows in pairs)]
-    if not any(k in keys for k in (names.FID, names.IS_MEAN)):
+    if not any(k in keys for k in _IMAGE_CURVES[:4]):
         return None
     fig, axes = _panels(1, len(keys), f"Image metrics over training -- {dataset}\n"
                         "(line: mean over runs, band: min-max)")
@@ -894,6 +914,10 @@ def _grid_name(path: str) -> str | None:
 def _grid_caption(grid: str) -> str:
     """What a model's sample grid shows (the grids of :meth:`harness.models.Model.grids`)."""
     known = {"classes": "rows: fixed noise vectors, columns: the class each is conditioned on",
+             "ab": "held-out A images (top row), their translations G(a) and the round "
+                   "trips F(G(a))",
+             "ba": "held-out B images (top row), their translations F(b) and the round "
+                   "trips G(F(b))",
              "code_grid": "rows: fixed noise vectors, columns: the values of the first "
                           "categorical code"}
     m = re.fullmatch(r"continuous_(\d+)", grid)
@@ -903,12 +927,25 @@ def _grid_caption(grid: str) -> str:
     return known.get(grid, "a grid of the model's samples")
 
 
-def _median_run(rows: pd.DataFrame) -> pd.Series | None:
-    """The lower-median finished run by modes_covered (ties by seed); None if there is none."""
-    valid = rows[rows[names.MODES_COVERED].notna() & ~_failed_mask(rows)]
+def _median_metric(rows: pd.DataFrame) -> str:
+    """The first metric of :data:`_MEDIAN_BY` some run of ``rows`` reported (modes_covered
+    when none did)."""
+    for metric in _MEDIAN_BY:
+        if metric in rows and rows[metric].notna().any():
+            return metric
+    return names.MODES_COVERED
+
+
+def _median_run(rows: pd.DataFrame, metric: str = names.MODES_COVERED) -> pd.Series | None:
+    """The lower-median finished run by ``metric`` in its better-last order (ties by seed):
+    the run at or just below the median score; None if no finished run reported it."""
+    if metric not in rows:
+        return None
+    valid = rows[rows[metric].notna() & ~_failed_mask(rows)]
     if valid.empty:
         return None
-    valid = valid.sort_values([names.MODES_COVERED, names.TAG_SEED, RUN_ID], kind="stable")
+    valid = valid.sort_values([metric, names.TAG_SEED, RUN_ID], kind="stable",
+                              ascending=[_higher_is_better(metric), True, True])
     return valid.iloc[(len(valid) - 1) // 2]
 
 
@@ -1384,7 +1421,8 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
             ("d_outputs", d_caption, _d_figure(dataset, ds_pairs, hist, colours)),
         ]
         if dataset in set(image_summary[names.TAG_DATASET]):
-            img_caption = ("FID, IS and modes covered over generator steps (one line per "
+            img_caption = ("Image metrics over generator steps -- those logged of FID, IS, "
+                           "translation accuracy, cycle error and modes covered (one line per "
                            "variant: mean over its runs, band min-max)")
             if dataset in conflicted:
                 img_caption += ("; the variants differ in provenance (see the warning above): "
@@ -1402,12 +1440,13 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
             doc.img(name, f"{stem} {dataset}")
 
         # final samples of the median run, per variant
-        doc.h(3, f"Final samples (median run by {names.MODES_COVERED})")
+        by = _median_metric(pd.concat([rows for _, rows in ds_pairs]))
+        doc.h(3, f"Final samples (median run by {by})")
         with tempfile.TemporaryDirectory() as tmp, _no_progress_bars():
             for variant, rows in ds_pairs:
-                median = _median_run(rows)
+                median = _median_run(rows, by)
                 if median is None:
-                    doc.p(f"**{variant}**: no run reported `{names.MODES_COVERED}`; no samples shown.")
+                    doc.p(f"**{variant}**: no run reported `{by}`; no samples shown.")
                     continue
                 dst = Path(tmp, median[RUN_ID])
                 dst.mkdir(exist_ok=True)
@@ -1431,8 +1470,8 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
                           f"no `{names.ARTIFACT_FINAL_SAMPLES}` artifact (nor any "
                           f"`{names.ARTIFACT_FINAL_SAMPLES.removesuffix('.png')}_*.png` grid).")
                     continue
-                doc.p(f"**{variant}**: {_run_label(median)}, {_fmt_num(median[names.MODES_COVERED])}"
-                      f" modes covered, status {median[names.TAG_STATUS] or _DASH}, "
+                doc.p(f"**{variant}**: {_run_label(median)}, {_LABELS.get(by, by)} "
+                      f"{_fmt_num(median[by])}, status {median[names.TAG_STATUS] or _DASH}, "
                       f"run `{median[RUN_ID]}`.")
                 for grid, name in copied:
                     if grid is not None:

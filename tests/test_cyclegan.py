@@ -255,3 +255,45 @@ def test_builds_through_the_trial_machinery(mnist_dir, cache):
     loop = build_trainer(config(mnist_dir, cache))
     assert type(loop).__name__ == "CycleLoop"
     assert loop.data_a.shape[0] == 32 and loop.data_b.shape[0] == 32
+
+
+# -- the report -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cycle_report(mnist_dir, cache, tmp_path_factory, request):
+    """Two variants x 2 seeds of tiny CycleGAN runs in-process into MLflow, then the report."""
+    from harness.tracking import MlflowReporter
+    from reports.stability import build_report
+    from tests.test_report import _client
+
+    tmp = tmp_path_factory.mktemp("cycle_store")
+    client = _client(tmp, getattr(request.config, "cache", None))
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    exp = client.create_experiment("cyc", artifact_location=(tmp / "art").as_uri())
+    parent = client.create_run(exp, tags={names.TAG_KIND: "study",
+                                          names.TAG_STUDY: "cyc"}).info.run_id
+    for variant, extra in (("cyc", {}), ("no-cycle", {"lambda_cycle": 0.0})):
+        for seed in (10_000, 10_001):
+            cfg = config(mnist_dir, cache, metrics=("cycle_error", "translation_accuracy"),
+                         **extra).model_copy(update={"variant": variant, "seed": seed,
+                                                     "phase": names.PHASE_SEEDS})
+            run_trial(cfg, MlflowReporter(uri, exp, parent, run_name=f"{variant} {seed}"))
+    client.set_terminated(parent, "FINISHED")
+    out = tmp_path_factory.mktemp("cycle_report")
+    paths = build_report(client, exp, parent, out, attach=False)
+    return paths["md"].read_text(), out
+
+
+def test_report_shows_translation_metrics_and_round_trips(cycle_report):
+    md, out = cycle_report
+    section = md.split("## Image metrics", 1)[1].split("\n## ", 1)[0]
+    assert "translation accuracy ↑" in section and "cycle error ↓" in section
+    assert "95% CI (translation accuracy)" in section
+    rows = [line for line in section.splitlines() if line.startswith("| cyc") or
+            line.startswith("| no-cycle")]
+    assert len(rows) == 2 and all("2 / 2" in r for r in rows)
+    assert "Final samples (median run by translation_accuracy)" in md
+    for variant in ("cyc", "no-cycle"):
+        for key in ("ab", "ba"):
+            assert (out / f"samples_pair_{variant}_{key}.png").is_file()
+    assert "round trips F(G(a))" in md
+    assert "(image_metrics_pair.png)" in md and (out / "image_metrics_pair.png").is_file()

@@ -315,7 +315,7 @@ def test_report_image_curves(reports):
     png = paths["image_metrics_mnist"]
     assert png.name == "image_metrics_mnist.png" and png.read_bytes()[:8] == PNG_MAGIC
     md = paths["md"].read_text()
-    assert f"]({png.name})" in md and "FID, IS and modes covered over generator steps" in md
+    assert f"]({png.name})" in md and "Image metrics over generator steps" in md
     assert "do not rank them by these curves" in reports["conflict"]["md"].read_text()
 
 
