@@ -255,12 +255,6 @@ def orbit_section(doc, client, df: pd.DataFrame, pairs: dict, colours: dict,
         caption = (f"Orbits on `{dataset}`: one panel per variant, one line per run (x "
                    "against y from the logged histories; circle: first logged point, square: "
                    "last); last panel: distance to (0, 0) over steps, log scale")
-        if png is None:
-            doc.p(f"*{caption}*: no `{names.XY_X}` / `{names.XY_Y}` histories logged.")
-            continue
-        name = f"orbits_{st._slug(dataset)}.png"
-        (out_dir / name).write_bytes(png)
-        written.append(out_dir / name)
-        doc.p(caption + ".")
-        doc.img(name, f"orbits {dataset}")
+        st._figure_block(doc, out_dir, written, "orbits", dataset, caption, png,
+                         f"no `{names.XY_X}` / `{names.XY_Y}` histories logged")
     return written

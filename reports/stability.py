@@ -872,6 +872,20 @@ def _image_curves_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hi
     return _png(fig)
 
 
+def _figure_block(doc: _Doc, out_dir: Path, written: list[Path], stem: str, dataset: str,
+                  caption: str, png: bytes | None, missing: str = "no histories logged") -> None:
+    """Write ``png`` as ``<stem>_<dataset>.png`` under ``out_dir`` (appended to ``written``)
+    with its caption; or, when there is no figure, the caption and ``missing``."""
+    if png is None:
+        doc.p(f"*{caption}*: {missing}.")
+        return
+    name = f"{stem}_{_slug(dataset)}.png"
+    (out_dir / name).write_bytes(png)
+    written.append(out_dir / name)
+    doc.p(caption + ".")
+    doc.img(name, f"{stem} {dataset}")
+
+
 @contextlib.contextmanager
 def _no_progress_bars():
     """MLflow draws a progress bar per downloaded artifact unless this variable says no."""
@@ -1430,14 +1444,7 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
             figures.append(("image_metrics", img_caption,
                             _image_curves_figure(dataset, ds_pairs, hist, colours, n_modes)))
         for stem, caption, png in figures:
-            if png is None:
-                doc.p(f"*{caption}*: no histories logged.")
-                continue
-            name = f"{stem}_{_slug(dataset)}.png"
-            (out_dir / name).write_bytes(png)
-            images.append(out_dir / name)
-            doc.p(caption + ".")
-            doc.img(name, f"{stem} {dataset}")
+            _figure_block(doc, out_dir, images, stem, dataset, caption, png)
 
         # final samples of the median run, per variant
         by = _median_metric(pd.concat([rows for _, rows in ds_pairs]))

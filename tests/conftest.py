@@ -23,3 +23,15 @@ def mnist_dir() -> Path:
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"MNIST t10k files not found in {MNIST_DIR} (set HARNESS_TEST_MNIST_DIR)")
     return MNIST_DIR
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (tiny networks: more threads only add overhead and
+    make results depend on the machine), restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -24,12 +24,7 @@ load_plugins()
 TINY = {"ngf": 4, "ndf": 4, "n_res": 1, "pool_size": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -263,14 +258,10 @@ def cycle_report(mnist_dir, cache, tmp_path_factory, request):
     """Two variants x 2 seeds of tiny CycleGAN runs in-process into MLflow, then the report."""
     from harness.tracking import MlflowReporter
     from reports.stability import build_report
-    from tests.test_report import _client
+    from tests.test_report import study_store
 
     tmp = tmp_path_factory.mktemp("cycle_store")
-    client = _client(tmp, getattr(request.config, "cache", None))
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    exp = client.create_experiment("cyc", artifact_location=(tmp / "art").as_uri())
-    parent = client.create_run(exp, tags={names.TAG_KIND: "study",
-                                          names.TAG_STUDY: "cyc"}).info.run_id
+    client, uri, exp, parent = study_store(tmp, getattr(request.config, "cache", None), "cyc")
     for variant, extra in (("cyc", {}), ("no-cycle", {"lambda_cycle": 0.0})):
         for seed in (10_000, 10_001):
             cfg = config(mnist_dir, cache, metrics=("cycle_error", "translation_accuracy"),

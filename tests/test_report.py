@@ -100,6 +100,17 @@ def _client(tmp, cache):
     return client
 
 
+def study_store(tmp, cache, study: str) -> tuple:
+    """``(client, uri, experiment_id, parent_run_id)``: a fresh MLflow store in ``tmp`` with
+    an experiment and the parent run of study ``study``, as ``harness study`` makes them."""
+    client = _client(tmp, cache)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    exp = client.create_experiment(study, artifact_location=(tmp / "art").as_uri())
+    parent = client.create_run(exp, tags={names.TAG_KIND: "study",
+                                          names.TAG_STUDY: study}).info.run_id
+    return client, uri, exp, parent
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, request):
     from mlflow.entities import RunTag

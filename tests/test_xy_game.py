@@ -424,14 +424,10 @@ def _xy_trial(uri, exp, parent, variant, params, seed, phase=names.PHASE_SEEDS):
 def xy_store(tmp_path_factory, request):
     """A tiny xy study run in-process into a fresh MLflow store: 2 seeds per variant and one
     search trial of 'sim'. The orbit pictures are not drawn (the report does not read them)."""
-    from tests.test_report import _client
+    from tests.test_report import study_store
 
     tmp = tmp_path_factory.mktemp("xy_store")
-    client = _client(tmp, getattr(request.config, "cache", None))
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    exp = client.create_experiment("xy", artifact_location=(tmp / "art").as_uri())
-    parent = client.create_run(exp, tags={names.TAG_KIND: "study",
-                                          names.TAG_STUDY: "xy"}).info.run_id
+    client, uri, exp, parent = study_store(tmp, getattr(request.config, "cache", None), "xy")
     mp = pytest.MonkeyPatch()
     mp.setattr(XYLoop, "pictures", lambda self, samples, title, prefix: {})
     try:
