@@ -29,13 +29,14 @@ def _prefix(tag: str) -> str:
 
 
 #: Every tag whose name starts with one of these is a provenance tag ("fidelity.",
-#: "classifier.", "class_modes.").
+#: "classifier.", "class_modes.", "translation_fid.").
 PROVENANCE_PREFIXES = tuple(dict.fromkeys(_prefix(t) for t in (
     names.TAG_FIDELITY_EXTRACTOR, names.TAG_FIDELITY_EXTRACTOR_HASH,
     names.TAG_FIDELITY_REAL_HASH, names.TAG_FIDELITY_SAMPLES_EVAL,
     names.TAG_FIDELITY_SAMPLES_FINAL, names.TAG_CLASSIFIER_HASH, names.TAG_CLASSIFIER_ACCURACY,
     names.TAG_CLASS_MODES_SAMPLES_FINAL, names.TAG_CLASS_MODES_MIN_COUNT,
-    names.TAG_CLASS_MODES_CONFIDENCE)))
+    names.TAG_CLASS_MODES_CONFIDENCE, names.TAG_TRANSLATION_FID_REAL,
+    names.TAG_TRANSLATION_FID_SAMPLES)))
 #: How an image dataset's split and stacks were made (``Dataset.tags()``).
 #: (``dataset.data_dir`` is deliberately not provenance: the same files may live in
 #: different folders on different machines.)

@@ -288,3 +288,13 @@ def test_report_shows_translation_metrics_and_round_trips(cycle_report):
             assert (out / f"samples_pair_{variant}_{key}.png").is_file()
     assert "round trips F(G(a))" in md
     assert "(image_metrics_pair.png)" in md and (out / "image_metrics_pair.png").is_file()
+
+
+def test_translation_metric_tags_are_provenance(mnist_dir, cache, pair):
+    from reports.provenance import is_provenance_tag
+
+    fid = METRICS.build("translation_fid", {"cache_dir": str(cache), "real_samples": 100})
+    tags = fid.provenance(pair)
+    assert {names.TAG_CLASSIFIER_HASH_A, names.TAG_CLASSIFIER_HASH_B,
+            names.TAG_TRANSLATION_FID_REAL} <= set(tags)
+    assert all(is_provenance_tag(t) for t in tags)
