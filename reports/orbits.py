@@ -79,7 +79,7 @@ def summarize_orbits(df: pd.DataFrame, pairs: dict) -> pd.DataFrame:
             col = done[metric] if metric in done else pd.Series(dtype=float)
             rec[f"{metric}_mean"], rec[f"{metric}_std"], rec[f"{metric}_n"] = _stats(col)
         for p in ("lr_g", "lr_d"):
-            rec[p] = _values_text(rows[p]) if p in rows else st._DASH
+            rec[p] = st._param_value_text(rows[p], significant=3) if p in rows else st._DASH
         params = []
         for col in st._searched_param_cols(rows):
             text = st._param_value_text(rows[col])
@@ -98,16 +98,6 @@ def summarize_orbits(df: pd.DataFrame, pairs: dict) -> pd.DataFrame:
     return out.sort_values([names.TAG_DATASET, f"{names.XY_DISTANCE_RATIO}_mean",
                             names.TAG_VARIANT], na_position="last",
                            kind="stable").reset_index(drop=True)
-
-
-def _values_text(values: pd.Series) -> str:
-    """The distinct values of a param column, 3 significant digits, ``/``-separated."""
-    out: list[str] = []
-    for v in values.dropna():
-        text = f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
-        if text not in out:
-            out.append(text)
-    return " / ".join(out) or "—"
 
 
 def majority_orbit(row: pd.Series) -> str | None:

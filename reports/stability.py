@@ -970,12 +970,15 @@ def _searched_param_cols(df: pd.DataFrame) -> list[str]:
     return sorted(c for c in df.columns if str(c).startswith(_SEARCHED_PREFIXES))
 
 
-def _param_value_text(values: pd.Series) -> str:
+def _param_value_text(values: pd.Series, significant: int | None = None) -> str:
+    """The distinct values of a param column, ``/``-separated (floats to ``significant``
+    significant digits when given); a dash when there is none."""
     uniq = []
     for v in values:
         if _isnan(v):
             continue
-        text = _fmt_num(v)
+        text = (f"{v:.{significant}g}" if significant is not None
+                and isinstance(v, (float, np.floating)) else _fmt_num(v))
         if text not in uniq:
             uniq.append(text)
     return " / ".join(uniq) if uniq else _DASH

@@ -226,10 +226,10 @@ def test_loss_defaults_to_least_squares(mnist_dir):
 
 
 @pytest.mark.parametrize("variant,fragment", [
-    ({"datasets": ["mnist"]}, "variants[0].model: model 'cyclegan' cannot be built for dataset "
-                              "'mnist': CycleGAN needs a two-domain dataset"),
-    ({"tricks": ["historical_averaging"]}, "variants[0].tricks: model 'cyclegan' plays its own "
-                                           "game, which takes no tricks"),
+    ({"datasets": ["mnist"]}, ("variants[0].model: model 'cyclegan' cannot be built for "
+                               "dataset 'mnist': CycleGAN needs a two-domain dataset")),
+    ({"tricks": ["historical_averaging"]}, ("variants[0].tricks: model 'cyclegan' plays its "
+                                            "own game, which takes no tricks")),
 ])
 def test_what_cannot_work_is_refused(mnist_dir, variant, fragment):
     with pytest.raises(ConfigError) as err:
@@ -279,8 +279,7 @@ def test_report_shows_translation_metrics_and_round_trips(cycle_report):
     section = md.split("## Image metrics", 1)[1].split("\n## ", 1)[0]
     assert "translation accuracy ↑" in section and "cycle error ↓" in section
     assert "95% CI (translation accuracy)" in section
-    rows = [line for line in section.splitlines() if line.startswith("| cyc") or
-            line.startswith("| no-cycle")]
+    rows = [line for line in section.splitlines() if line.startswith(("| cyc", "| no-cycle"))]
     assert len(rows) == 2 and all("2 / 2" in r for r in rows)
     assert "Final samples (median run by translation_accuracy)" in md
     for variant in ("cyc", "no-cycle"):

@@ -42,8 +42,8 @@ from torch import nn
 from harness import names
 from harness.config import DiagnosticSettings, TrainSettings
 from harness.data import Dataset
-from harness.losses import Loss
 from harness.loop import TrainingLoop
+from harness.losses import Loss
 from harness.metrics import EvalContext, Metric, Translations
 from harness.models import Model
 from harness.registry import register_model
@@ -343,8 +343,10 @@ class CycleLoop(TrainingLoop):
     def eval_context(self) -> EvalContext:
         if self._translations is None:
             self.sample()
+        heldout_a = self.dataset.domain_a.heldout_data()
         return EvalContext(step=self.step, final=self._is_final(),
-                           generate=lambda n: self.translate(n).ab,
+                           generate=lambda n: self._map(self.pair.g_ab,
+                                                        heldout_a[self.order_a[:n]]),
                            translations=self._translations)
 
     def pictures(self, samples: torch.Tensor, title: str, prefix: str) -> dict[str, bytes]:

@@ -16,31 +16,25 @@ classifiers' own held-out accuracies bound what is reachable and are logged as t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from harness import names
-from harness.classifier import DEFAULT_MIN_ACCURACY, TrainedClassifier, load_or_train
+from harness.classifier import ClassifierMetric, TrainedClassifier, load_or_train
 from harness.data import Dataset
-from harness.metrics import EvalContext, Evaluation, Metric
+from harness.metrics import EvalContext, Evaluation
 from harness.registry import register_metric
+from variants.cond_accuracy import conditional_accuracy
 
 
-class DomainClassifiers(Metric):
+class DomainClassifiers(ClassifierMetric):
     """Base of the metrics that score translations with each domain's classifier.
 
-    Parameters ``cache_dir`` and ``min_accuracy`` as for every classifier metric; both
-    classifiers are trained or loaded in :meth:`prepare` and tagged in :meth:`provenance`.
+    Parameters ``cache_dir`` and ``min_accuracy`` as for every classifier metric
+    (:class:`~harness.classifier.ClassifierMetric`); the classifiers are one per domain:
+    both are trained or loaded in :meth:`prepare` and tagged in :meth:`provenance`.
     """
 
     requires = frozenset({"translation"})
-
-    def __init__(self, cache_dir: Path | None = None,
-                 min_accuracy: float = DEFAULT_MIN_ACCURACY):
-        if not 0.0 <= min_accuracy <= 1.0:
-            raise ValueError(f"min_accuracy must be in [0, 1], got {min_accuracy}")
-        self.cache_dir, self.min_accuracy = cache_dir, float(min_accuracy)
 
     def applies_to(self, dataset: Dataset) -> bool:
         return all(getattr(getattr(dataset, d, None), "n_classes", None)
@@ -70,10 +64,6 @@ class DomainClassifiers(Metric):
         return t
 
 
-def accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((predicted == labels).to(torch.float64).mean())
-
-
 class TranslationAccuracy(DomainClassifiers):
     """The target domain's classifier recognises the source digit after translation."""
 
@@ -84,8 +74,8 @@ class TranslationAccuracy(DomainClassifiers):
                  context: EvalContext | None = None) -> Evaluation:
         t = self.translations(context, "translation_accuracy")
         ca, cb = self.classifiers(dataset)
-        ab = accuracy(cb.predict(t.ab), t.a_labels)
-        ba = accuracy(ca.predict(t.ba), t.b_labels)
+        ab = conditional_accuracy(cb.predict(t.ab), t.a_labels)
+        ba = conditional_accuracy(ca.predict(t.ba), t.b_labels)
         return Evaluation(values={names.TRANSLATION_ACCURACY_AB: ab,
                                   names.TRANSLATION_ACCURACY_BA: ba,
                                   names.TRANSLATION_ACCURACY: 0.5 * (ab + ba)})

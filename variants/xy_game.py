@@ -219,8 +219,6 @@ class XYLoop(TrainingLoop):
     """Gradient descent-ascent on V(x, y) = x·y; one step updates both players (module
     docstring). Constructed like :class:`harness.trainer.Trainer`."""
 
-    divergence_keys = (names.LOSS_D, names.LOSS_G)
-
     def __init__(self, model: XYGameModel, gan: XYPlayers, loss: Any, dataset: Dataset,
                  metrics: list[Metric], settings: TrainSettings, diagnostics: DiagnosticSettings,
                  seed: int, tricks=(), device: torch.device | str = "cpu", title: str = ""):
