@@ -191,6 +191,9 @@ class StudySpec(Strict):
     search: SearchSettings
     resources: Resources = Field(default_factory=Resources)
     max_concurrent_trials: int | None = Field(None, ge=1)
+    #: Tune ``FailureConfig(max_failures)``: a trial whose process dies or raises is
+    #: restarted this many times from its last checkpoint, continuing the same MLflow run
+    max_failures: int = Field(1, ge=0)
     variants: list[VariantSpec] = Field(min_length=1)
 
     @field_validator("datasets", mode="before")

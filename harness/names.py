@@ -92,6 +92,11 @@ TAG_STUDY = "study"
 TAG_KIND = "kind"  # "study" on parent runs, "trial" on child runs
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
+# fault tolerance: a retried (FailureConfig) or resumed (--resume) trial continues its run
+TAG_RESTARTS = "restarts"  # how many times the run was reopened
+TAG_RESUMED_FROM_STEP = "resumed_from_step"  # the checkpoint step of the latest reopening
+TAG_PREVIOUS_ERROR = "previous_error"  # the error that made the latest restart necessary
+TAG_CHECKPOINT_SKIPPED = "checkpoint_skipped"  # unusable checkpoints passed over, and why
 TAG_ORBIT = "orbit"  # the xy game: how the run's orbit behaved (ORBITS)
 
 ORBIT_CONVERGING = "converging"

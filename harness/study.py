@@ -221,7 +221,7 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
     from mlflow.entities import Param
     from ray import tune
 
-    from harness.tune_glue import Progress, make_searcher, trainable
+    from harness.tune_glue import CHECKPOINTS_KEPT, Progress, make_searcher, trainable
 
     uri, exp_id, parent_id = outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id
     retry(client.log_batch, parent_id,
@@ -254,11 +254,15 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
             storage_path=str(workdir / RUNS_DIR / "tune"),
             verbose=0,
             callbacks=[Progress(total, concurrency, stream)],
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
         ),
     )
     try:
-        tuner.fit()
+        grid = tuner.fit()
+        # Tune catches the first SIGINT itself, saves its state and returns normally; a study
+        # whose trials did not all end (done or failed) was stopped, whatever the trials saw.
+        outcome.interrupted = grid.num_terminated + grid.num_errors < total
     except KeyboardInterrupt:
         outcome.interrupted = True
     dangling = end_dangling_runs(client, exp_id, parent_id)

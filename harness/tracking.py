@@ -195,7 +195,14 @@ class MlflowReporter(Reporter):
 
             log_bytes(self.client, self.run_id,
                       {names.ARTIFACT_CONFIG: config_json(info.config).encode()})
-        else:
+        else:  # a retried or resumed trial: the same run, with its restart on record
+            run = retry(self.client.get_run, self.run_id)
+            old = run.data.tags
+            tags[names.TAG_RESTARTS] = str(int(old.get(names.TAG_RESTARTS, "0")) + 1)
+            tags[names.TAG_RESUMED_FROM_STEP] = str(info.resumed_from_step)
+            if names.TAG_ERROR in old:  # the error that caused the restart, kept but renamed
+                tags[names.TAG_PREVIOUS_ERROR] = old[names.TAG_ERROR]
+                retry(self.client.delete_tag, self.run_id, names.TAG_ERROR)
             retry(self.client.update_run, self.run_id, status="RUNNING")
         retry(self.client.log_batch, self.run_id,
               tags=[RunTag(k, str(v)) for k, v in tags.items()])

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import pickle
@@ -28,6 +27,7 @@ from typing import Any, Callable
 from ray.tune import Callback
 
 from harness import names
+from harness.checkpoint import load_first_good, save_checkpoint, trial_checkpoints
 from harness.config import SearchParam, SearchSettings, TrialConfig, VariantPlan
 from harness.reporting import HistoryRows, Reporter, TrialInfo, TrialResult
 
@@ -47,8 +47,14 @@ def set_ray_env() -> None:
         os.environ.setdefault(k, v)
 
 
-STATE_FILE = "state.pt"
-META_FILE = "meta.json"
+#: checkpoints Tune keeps per trial: the latest and the one to fall back to if it is corrupt
+CHECKPOINTS_KEPT = 2
+
+
+def _is_local(ckpt) -> bool:
+    import pyarrow.fs
+
+    return isinstance(ckpt.filesystem, pyarrow.fs.LocalFileSystem) and Path(ckpt.path).is_dir()
 
 
 class TuneReporter(Reporter):
@@ -57,35 +63,46 @@ class TuneReporter(Reporter):
     def __init__(self, inner, extra: dict[str, Any] | None = None):
         self.inner = inner
         self.extra = extra or {}
+        self.notes: dict[str, str] = {}  # tags about the restore, set on the run at start
 
     def restore(self) -> dict[str, Any] | None:
-        import torch
+        """The trial state of Tune's latest checkpoint, else of the newest older one that
+        loads (each skipped one is printed and tagged on the run), else None: train from
+        scratch in the same MLflow run."""
         from ray import tune
 
         ckpt = tune.get_checkpoint()
         if ckpt is None:
             return None
-        with ckpt.as_directory() as d:
-            meta = json.loads(Path(d, META_FILE).read_text())
-            state = torch.load(Path(d, STATE_FILE), weights_only=False)
-        self.inner.run_id = meta.get("mlflow_run_id") or self.inner.run_id
+        if _is_local(ckpt):
+            state, meta, skipped = load_first_good(trial_checkpoints(ckpt.path))
+        else:  # remote storage: only the latest is fetched
+            with ckpt.as_directory() as d:
+                state, meta, skipped = load_first_good([d])
+        for line in skipped:
+            print(f"harness: {line}; trying an older checkpoint", file=sys.stderr, flush=True)
+        if skipped:
+            self.notes[names.TAG_CHECKPOINT_SKIPPED] = " | ".join(skipped)[:5000]
+            if state is None:
+                print("harness: no usable checkpoint; the trial restarts from scratch",
+                      file=sys.stderr, flush=True)
+        if meta is not None:
+            self.inner.run_id = meta.get("mlflow_run_id") or self.inner.run_id
         return state
 
     def start(self, info: TrialInfo) -> None:
+        info.tags.update(self.notes)
         self.inner.start(info)
 
     def history(self, rows: HistoryRows) -> None:
         self.inner.history(rows)
 
     def evaluation(self, step, values, artifacts, checkpoint: Callable[[], dict]) -> None:
-        import torch
         from ray import tune
 
         self.inner.evaluation(step, values, artifacts, checkpoint)
         with tempfile.TemporaryDirectory() as d:
-            torch.save(checkpoint(), Path(d, STATE_FILE))
-            Path(d, META_FILE).write_text(json.dumps(
-                {"mlflow_run_id": self.inner.run_id, "step": step}))
+            save_checkpoint(d, checkpoint(), {"mlflow_run_id": self.inner.run_id, "step": step})
             tune.report({**values, "step": step, "final": False, **self.extra},
                         checkpoint=tune.Checkpoint.from_directory(d))
 

@@ -41,3 +41,26 @@ class Explodes(Loss):
         if self.calls > self.after:
             raise RuntimeError(f"test_explodes: boom after {self.after} steps")
         return F.softplus(-fake_logits).mean() + 0 * torch.zeros(())
+
+
+@register_loss("test_dies_once")
+class DiesOnce(Loss):
+    """Non-saturating, but the first process to reach generator step ``after`` exits on the
+    spot (``os._exit``: no cleanup, like a lost node); ``marker`` records that it happened."""
+
+    def __init__(self, marker: str, after: int = 50):
+        self.marker, self.after = marker, after
+        self.calls = 0
+
+    def d_loss(self, real_logits, fake_logits):
+        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+    def g_loss(self, fake_logits):
+        import os
+        from pathlib import Path
+
+        self.calls += 1
+        if self.calls >= self.after and not Path(self.marker).exists():
+            Path(self.marker).write_text("died")
+            os._exit(1)
+        return F.softplus(-fake_logits).mean()

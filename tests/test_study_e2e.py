@@ -20,6 +20,7 @@ STUDY = {
     "name": "e2e",
     "plugins": ["tests.plugin_example"],
     "seeds": 2,
+    "max_failures": 0,  # the boom variant's failures are the point: no retry
     "datasets": ["ring8"],
     "train": {"steps": STEPS, "eval_every": EVAL_EVERY, "eval_samples": 400, "log_every": 10,
               "batch_size": 32},

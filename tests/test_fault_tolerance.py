@@ -1,0 +1,134 @@
+"""Checkpoints that are atomic and verified, a corrupt one skipped, a dead trial retried."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from harness import names
+from harness.checkpoint import (
+    META_FILE,
+    STATE_FILE,
+    CheckpointError,
+    load_checkpoint,
+    load_first_good,
+    save_checkpoint,
+    trial_checkpoints,
+)
+
+
+def _state(step: int) -> dict:
+    return {"step": step, "w": torch.arange(6.0) * step, "rng": torch.get_rng_state(),
+            "history": [(1, {"loss_d": 0.5})], "name": "x"}
+
+
+def test_round_trip_keeps_every_value_and_records_a_checksum(tmp_path):
+    save_checkpoint(tmp_path, _state(3), {"mlflow_run_id": "abc", "step": 3})
+    state, meta = load_checkpoint(tmp_path)
+    assert meta["mlflow_run_id"] == "abc" and meta["step"] == 3 and len(meta["sha256"]) == 64
+    assert state["step"] == 3 and torch.equal(state["w"], torch.arange(6.0) * 3)
+    assert state["history"] == [(1, {"loss_d": 0.5})]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [META_FILE, STATE_FILE]  # no temp left
+
+
+def test_truncated_state_is_refused_naming_the_file(tmp_path):
+    save_checkpoint(tmp_path, _state(1), {"step": 1})
+    data = (tmp_path / STATE_FILE).read_bytes()
+    (tmp_path / STATE_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"state\.pt does not match the checksum.*truncated"):
+        load_checkpoint(tmp_path)
+
+
+def test_altered_state_without_checksum_is_still_refused_by_the_loader(tmp_path):
+    save_checkpoint(tmp_path, _state(1), {"step": 1})
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    del meta["sha256"]
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    (tmp_path / STATE_FILE).write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match=r"state\.pt cannot be loaded"):
+        load_checkpoint(tmp_path)
+
+
+class _Payload:  # an arbitrary object: unpickling it would run code
+    pass
+
+
+def test_a_checkpoint_holding_objects_is_never_unpickled(tmp_path):
+    save_checkpoint(tmp_path, {"step": 1, "evil": _Payload()}, {"step": 1})
+    with pytest.raises(CheckpointError, match="cannot be loaded"):
+        load_checkpoint(tmp_path)
+
+
+def test_missing_meta_means_an_incomplete_write(tmp_path):
+    save_checkpoint(tmp_path, _state(1), {"step": 1})
+    (tmp_path / META_FILE).unlink()
+    with pytest.raises(CheckpointError, match="meta.json is missing"):
+        load_checkpoint(tmp_path)
+
+
+def test_first_good_falls_back_to_the_previous_checkpoint_then_to_scratch(tmp_path):
+    for i in range(3):
+        save_checkpoint(tmp_path / f"checkpoint_00000{i}", _state(i), {"step": i, "mlflow_run_id": "r"})
+    (tmp_path / "checkpoint_000002" / STATE_FILE).write_bytes(b"\x00" * 10)
+    folders = trial_checkpoints(tmp_path / "checkpoint_000002")
+    assert [f.name for f in folders] == ["checkpoint_000002", "checkpoint_000001", "checkpoint_000000"]
+    state, meta, skipped = load_first_good(folders)
+    assert state["step"] == 1 and meta["step"] == 1
+    assert len(skipped) == 1 and "checkpoint_000002" in skipped[0]
+    for f in folders:
+        (f / STATE_FILE).write_bytes(b"")
+    state, meta, skipped = load_first_good(folders)
+    assert state is None and meta["mlflow_run_id"] == "r" and len(skipped) == 3
+
+
+def test_tune_reporter_restores_past_a_corrupt_latest_checkpoint(tmp_path, monkeypatch):
+    from ray import tune
+
+    from harness.tune_glue import TuneReporter
+
+    for i in (1, 2):
+        save_checkpoint(tmp_path / f"checkpoint_00000{i}", _state(i), {"step": i, "mlflow_run_id": "run-1"})
+    (tmp_path / "checkpoint_000002" / STATE_FILE).write_bytes(b"truncated")
+    latest = tune.Checkpoint.from_directory(str(tmp_path / "checkpoint_000002"))
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: latest)
+
+    class Inner:
+        run_id = None
+
+    reporter = TuneReporter(Inner())
+    state = reporter.restore()
+    assert state["step"] == 1 and reporter.inner.run_id == "run-1"
+    assert "checkpoint_000002" in reporter.notes[names.TAG_CHECKPOINT_SKIPPED]
+
+
+def test_a_trial_whose_process_dies_is_retried_from_its_checkpoint_in_the_same_run(tmp_path):
+    from harness.study import run_study
+    from harness.tracking import open_store
+
+    marker = tmp_path / "died"
+    study = {
+        "name": "retry", "plugins": ["tests.plugin_example"], "seeds": 1, "max_failures": 1,
+        "datasets": ["ring8"],
+        "train": {"steps": 90, "eval_every": 30, "eval_samples": 200, "log_every": 10,
+                  "batch_size": 32},
+        "search": {"trials": 1, "space": {"lr_d": {"type": "choice", "values": [1e-3]}}},
+        "variants": [{"name": "v", "model": {"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
+                      "loss": {"name": "test_dies_once", "params": {"marker": str(marker), "after": 40}}}],
+    }
+    path = tmp_path / "retry.yaml"
+    path.write_text(yaml.safe_dump(study))
+    outcome = run_study(path, workdir=tmp_path, max_concurrent=1, write_report=False)
+    assert marker.read_text() == "died" and not outcome.interrupted
+    client = open_store(outcome.tracking_uri, create=False)
+    runs = client.search_runs([outcome.experiment_id])
+    children = [r for r in runs if r.data.tags.get(names.TAG_PARENT) == outcome.parent_run_id]
+    assert len(children) == 2  # one run per trial: the retry reopened the dead trial's run
+    assert all(r.info.status == "FINISHED" and r.data.metrics[names.STEPS_DONE] == 90
+               and r.data.tags[names.TAG_STATUS] != names.STATUS_FAILED for r in children)
+    retried = [r for r in children if names.TAG_RESTARTS in r.data.tags]
+    assert len(retried) == 1
+    assert retried[0].data.tags[names.TAG_RESTARTS] == "1"
+    assert retried[0].data.tags[names.TAG_RESUMED_FROM_STEP] == "30"  # its last checkpoint
