@@ -25,6 +25,9 @@ Choices, all fixed by :data:`DEFAULT_RECIPE` and :data:`CLASSIFIER_VERSION`:
   the default floor of 0.95. Float numerics may still differ in the last bits across
   machines, which is why fidelity caches key on the hash of the weights file, not only on
   the recipe.
+* **Inference** (features, logits, predictions inside metrics) runs on the trial's device
+  (:attr:`harness.metrics.EvalContext.device`): :meth:`TrainedClassifier.net_on` keeps one
+  copy of the network per device; results come back on the CPU.
 * **Scoring**: accuracy on the source's held-out images. Below ``min_accuracy`` the
   classifier is refused (:class:`ClassifierAccuracyError`): counting modes with a
   classifier that misreads digits counts its mistakes.
@@ -49,6 +52,7 @@ combined classes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -194,6 +198,20 @@ class TrainedClassifier:
     stack: int = 1
     base: int = 10
     meta: dict[str, Any] = field(default_factory=dict)
+    #: copies of :attr:`net` on other devices, made once per device (see :meth:`net_on`)
+    _copies: dict[str, DigitNet] = field(default_factory=dict, repr=False, compare=False)
+
+    def net_on(self, device: torch.device | str | None = None) -> DigitNet:
+        """The network on ``device`` (None: the CPU): :attr:`net` itself on the CPU, else a
+        copy moved there once and kept, so trials sharing this object never move it."""
+        device = torch.device(device or "cpu")
+        if device.type == "cpu":
+            return self.net
+        key = str(device)
+        with _copy_lock:
+            if key not in self._copies:
+                self._copies[key] = copy.deepcopy(self.net).to(device)
+            return self._copies[key]
 
     @property
     def hash(self) -> str:
@@ -204,36 +222,47 @@ class TrainedClassifier:
     def n_classes(self) -> int:
         return self.base ** self.stack
 
-    def _batched(self, images: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _batched(self, images: torch.Tensor, device: torch.device | str | None = None
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(features, logits) per inference batch, computed on ``device``, returned on the CPU."""
         images = _as_float_images(images)
+        net = self.net_on(device)
+        dev = next(net.parameters()).device
         with torch.no_grad():
             for chunk in images.split(_INFER_BATCH):
-                yield stacked_outputs(self.net, chunk, self.stack)
+                feats, logits = stacked_outputs(net, chunk.to(dev), self.stack)
+                yield feats.cpu(), logits.cpu()
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Penultimate features (per-channel, concatenated when stacked), ``(N, D)``."""
-        return torch.cat([f for f, _ in self._batched(images)])
+    def features(self, images: torch.Tensor, device: torch.device | str | None = None
+                 ) -> torch.Tensor:
+        """Penultimate features (per-channel, concatenated when stacked), ``(N, D)``, on
+        the CPU; the network runs on ``device`` (default: the CPU)."""
+        return torch.cat([f for f, _ in self._batched(images, device)])
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Class logits, ``(N, n_classes)`` (combined log-probabilities when stacked)."""
-        return torch.cat([lg for _, lg in self._batched(images)])
+    def logits(self, images: torch.Tensor, device: torch.device | str | None = None
+               ) -> torch.Tensor:
+        """Class logits, ``(N, n_classes)`` (combined log-probabilities when stacked), on
+        the CPU; the network runs on ``device`` (default: the CPU)."""
+        return torch.cat([lg for _, lg in self._batched(images, device)])
 
-    def classify(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(predicted class, its probability) of every image; NaN/inf images get class -1
-        and probability 0."""
+    def classify(self, images: torch.Tensor, device: torch.device | str | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(predicted class, its probability) of every image, on the CPU; NaN/inf images
+        get class -1 and probability 0. The network runs on ``device`` (default: the CPU)."""
         images = _as_float_images(images)
         finite = torch.isfinite(images.flatten(1)).all(dim=1)
         cls = torch.full((images.shape[0],), -1, dtype=torch.long)
         conf = torch.zeros(images.shape[0], dtype=torch.float64)
         if finite.any():
-            logp = torch.log_softmax(self.logits(images[finite]).double(), dim=1)
+            logp = torch.log_softmax(self.logits(images[finite], device).double(), dim=1)
             best, idx = logp.max(dim=1)
             cls[finite], conf[finite] = idx, best.exp()
         return cls, conf
 
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
+    def predict(self, images: torch.Tensor, device: torch.device | str | None = None
+                ) -> torch.Tensor:
         """Predicted class of every image, ``(N,)`` int64 (-1 for non-finite images)."""
-        return self.classify(images)[0]
+        return self.classify(images, device)[0]
 
 
 def _as_float_images(images: torch.Tensor) -> torch.Tensor:
@@ -272,6 +301,7 @@ def _stacking(dataset: LabelledImages) -> tuple[LabelledImages, int]:
 
 _memo: dict[tuple[str, str, int], TrainedClassifier] = {}
 _memo_lock = threading.Lock()
+_copy_lock = threading.Lock()
 
 
 def load_or_train(dataset: LabelledImages, cache_dir: str | os.PathLike | None = None,

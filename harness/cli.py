@@ -1,4 +1,4 @@
-"""The ``harness`` command: study, run, report, variants, ui.
+"""The ``harness`` command: study, run, report, variants, ui, server.
 
 Errors a user can fix print one line (``harness: error: ...``) and exit with code 2;
 Ctrl-C exits with 130 after the runs it interrupted were marked KILLED in MLflow.
@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--tracking-uri", help=uri_help)
     s.add_argument("--max-concurrent", type=int, help="trials at a time (default: CPUs / cpu per trial)")
     s.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
+    s.add_argument("--resume", action="store_true", help=(
+        "continue this study's newest interrupted run (Ctrl-C, a killed driver, a lost "
+        "machine): finished trials are kept, unfinished ones continue from their checkpoints"))
 
     r = sub.add_parser("run", help="train one variant of a study in-process (no Ray), one MLflow run")
     r.add_argument("file")
@@ -45,7 +48,27 @@ def _parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("ui", help="open the MLflow UI on 127.0.0.1 for the study store")
     u.add_argument("--tracking-uri", help=uri_help)
+    u.add_argument("--host", default="127.0.0.1", help=(
+        "address to listen on (default 127.0.0.1, this machine only; anything else is "
+        "reachable from other machines and prints a warning)"))
     u.add_argument("--port", type=int, default=5000)
+
+    sv = sub.add_parser("server", help=(
+        "run an MLflow tracking server (sqlite + artifact store under --store) that trials "
+        "on every node of a Ray cluster log to over HTTP"))
+    sv.add_argument("--host", default="127.0.0.1", help=(
+        "address to listen on (default 127.0.0.1, this machine only; for a cluster give the "
+        "head node's private address or 0.0.0.0, which prints a warning: the server has no "
+        "authentication)"))
+    sv.add_argument("--port", type=int, default=5000)
+    sv.add_argument("--store", default="runs", help=(
+        "folder of the sqlite file (mlflow.db) and the artifacts (mlartifacts/); default "
+        "runs/ in the working directory"))
+    sv.add_argument("--workers", type=int, default=1, help="web server processes (default 1)")
+    sv.add_argument("--allowed-hosts", help=(
+        "more Host headers to accept, comma-separated, e.g. the head node's host name when "
+        "the nodes use it (accepted anyway: localhost, private IP addresses and the --host "
+        "address)"))
     return p
 
 
@@ -83,16 +106,36 @@ def cmd_report(args) -> int:
 
 
 def cmd_ui(args) -> int:
+    from harness.server import advertised_host, bind_warning
     from harness.tracking import open_store, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise HarnessError(f"no tracking store at {uri}; run a study first or pass --tracking-uri")
     open_store(uri, create=False)
+    if uri.startswith(("http://", "https://")):
+        print(f"the MLflow server at {uri} serves the UI itself: open {uri} in a browser "
+              "(through an SSH tunnel when it listens on 127.0.0.1 of another machine)")
+        return 0
+    warning = bind_warning(args.host, "the MLflow UI")
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-           "--host", "127.0.0.1", "--port", str(args.port)]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+           "--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI on http://{advertised_host(args.host)}:{args.port} (Ctrl-C to stop)",
+          flush=True)
     return subprocess.call(cmd)
+
+
+def cmd_server(args) -> int:
+    from harness.server import serve
+
+    if not 0 < args.port < 65536:
+        raise HarnessError(f"--port must be 1..65535, got {args.port}")
+    if args.workers < 1:
+        raise HarnessError(f"--workers must be >= 1, got {args.workers}")
+    return serve(args.store, args.host, args.port, workers=args.workers,
+                 allowed_hosts=args.allowed_hosts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
             outcome = run_study(args.file, address=args.address, tracking_uri=args.tracking_uri,
                                 max_concurrent=args.max_concurrent,
-                                write_report=not args.no_report)
+                                write_report=not args.no_report, resume=args.resume)
             return 130 if outcome.interrupted else 0
         if args.command == "run":
             from harness.study import run_single
@@ -117,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "ui":
             return cmd_ui(args)
+        if args.command == "server":
+            return cmd_server(args)
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2

@@ -62,6 +62,9 @@ class TrainSettings(Strict):
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     d_steps: int = Field(1, ge=1, description="discriminator steps per generator step (k)")
+    #: cpu, cuda, or auto (cuda when the trial has a GPU: Ray granted one, or, outside Ray,
+    #: torch can use one). In a study file the default is auto when ``resources.gpu > 0``,
+    #: else cpu (see :func:`resolve`); :func:`harness.trial.resolve_device` decides.
     device: Literal["cpu", "cuda", "auto"] = "cpu"
 
     @model_validator(mode="after")
@@ -92,6 +95,25 @@ class DiagnosticSettings(Strict):
     overpower_margin: float = Field(0.05, gt=0, lt=0.5)
     vanishing_grad: float = Field(1e-3, ge=0)
     tail_fraction: float = Field(0.1, gt=0, le=1)
+    #: statuses that end training at the evaluation where they first hold (the rule of
+    #: :func:`harness.diagnostics.early_stop_reason`): ``collapsed`` once
+    #: ``collapse_patience`` evaluations in a row covered too few modes, ``d_overpowers`` as
+    #: soon as the history's tail says so. Empty by default: every trial runs its budget
+    #: (``diverged`` always stops training, listed or not).
+    stop_early: list[str] = Field(default_factory=list)
+
+    @field_validator("stop_early")
+    @classmethod
+    def _stop_early(cls, v: list[str]) -> list[str]:
+        for reason in v:
+            if reason not in names.EARLY_STOP_REASONS:
+                extra = (" (diverged trials always stop)" if reason == names.STATUS_DIVERGED
+                         else "")
+                raise ValueError(f"cannot stop early for {reason!r}{extra}; allowed: "
+                                 f"{', '.join(names.EARLY_STOP_REASONS)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"lists a status twice: {v}")
+        return v
 
 
 class SearchParam(Strict):
@@ -123,6 +145,47 @@ class SearchParam(Strict):
         return self
 
 
+#: values of ``search.pruner``'s ``type`` (see :class:`PrunerSettings`)
+PRUNERS = ("none", "median", "asha")
+
+
+class PrunerSettings(Strict):
+    """``search.pruner``: stops search-phase trials that trail the other trials of their
+    (variant, dataset) pair on ``search.metric`` (:mod:`harness.tune_pruning`). YAML may give
+    just the type: ``pruner: median``."""
+
+    type: str = "none"
+    grace: int = Field(1, ge=1, description="evaluations a trial runs before it may be pruned")
+    min_trials: int = Field(3, ge=1, description="median: other trials of the pair that must "
+                                                 "have reached the step before it is compared")
+    reduction_factor: int = Field(3, ge=2, description="asha: a trial goes on past a rung "
+                                                       "when it is in the best 1/reduction_factor")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_type(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, v: str) -> str:
+        if v not in PRUNERS:
+            raise ValueError(f"unknown pruner {v!r}; allowed: {', '.join(PRUNERS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _knobs(self) -> "PrunerSettings":
+        # a value other than the default only (a dumped spec lists every field: it must
+        # validate again)
+        only = {"min_trials": "median", "reduction_factor": "asha"}
+        for key, owner in only.items():
+            if (self.type != owner and key in self.model_fields_set
+                    and getattr(self, key) != type(self).model_fields[key].default):
+                raise ValueError(f"{key!r} is a setting of the {owner!r} pruner, not of "
+                                 f"{self.type!r}")
+        return self
+
+
 class SearchSettings(Strict):
     """The search phase: ``trials`` Optuna suggestions per variant over ``space``."""
 
@@ -131,6 +194,7 @@ class SearchSettings(Strict):
     metric: str = names.MODES_COVERED
     mode: Literal["max", "min"] | None = None
     space: dict[str, SearchParam]
+    pruner: PrunerSettings = Field(default_factory=PrunerSettings)
 
     @field_validator("metric")
     @classmethod
@@ -149,16 +213,59 @@ class SearchSettings(Strict):
             )
         return v
 
+    @model_validator(mode="after")
+    def _pruned_metric(self) -> "SearchSettings":
+        # the pruner compares trials at their evaluations; stability_score exists only at the end
+        if self.pruner.type != "none" and self.metric == names.STABILITY_SCORE:
+            raise ValueError(
+                f"pruner {self.pruner.type!r} compares trials at every evaluation, but metric "
+                f"{self.metric!r} is only computed when a trial ends; use pruner: none or a "
+                "metric logged at every evaluation (e.g. modes_covered)")
+        return self
+
     @property
     def direction(self) -> str:
         return self.mode or names.OBJECTIVES[self.metric]
 
 
+#: resource names Ray gives a meaning of its own (``tune.with_resources``), not custom ones
+RESERVED_RESOURCES = ("cpu", "gpu", "memory", "object_store_memory", "custom_resources")
+
+
 class Resources(Strict):
-    """What one trial asks Ray for; ``gpu`` may be fractional (e.g. 0.25)."""
+    """What one trial asks Ray for; ``gpu`` may be fractional (e.g. 0.25: four trials share
+    a GPU). With ``gpu > 0`` a trial trains on the GPU Ray grants it (``train.device``
+    defaults to ``auto`` then, see :func:`resolve`)."""
 
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
+    #: Ray custom resources per trial, e.g. ``{a100: 1}``: trials then run only on nodes
+    #: that offer them (``ray start --resources='{"a100": 8}'``, or the cluster launcher's
+    #: ``resources:``), at most as many at a time on a node as its amount allows
+    custom: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("custom")
+    @classmethod
+    def _custom(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, amount in v.items():
+            if name.lower() in RESERVED_RESOURCES or not name.strip():
+                raise ValueError(f"{name!r} is not a custom resource: Ray reserves "
+                                 f"{', '.join(RESERVED_RESOURCES)} (CPUs and GPUs are "
+                                 "resources.cpu and resources.gpu)")
+            if not amount > 0:
+                raise ValueError(f"custom resource {name!r}: the amount must be > 0, got {amount}")
+        return v
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu(cls, v: float) -> float:
+        # Ray's rules: shares of one GPU down to 0.0001, whole GPUs above one
+        if v > 1 and not float(v).is_integer():
+            raise ValueError(f"a trial takes a share of one GPU (0 < gpu <= 1) or whole GPUs, "
+                             f"got {v}; allowed e.g. 0.25, 0.5, 1, 2")
+        if 0 < v < 1e-4:
+            raise ValueError(f"Ray cannot split a GPU finer than 0.0001, got {v}")
+        return v
 
 
 class VariantSpec(Strict):
@@ -488,6 +595,7 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
             msg = format_validation_error(exc, TrainSettings)
             fail(f"{where}.train{'' if msg.startswith('(top level)') else '.'}"
                  f"{msg.removeprefix('(top level)')}")
+        train = _device_for_resources(spec, v, train, where, fail)
         for key in v.datasets or list(spec.datasets):
             ds = datasets[key]
             try:
@@ -524,6 +632,25 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
             plans.append(VariantPlan(key=base.key, base=base, space=spec.search.space))
     _check_space(spec, plans, fail)
     return plans
+
+
+def _device_for_resources(spec: StudySpec, v: VariantSpec, train: TrainSettings, where: str,
+                          fail) -> TrainSettings:
+    """``train.device`` against ``resources.gpu``: unless the file sets the device, trials
+    given a GPU share train on it (``auto``) and the others on the CPU; a device that
+    contradicts the resources is refused (a GPU share never used, or ``cuda`` with none)."""
+    gpu = spec.resources.gpu
+    in_variant = "device" in v.train
+    if not in_variant and "device" not in spec.train.model_fields_set:
+        return train.model_copy(update={"device": "auto"}) if gpu > 0 else train
+    key = f"{where}.train.device" if in_variant else "train.device"
+    if gpu > 0 and train.device == "cpu":
+        fail(f"{key}: 'cpu' wastes the GPU share every trial asks for (resources.gpu: {gpu:g}); "
+             "allowed with resources.gpu > 0: auto, cuda (or set resources.gpu: 0)")
+    if gpu == 0 and train.device == "cuda":
+        fail(f"{key}: 'cuda' needs a GPU, but resources.gpu is 0 so Ray gives the trials none; "
+             "set resources.gpu (e.g. 0.25: four trials per GPU), or use train.device: auto or cpu")
+    return train
 
 
 def _is_path(annotation: Any) -> bool:

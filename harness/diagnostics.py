@@ -13,12 +13,18 @@ Definitions (all documented in the README too):
   ``max(1, floor(collapse_fraction * n_modes))`` modes;
 * ``ok`` otherwise.
 
+Early stop (``diagnostics.stop_early``): after every evaluation before the budget is spent,
+the training loop applies the same rules (:func:`early_stop_reason`) for the listed
+statuses -- ``collapsed`` only once ``collapse_patience`` evaluations exist -- and ends
+training at the first one that holds; that reason is then the trial's status.
+
 ``mode_hops`` -- how many times the *set* of covered modes changed between consecutive
 evaluations (a generator hopping from mode to mode has many).
 
 ``stability_score`` -- the fraction of all modes that stayed covered at *every*
 evaluation in the second half of training (steps > budget/2): 1.0 means all modes were
-found and held, 0.0 means none was held throughout (or the trial diverged).
+found and held, 0.0 means none was held throughout (or the trial diverged or was stopped
+early: it did not hold its modes to the end of its budget).
 
 ``steps_to_full_coverage`` -- the first evaluation step at which every mode was covered
 (absent when that never happened).
@@ -27,6 +33,7 @@ found and held, 0.0 means none was held throughout (or the trial diverged).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from harness import names
@@ -57,7 +64,10 @@ def summarize(
     steps: int,
     diag: DiagnosticSettings,
     diverged: bool,
+    stopped: str | None = None,
 ) -> Summary:
+    """The trial's status and summary metrics. ``stopped`` is the reason training was
+    stopped early (:func:`early_stop_reason`); it is then the status."""
     metrics: dict[str, float] = {}
     covered = [e.covered for e in evals if e.covered is not None]
     if n_modes and covered:
@@ -65,27 +75,56 @@ def summarize(
         late = [e.covered for e in evals if e.covered is not None and e.step > steps / 2]
         late = late or covered[-1:]
         held = frozenset.intersection(*late) if late else frozenset()
-        metrics[names.STABILITY_SCORE] = 0.0 if diverged else len(held) / n_modes
+        metrics[names.STABILITY_SCORE] = 0.0 if diverged or stopped else len(held) / n_modes
         full = [e.step for e in evals if e.covered is not None and len(e.covered) >= n_modes]
         if full:
             metrics[names.STEPS_TO_FULL_COVERAGE] = float(full[0])
 
     if diverged:
         return Summary(names.STATUS_DIVERGED, metrics)
-    if history:
-        tail = history[-max(1, math.ceil(diag.tail_fraction * len(history))):]
+    if stopped is not None:
+        return Summary(stopped, metrics)
+    reason = early_stop_reason(evals, history, n_modes, diag, names.EARLY_STOP_REASONS,
+                               full_window=False)
+    return Summary(reason or names.STATUS_OK, metrics)
 
-        def mean(key: str) -> float:
-            vals = [row[key] for _, row in tail if key in row]
-            return sum(vals) / len(vals) if vals else float("nan")
 
-        m = diag.overpower_margin
-        if (mean(names.D_REAL) >= 1 - m and mean(names.D_FAKE) <= m
-                and mean(names.GRAD_G) <= diag.vanishing_grad):
-            return Summary(names.STATUS_D_OVERPOWERS, metrics)
-    if n_modes and covered:
-        limit = max(1, math.floor(diag.collapse_fraction * n_modes))
-        recent = [len(c) for c in covered[-diag.collapse_patience:]]
-        if all(c <= limit for c in recent):
-            return Summary(names.STATUS_COLLAPSED, metrics)
-    return Summary(names.STATUS_OK, metrics)
+def d_overpowers(history: list[tuple[int, dict[str, float]]], diag: DiagnosticSettings) -> bool:
+    """The ``d_overpowers`` rule on the history so far (module docstring)."""
+    if not history:
+        return False
+    tail = history[-max(1, math.ceil(diag.tail_fraction * len(history))):]
+
+    def mean(key: str) -> float:
+        vals = [row[key] for _, row in tail if key in row]
+        return sum(vals) / len(vals) if vals else float("nan")
+
+    m = diag.overpower_margin
+    return (mean(names.D_REAL) >= 1 - m and mean(names.D_FAKE) <= m
+            and mean(names.GRAD_G) <= diag.vanishing_grad)
+
+
+def collapsed(evals: list[EvalRecord], n_modes: int | None, diag: DiagnosticSettings,
+              full_window: bool) -> bool:
+    """The ``collapsed`` rule on the evaluations so far (module docstring). With
+    ``full_window`` it needs ``collapse_patience`` evaluations that counted modes (the early
+    stop); without, fewer are judged as they are (the status of a short trial)."""
+    covered = [e.covered for e in evals if e.covered is not None]
+    if not n_modes or not covered or (full_window and len(covered) < diag.collapse_patience):
+        return False
+    limit = max(1, math.floor(diag.collapse_fraction * n_modes))
+    return all(len(c) <= limit for c in covered[-diag.collapse_patience:])
+
+
+def early_stop_reason(evals: list[EvalRecord], history: list[tuple[int, dict[str, float]]],
+                      n_modes: int | None, diag: DiagnosticSettings, reasons: Iterable[str],
+                      full_window: bool = True) -> str | None:
+    """The first of ``d_overpowers``, ``collapsed`` (that order) among ``reasons`` whose rule
+    holds now, else None. The training loop calls it after every evaluation with
+    ``diagnostics.stop_early``; :func:`summarize` once at the end with both."""
+    reasons = set(reasons)
+    if names.STATUS_D_OVERPOWERS in reasons and d_overpowers(history, diag):
+        return names.STATUS_D_OVERPOWERS
+    if names.STATUS_COLLAPSED in reasons and collapsed(evals, n_modes, diag, full_window):
+        return names.STATUS_COLLAPSED
+    return None

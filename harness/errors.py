@@ -21,3 +21,7 @@ class TrackingError(HarnessError):
 
 class ClusterError(HarnessError):
     """The Ray cluster named by ``--address`` cannot be reached."""
+
+
+class DeviceError(HarnessError):
+    """A trial asks for a device this process cannot use (``cuda`` with no usable GPU)."""

@@ -37,9 +37,12 @@ Choices that follow torch-fidelity 0.4.0's API and its traps:
   instead of a full ``n x n`` distance matrix.
 * ``kid_subset_size = min(1000, n1, n2)`` and ``isc_splits = min(10, n1)``: torch-fidelity
   fails when a KID subset is larger than either sample set.
-* ``cuda`` defaults to ``torch.cuda.is_available()``: torch-fidelity moves the extractor
-  and each batch to the GPU itself; on a CPU the classifier runs on one thread (see
-  :func:`harness.classifier.single_thread`).
+* The extractor runs on ``device`` (metrics pass the trial's, ``EvalContext.device``): a
+  CUDA device means torch-fidelity's ``cuda=True``, under ``torch.cuda.device(device)``
+  when it has an index (torch-fidelity moves the extractor and each batch to the current
+  GPU itself). Without ``device``, ``cuda`` decides, by default
+  ``torch.cuda.is_available()`` (the driver's ``prepare``). On a CPU the classifier runs on
+  one thread (see :func:`harness.classifier.single_thread`).
 * Convention (torch-fidelity's): input 1 is generated, input 2 is real. Precision is the
   fraction of generated samples inside the real manifold (k=3 nearest neighbours), recall
   the fraction of real samples inside the generated one.
@@ -303,6 +306,7 @@ def compute(
     cuda: bool | None = None,
     inception_weights: str | os.PathLike | None = None,
     kid_subsets: int = 100,
+    device: torch.device | str | None = None,
 ) -> dict[str, float]:
     """FID / IS / KID / precision-recall of ``samples`` against ``real``, keyed by harness names.
 
@@ -310,7 +314,8 @@ def compute(
     ``real`` is cached by torch-fidelity under its name; a plain tensor is not cached.
     ``classifier`` is required with ``extractor="classifier"``. KID averages ``kid_subsets``
     subsets of ``min(1000, n1, n2)`` samples; its cost (~80 ms a subset on a CPU) dominates
-    the whole call with the classifier extractor.
+    the whole call with the classifier extractor. ``device`` (when given, it overrides
+    ``cuda``) is where the extractor runs: the trial's device inside a metric.
     """
     if not (fid or isc or kid or prc):
         raise ValueError("nothing to compute: fid, isc, kid and prc are all off")
@@ -324,6 +329,12 @@ def compute(
     n1, n2 = int(gen.shape[0]), int(ref.shape[0])
     if n1 < 2 or n2 < 2:
         raise ValueError(f"need at least 2 generated and 2 real images, got {n1} and {n2}")
+    gpu = contextlib.nullcontext()
+    if device is not None:
+        device = torch.device(device)
+        cuda = device.type == "cuda"
+        if cuda and device.index is not None:
+            gpu = torch.cuda.device(device)
     if cuda is None:
         cuda = torch.cuda.is_available()
     kwargs: dict = {}
@@ -345,7 +356,7 @@ def compute(
     root = fidelity_cache_root(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
     threads = single_thread() if extractor == "classifier" and not cuda else contextlib.nullcontext()
-    with threads:
+    with threads, gpu:
         raw = torch_fidelity.calculate_metrics(
             input1=ImageSet(gen), input2=ImageSet(ref), cuda=bool(cuda),
             isc=isc, fid=fid, kid=kid, prc=prc, feature_extractor=fe_name,

@@ -19,6 +19,7 @@ The loop knows nothing of Ray or MLflow: it talks to a :class:`~harness.reportin
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import ABC, abstractmethod
 from typing import Any
@@ -28,7 +29,7 @@ import torch
 from harness import names
 from harness.config import DiagnosticSettings, TrainSettings
 from harness.data import Dataset
-from harness.diagnostics import EvalRecord, is_bad, summarize
+from harness.diagnostics import EvalRecord, early_stop_reason, is_bad, summarize
 from harness.metrics import EvalContext, Metric
 from harness.reporting import Reporter, TrialResult
 
@@ -49,6 +50,8 @@ class TrainingLoop(ABC):
         self.step = 0
         self.train_seconds = 0.0
         self.diverged = False
+        #: the status training was stopped early for (``diagnostics.stop_early``), or None
+        self.stopped: str | None = None
         self.history: list[tuple[int, dict[str, float]]] = []
         self.evals: list[EvalRecord] = []
 
@@ -64,7 +67,8 @@ class TrainingLoop(ABC):
 
     @abstractmethod
     def eval_context(self) -> EvalContext:
-        """Called at every evaluation after :meth:`sample`: what metrics know besides it."""
+        """Called at every evaluation after :meth:`sample`: what metrics know besides it
+        (the loop sets its ``device`` to the trial's device when the game leaves it None)."""
 
     def pictures(self, samples: torch.Tensor, title: str, prefix: str) -> dict[str, bytes]:
         """Called after every evaluation and once at the end: PNG artifacts named
@@ -96,6 +100,8 @@ class TrainingLoop(ABC):
     def evaluate(self) -> tuple[EvalRecord, torch.Tensor]:
         samples = self.sample()
         context = self.eval_context()
+        if context.device is None:  # metrics run their networks on the trial's device
+            context = dataclasses.replace(context, device=self.device)
         values: dict[str, float] = {}
         covered = None
         for metric in self.metrics:
@@ -107,14 +113,22 @@ class TrainingLoop(ABC):
         return record, samples
 
     def _is_final(self) -> bool:
-        return self.step >= self.settings.steps or self.diverged
+        return self.step >= self.settings.steps or self.diverged or self.stopped is not None
+
+    def check_early_stop(self) -> None:
+        """Called after every evaluation, before its checkpoint: stops training (sets
+        :attr:`stopped`) when a status of ``diagnostics.stop_early`` holds now and budget is
+        left (:func:`harness.diagnostics.early_stop_reason`)."""
+        if self.diag.stop_early and self.step < self.settings.steps and not self.diverged:
+            self.stopped = early_stop_reason(self.evals, self.history, self.n_modes(),
+                                             self.diag, self.diag.stop_early)
 
     # -- the whole budget -----------------------------------------------------------------
     def fit(self, reporter: Reporter) -> TrialResult:
         s = self.settings
         pending: list[tuple[int, dict[str, float]]] = []
         samples = None
-        while self.step < s.steps and not self.diverged:
+        while self.step < s.steps and not self.diverged and self.stopped is None:
             stop_at = min(s.steps, (self.step // s.eval_every + 1) * s.eval_every)
             t0 = time.perf_counter()
             while self.step < stop_at:
@@ -126,9 +140,12 @@ class TrainingLoop(ABC):
                            for k in self.divergence_keys if k in row):
                         self.diverged = True
                         break
+            if self.device.type == "cuda":  # count the queued kernels as training time
+                torch.cuda.synchronize(self.device)
             self.train_seconds += time.perf_counter() - t0
             record, samples = self.evaluate()
             self.history.extend(pending)
+            self.check_early_stop()
             reporter.history(pending)
             pending = []
             artifacts = self.pictures(samples, self._plot_title(record),
@@ -146,10 +163,12 @@ class TrainingLoop(ABC):
 
     def _finish(self, reporter: Reporter, samples: torch.Tensor) -> TrialResult:
         summary = summarize(self.evals, self.history, self.n_modes(), self.settings.steps,
-                            self.diag, self.diverged)
+                            self.diag, self.diverged, self.stopped)
         final = dict(self.evals[-1].values) if self.evals else {}
         final.update(summary.metrics)
         final[names.STEPS_DONE] = float(self.step)
+        final[names.STEPS_BUDGET] = float(self.settings.steps)
+        final[names.STOPPED_EARLY] = float(self.step < self.settings.steps)
         final[names.TRAIN_SECONDS] = self.train_seconds
         if self.train_seconds > 0:
             final[names.STEPS_PER_SECOND] = self.step / self.train_seconds
@@ -176,6 +195,7 @@ class TrainingLoop(ABC):
             "torch_rng": torch.get_rng_state(),
             "train_seconds": self.train_seconds,
             "diverged": self.diverged,
+            "stopped": self.stopped,
             "history": list(self.history),
             "evals": [(e.step, dict(e.values), sorted(e.covered) if e.covered is not None else None)
                       for e in self.evals],
@@ -187,6 +207,7 @@ class TrainingLoop(ABC):
         torch.set_rng_state(state["torch_rng"])
         self.train_seconds = float(state["train_seconds"])
         self.diverged = bool(state["diverged"])
+        self.stopped = state.get("stopped")  # absent from checkpoints older than stop_early
         self.history = list(state["history"])
         self.evals = [EvalRecord(s, v, frozenset(c) if c is not None else None)
                       for s, v, c in state["evals"]]

@@ -14,6 +14,12 @@ Mode coverage follows the protocol of VEEGAN (Srivastava et al. 2017), PacGAN
   With no high-quality sample at all it is ``log K``, the value of a point mass: a
   generator that produces nothing usable is scored as badly as a fully collapsed one,
   instead of an undefined number.
+
+Samples reach metrics on the CPU (the trainer generates them on the trial's device).
+Mixture coverage stays there, in float64: a nearest-centre lookup of a few thousand 2-D
+points costs less than moving them back to a GPU, and the counts are then identical on
+every device. Metrics with networks (the classifier's, torch-fidelity's) run them on
+``EvalContext.device``, see :func:`eval_device`.
 """
 
 from __future__ import annotations
@@ -55,6 +61,16 @@ class EvalContext:
     codes: torch.Tensor | None = None
     #: two-way translators (CycleGAN): held-out images of both domains, translated
     translations: "Translations | None" = None
+    #: the trial's device (set by the training loop): metrics run their networks there
+    #: (classifier features, torch-fidelity's extractor); None means the CPU
+    device: torch.device | None = None
+
+
+def eval_device(context: EvalContext | None) -> torch.device:
+    """The device a metric runs its networks on: the trial's, else the CPU."""
+    if context is None or context.device is None:
+        return torch.device("cpu")
+    return torch.device(context.device)
 
 
 @dataclass

@@ -56,6 +56,8 @@ STEPS_TO_FULL_COVERAGE = "steps_to_full_coverage"
 STEPS_DONE = "steps_done"
 TRAIN_SECONDS = "train_seconds"
 STEPS_PER_SECOND = "steps_per_second"
+STEPS_BUDGET = "steps_budget"  # the trial's budget, ``train.steps``
+STOPPED_EARLY = "stopped_early"  # 1.0 when training ended before the budget, else 0.0
 
 # Metrics a search may optimise, with the direction that is better.
 OBJECTIVES = {
@@ -96,8 +98,17 @@ TAG_RUN_NAME = "mlflow.runName"
 TAG_RESTARTS = "restarts"  # how many times the run was reopened
 TAG_RESUMED_FROM_STEP = "resumed_from_step"  # the checkpoint step of the latest reopening
 TAG_PREVIOUS_ERROR = "previous_error"  # the error that made the latest restart necessary
+TAG_CONFIG_DIGEST = "config_digest"  # TrialConfig.digest(): equal for the same trial
 TAG_CHECKPOINT_SKIPPED = "checkpoint_skipped"  # unusable checkpoints passed over, and why
 TAG_ORBIT = "orbit"  # the xy game: how the run's orbit behaved (ORBITS)
+# where a study trial ran (a retried trial: its latest attempt)
+TAG_RAY_NODE = "ray.node_id"  # the Ray node's id (``ray.get_runtime_context().get_node_id()``)
+TAG_HOST = "host"  # the host name of that node's machine
+# what code ran (harness.environment): the project's commit, whether the checkout had
+# uncommitted changes to tracked files, and version.<package> tags
+TAG_GIT_COMMIT = "git_commit"
+TAG_GIT_DIRTY = "git_dirty"
+TAG_VERSION_PREFIX = "version."
 
 ORBIT_CONVERGING = "converging"
 ORBIT_OSCILLATING = "oscillating"
@@ -115,6 +126,7 @@ STATUS_DIVERGED = "diverged"
 STATUS_D_OVERPOWERS = "d_overpowers"
 STATUS_FAILED = "failed"
 STATUS_STOPPED = "stopped"
+STATUS_PRUNED = "pruned"  # a search trial the study's pruner (search.pruner) stopped
 STATUSES = (
     STATUS_OK,
     STATUS_COLLAPSED,
@@ -122,7 +134,11 @@ STATUSES = (
     STATUS_D_OVERPOWERS,
     STATUS_FAILED,
     STATUS_STOPPED,
+    STATUS_PRUNED,
 )
+#: statuses a trial may be stopped early for (``diagnostics.stop_early``); ``diverged``
+#: always stops training
+EARLY_STOP_REASONS = (STATUS_COLLAPSED, STATUS_D_OVERPOWERS)
 
 # --- artifacts -----------------------------------------------------------------------
 ARTIFACT_CONFIG = "config.json"

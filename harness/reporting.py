@@ -68,7 +68,8 @@ class Reporter(ABC):
 
     @abstractmethod
     def finish(self, result: TrialResult, artifacts: dict[str, bytes]) -> None:
-        """Called once when training ends (also when it ended early as diverged)."""
+        """Called once when training ends (also when it ended early: diverged, or a status
+        of ``diagnostics.stop_early``)."""
 
     def fail(self, error: BaseException) -> None:
         """Called when the trial raised; the exception is re-raised afterwards."""

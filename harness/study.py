@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from harness import names
 from harness.config import StudySpec, VariantPlan, find_study_file, load_study, resolve
+from harness.environment import provenance_tags
 from harness.errors import ClusterError, ConfigError
 from harness.metrics import Metric
 from harness.tracking import (
@@ -90,6 +91,10 @@ def init_ray(address: str | None) -> bool:
         _check_address(address)
     kwargs: dict[str, Any] = dict(logging_level=logging.WARNING, log_to_driver=False,
                                   include_dashboard=False)
+    from harness.tracking import TIMEOUT_ENV
+
+    if os.environ.get(TIMEOUT_ENV):  # the trials' processes (on every node) use the same value
+        kwargs["runtime_env"] = {"env_vars": {TIMEOUT_ENV: os.environ[TIMEOUT_ENV]}}
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -106,10 +111,45 @@ def default_concurrency(spec: StudySpec) -> int:
     import ray
 
     res = ray.cluster_resources()
-    n = math.floor(res.get("CPU", 1) / spec.resources.cpu)
+    n = math.floor(res.get("CPU", 1) / spec.resources.cpu + 1e-9)  # 0.3 / 0.1 is 2.999...
     if spec.resources.gpu > 0:
-        n = min(n, math.floor(res.get("GPU", 0) / spec.resources.gpu))
+        n = min(n, math.floor(res.get("GPU", 0) / spec.resources.gpu + 1e-9))
+    for name, amount in spec.resources.custom.items():
+        n = min(n, math.floor(res.get(name, 0) / amount + 1e-9))
     return max(1, n)
+
+
+def trial_resources(spec: StudySpec) -> dict[str, float]:
+    """What every trial asks Ray for (``tune.with_resources``): CPUs, GPUs and the study's
+    custom resources (``resources.custom``)."""
+    return {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu, **spec.resources.custom}
+
+
+def check_resources(spec: StudySpec, cluster: dict[str, float], joined: bool) -> str | None:
+    """Refuse a study whose trials can never be placed: Tune would wait for them forever
+    (its warnings are silenced). ``cluster`` is ``ray.cluster_resources()``. On Ray started
+    here (``joined`` false) a trial asking for more CPUs or GPUs than the machine has is a
+    :class:`~harness.errors.ClusterError`; on a joined cluster, whose autoscaler may add
+    nodes, it is a warning line, returned for the caller to print (None when all fits)."""
+    short = [f"{spec.resources.cpu:g} CPU" if spec.resources.cpu > cluster.get("CPU", 0) else "",
+             f"{spec.resources.gpu:g} GPU" if spec.resources.gpu > cluster.get("GPU", 0) else ""]
+    missing = {k: v for k, v in spec.resources.custom.items() if v > cluster.get(k, 0)}
+    short = [x for x in short if x] + [f"{v:g} {k!r}" for k, v in missing.items()]
+    if not short:
+        return None
+    has = f"{cluster.get('CPU', 0):g} CPU and {cluster.get('GPU', 0):g} GPU"
+    has += "".join(f" and {cluster.get(k, 0):g} {k!r}" for k in missing)
+    msg = (f"resources: every trial asks for {' and '.join(short)}, but the Ray cluster has "
+           f"{has} in all")
+    if joined:
+        return f"warning: {msg}; trials wait until the cluster grows"
+    hint = ("set resources.gpu: 0 to train on the CPU, or run on a machine with a GPU (or "
+            "--address a Ray cluster with GPU nodes)" if spec.resources.gpu > cluster.get("GPU", 0)
+            else f"set resources.cpu to at most {cluster.get('CPU', 0):g}"
+            if spec.resources.cpu > cluster.get("CPU", 0)
+            else "custom resources come from the nodes of a cluster (ray start --resources); "
+                 "remove resources.custom to run here, or pass --address")
+    raise ClusterError(f"{msg}, so no trial could ever start; {hint}")
 
 
 def _parent_params(spec: StudySpec, plans: list[VariantPlan]) -> dict[str, str]:
@@ -123,6 +163,8 @@ def _parent_params(spec: StudySpec, plans: list[VariantPlan]) -> dict[str, str]:
         "space": ",".join(spec.search.space),
         "cpu_per_trial": str(spec.resources.cpu),
         "gpu_per_trial": str(spec.resources.gpu),
+        **({"custom_resources_per_trial": json.dumps(spec.resources.custom, sort_keys=True)}
+           if spec.resources.custom else {}),
     }
 
 
@@ -155,8 +197,14 @@ def prepare_metrics(plans: list[VariantPlan], stream: TextIO | None = None) -> N
 
 def run_study(path: str | Path, *, address: str | None = None, tracking_uri: str | None = None,
               workdir: str | Path | None = None, max_concurrent: int | None = None,
-              stream: TextIO | None = None, write_report: bool = True) -> StudyOutcome:
-    """Run a whole study; see the module docstring for the order of work."""
+              stream: TextIO | None = None, write_report: bool = True,
+              resume: bool = False) -> StudyOutcome:
+    """Run a whole study; see the module docstring for the order of work.
+
+    ``resume`` continues the study's newest interrupted run instead (:mod:`harness.resume`):
+    Tune restores its trials and the searcher's (Optuna's) state, finished trials are not
+    run again, unfinished ones continue from their checkpoints in their own MLflow runs,
+    and the same parent run is reopened and finished."""
     t_start = time.monotonic()
     stream = stream or sys.stderr
     workdir = Path(workdir or Path.cwd()).resolve()
@@ -168,10 +216,20 @@ def run_study(path: str | Path, *, address: str | None = None, tracking_uri: str
     prepare_metrics(plans, stream)
     uri = resolve_tracking_uri(tracking_uri, workdir)
     client = open_store(uri)
+    resumable = None
+    if resume:
+        from harness.resume import find_resumable
+
+        resumable = find_resumable(spec, workdir / RUNS_DIR / "tune", client, uri)
     started_ray = init_ray(address)
     try:
+        import ray
+
+        warning = check_resources(spec, ray.cluster_resources(), joined=address is not None)
+        if warning:
+            print(warning, file=stream, flush=True)
         return _run(spec, plans, file, uri, client, workdir, max_concurrent, stream,
-                    write_report, t_start)
+                    write_report, t_start, resumable)
     finally:
         if started_ray:
             import ray
@@ -179,17 +237,31 @@ def run_study(path: str | Path, *, address: str | None = None, tracking_uri: str
             ray.shutdown()
 
 
-def _run(spec, plans, file, uri, client, workdir, max_concurrent, stream, write_report, t_start):
-    exp_id = ensure_experiment(client, spec.name, artifact_location(uri, spec.name, workdir))
-    parent = retry(client.create_run, exp_id, run_name=f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
-                   tags={names.TAG_KIND: "study", names.TAG_STUDY: spec.name,
-                         "study_file": str(file)})
-    parent_id = parent.info.run_id
+def _run(spec, plans, file, uri, client, workdir, max_concurrent, stream, write_report, t_start,
+         resumable=None):
+    if resumable is None:
+        exp_id = ensure_experiment(client, spec.name, artifact_location(uri, spec.name, workdir))
+        parent = retry(client.create_run, exp_id,
+                       run_name=f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+                       tags={names.TAG_KIND: "study", names.TAG_STUDY: spec.name,
+                             "study_file": str(file), **provenance_tags()})
+        parent_id = parent.info.run_id
+    else:
+        exp_id, parent_id = resumable.experiment_id, resumable.parent_run_id
+        tags = retry(client.get_run, parent_id).data.tags
+        retry(client.set_tag, parent_id, names.TAG_RESTARTS,
+              str(int(tags.get(names.TAG_RESTARTS, "0")) + 1))
+        if names.TAG_ERROR in tags:
+            retry(client.set_tag, parent_id, names.TAG_PREVIOUS_ERROR, tags[names.TAG_ERROR])
+            retry(client.delete_tag, parent_id, names.TAG_ERROR)
+        for key, value in provenance_tags().items():  # the code that finishes the study
+            retry(client.set_tag, parent_id, key, value)
+        retry(client.update_run, parent_id, status="RUNNING")
     outcome = StudyOutcome(uri, exp_id, parent_id)
     status = "FAILED"
     try:
         _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_report,
-                 t_start, outcome)
+                 t_start, outcome, resumable)
         status = "KILLED" if outcome.interrupted else "FINISHED"
     except KeyboardInterrupt:
         outcome.interrupted, status = True, "KILLED"
@@ -217,20 +289,21 @@ def _trial_name(trial) -> str:
 
 
 def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_report, t_start,
-             outcome: StudyOutcome) -> None:
+             outcome: StudyOutcome, resumable=None) -> None:
     from mlflow.entities import Param
     from ray import tune
 
-    from harness.tune_glue import CHECKPOINTS_KEPT, Progress, make_searcher, trainable
+    from harness.tune_glue import trainable
 
     uri, exp_id, parent_id = outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id
-    retry(client.log_batch, parent_id,
-          params=[Param(k, v) for k, v in _parent_params(spec, plans).items()])
-    log_bytes(client, parent_id, {
-        f"study/{file.name}": file.read_bytes(),
-        "study/resolved.json": json.dumps([p.base.model_dump(mode="json") for p in plans],
-                                          indent=2).encode(),
-    })
+    if resumable is None:  # a resumed study logged these when it started
+        retry(client.log_batch, parent_id,
+              params=[Param(k, v) for k, v in _parent_params(spec, plans).items()])
+        log_bytes(client, parent_id, {
+            f"study/{file.name}": file.read_bytes(),
+            "study/resolved.json": json.dumps([p.base.model_dump(mode="json") for p in plans],
+                                              indent=2).encode(),
+        })
     total = len(plans) * (spec.search.trials + spec.seeds)
     concurrency = max_concurrent or spec.max_concurrent_trials or default_concurrency(spec)
     outcome.n_trials, outcome.concurrency = total, concurrency
@@ -238,31 +311,29 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
           f"search + {spec.seeds} seed trials) = {total} trials, {concurrency} at a time", file=stream)
     print(f"  MLflow: {uri} (experiment {spec.name!r}, parent run {parent_id})", file=stream,
           flush=True)
+    if resumable is not None:
+        print(f"  resuming the interrupted run from {resumable.path}", file=stream, flush=True)
 
     def study_trial(config: dict) -> None:
         trainable(config, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent_id)
 
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    tuner = tune.Tuner(
-        tune.with_resources(study_trial, resources),
-        tune_config=tune.TuneConfig(
-            search_alg=make_searcher(plans, spec.search, spec.seeds, spec.seed),
-            num_samples=total, max_concurrent_trials=concurrency, reuse_actors=True,
-            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-        run_config=tune.RunConfig(
-            name=f"{spec.name}-{parent_id[:8]}",
-            storage_path=str(workdir / RUNS_DIR / "tune"),
-            verbose=0,
-            callbacks=[Progress(total, concurrency, stream)],
-            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-        ),
-    )
+    resources = trial_resources(spec)
+    if resumable is not None:
+        # the searcher (with every Optuna study), the callbacks and the trials come back as
+        # Tune saved them; errored trials stay errored (a failure is a result, not a loss)
+        tuner = tune.Tuner.restore(str(resumable.path),
+                                   trainable=tune.with_resources(study_trial, resources),
+                                   resume_unfinished=True, resume_errored=False,
+                                   restart_errored=False)
+    else:
+        tuner = _new_tuner(spec, plans, study_trial, resources, total, concurrency, workdir,
+                           outcome, stream)
     try:
         grid = tuner.fit()
         # Tune catches the first SIGINT itself, saves its state and returns normally; a study
         # whose trials did not all end (done or failed) was stopped, whatever the trials saw.
         outcome.interrupted = grid.num_terminated + grid.num_errors < total
+        _drop_orphans(client, exp_id, parent_id, grid, stream)
     except KeyboardInterrupt:
         outcome.interrupted = True
     dangling = end_dangling_runs(client, exp_id, parent_id)
@@ -279,6 +350,50 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
         print("\n" + summary_table(summarize(runs_frame(runs))), file=stream)
     outcome.study_seconds = time.monotonic() - t_start
     retry(client.log_batch, parent_id, metrics=_parent_metrics(outcome))
+
+
+def _drop_orphans(client, exp_id: str, parent_id: str, grid, stream) -> None:
+    """Delete the unfinished child runs of trials this Tune experiment does not know: a
+    driver killed between a trial's start and Tune's next state save leaves such a run
+    RUNNING, and the resumed study ran that trial again (same label, config and seed) in
+    a run of its own. Only unfinished runs go; each deletion is printed."""
+    known = {Path(r.path).name.removeprefix("trial_") for r in grid if r.path}
+    orphans = [r for r in child_runs(client, exp_id, parent_id)
+               if r.info.status == "RUNNING" and r.data.tags.get(names.TAG_TRIAL_ID) not in known]
+    for run in orphans:
+        retry(client.delete_run, run.info.run_id)
+        print(f"  removed run {run.info.run_id} ({run.info.run_name}): its trial started after "
+              "Tune last saved the study and ran again in a new run", file=stream, flush=True)
+
+
+def _new_tuner(spec, plans, study_trial, resources, total, concurrency, workdir, outcome, stream):
+    """A fresh Tune experiment for the study, with the note ``--resume`` will look for."""
+    from ray import tune
+
+    from harness.resume import write_note
+    from harness.tune_glue import CHECKPOINTS_KEPT, Progress, make_searcher
+    from harness.tune_pruning import PrunedRuns, make_scheduler
+
+    uri, exp_id, parent_id = outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id
+    name = f"{spec.name}-{parent_id[:8]}"
+    storage = workdir / RUNS_DIR / "tune"
+    write_note(storage / name, spec, parent_id, exp_id, uri)
+    return tune.Tuner(
+        tune.with_resources(study_trial, resources),
+        tune_config=tune.TuneConfig(
+            search_alg=make_searcher(plans, spec.search, spec.seeds, spec.seed),
+            scheduler=make_scheduler(spec.search),
+            num_samples=total, max_concurrent_trials=concurrency, reuse_actors=True,
+            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            verbose=0,
+            callbacks=[Progress(total, concurrency, stream), PrunedRuns(uri, exp_id, parent_id)],
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+        ),
+    )
 
 
 def _uri_flag(uri: str, workdir: Path) -> str:

@@ -9,12 +9,21 @@ cluster: an MLflow tracking server every node can reach).
 Histories are written with ``log_batch`` (one call per evaluation, at most 1,000 metrics
 per call); a sqlite store shared by several trial processes answers "database is locked"
 under contention, so every write is retried with back-off.
+
+A tracking server (``http(s)://``, e.g. ``harness server`` on a cluster's head node) that
+stops answering -- restarted, its machine rebooting, the network down -- does not fail the
+trials: every call through :func:`retry` waits and tries again until the server has been
+unreachable for ``HARNESS_TRACKING_TIMEOUT`` seconds (default 300, read in each process; the
+driver forwards its value to the Ray workers). Nothing is lost when the server returns
+within that time: the trial simply waits at the call that found it gone.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,24 +64,105 @@ def _quiet_mlflow() -> None:
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    # "View run ... at: http://..." on stdout for every run a server's client ends
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     import mlflow  # noqa: F401  -- importing mlflow configures its loggers; override after
 
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+#: environment variable: seconds a tracking server may stay unreachable before logging fails
+TIMEOUT_ENV = "HARNESS_TRACKING_TIMEOUT"
+DEFAULT_TIMEOUT = 300.0
+_HTTP_DOWN = re.compile(r"error code (502|503|504)\b")  # a proxy in front of a server that is down
+_down_since: float | None = None  # when this process first found the tracking server unreachable
+
+
+def tracking_timeout() -> float:
+    """``$HARNESS_TRACKING_TIMEOUT`` in seconds (default 300); TrackingError when malformed."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or math.isinf(value):
+        raise TrackingError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds; allowed: a "
+                            f"number >= 0 (default {DEFAULT_TIMEOUT:g}; 0 fails at once)")
+    return value
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the tracking server could not be reached (refused, reset, timed
+    out, a 502/503/504 from a proxy) rather than that it refused the request."""
+    import requests
+
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (requests.ConnectionError, requests.Timeout, ConnectionError)):
+            return True
+        e = e.__cause__ or e.__context__
+    return bool(_HTTP_DOWN.search(str(exc)))
+
+
 def retry(fn: Callable[..., T], *args: Any, attempts: int = 12, **kwargs: Any) -> T:
-    """Call ``fn``, retrying while a shared sqlite store is locked by another writer."""
+    """Call ``fn``, retrying while a shared sqlite store is locked by another writer (up to
+    ``attempts`` times) and while the tracking server is unreachable (until it has been so,
+    in this process, for :func:`tracking_timeout` seconds; then TrackingError). Each wait
+    is printed on stderr once, and so is the server's return."""
+    global _down_since
     delay = 0.05
-    for i in range(attempts):
+    locked = 0
+    while True:
         try:
-            return fn(*args, **kwargs)
+            out = fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 -- MLflow wraps the sqlite error in several types
-            if "locked" not in str(exc).lower() or i == attempts - 1:
+            if unreachable(exc):
+                now = time.monotonic()
+                timeout = tracking_timeout()
+                if _down_since is None:
+                    _down_since = now
+                    print(f"harness: tracking server unreachable ({_first_line(exc)[:200]}); "
+                          f"retrying for up to {timeout:g}s ({TIMEOUT_ENV})",
+                          file=sys.stderr, flush=True)
+                left = _down_since + timeout - now
+                if left <= 0:
+                    raise TrackingError(
+                        f"tracking server unreachable for {now - _down_since:.0f}s, longer than "
+                        f"{TIMEOUT_ENV}={timeout:g}: {_first_line(exc)[:300]}") from exc
+                time.sleep(min(max(delay, 1.0), left))
+                delay = min(max(delay, 1.0) * 2, 10.0)
+                continue
+            if "locked" not in str(exc).lower() or locked >= attempts - 1:
                 raise
+            locked += 1
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
-    raise AssertionError("unreachable")
+        else:
+            if _down_since is not None:
+                print(f"harness: tracking server reachable again after "
+                      f"{time.monotonic() - _down_since:.0f}s", file=sys.stderr, flush=True)
+                _down_since = None
+            return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The first line of the innermost exception ``exc`` was raised from (e.g. "[Errno 111]
+    Connection refused" under MLflow's and requests' wrappers)."""
+    seen = {id(exc)}
+    while (nxt := exc.__cause__ or exc.__context__) is not None and id(nxt) not in seen:
+        seen.add(id(nxt))
+        exc = nxt
+    return _first_line(exc)
 
 
 def open_store(uri: str, create: bool = True):
@@ -97,20 +187,39 @@ def open_store(uri: str, create: bool = True):
             f"cannot open tracking store {uri!r}: unsupported scheme; allowed: sqlite:///PATH, "
             "http(s)://HOST:PORT (an MLflow server), postgresql://, mysql://"
         )
+    tracking_timeout()  # a malformed HARNESS_TRACKING_TIMEOUT fails here, before any work
     try:
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrackingError(f"cannot open tracking store {uri!r}: {first[:300]}") from None
+        if unreachable(exc):  # at start no retry: a wrong URI should not cost minutes
+            raise TrackingError(
+                f"cannot open tracking store {uri!r}: no MLflow server answers there "
+                f"({_root_cause(exc)[:160]}); start one with `harness server` on that "
+                "host, or check --tracking-uri") from None
+        raise TrackingError(
+            f"cannot open tracking store {uri!r}: {_first_line(exc)[:300]}") from None
     return client
 
 
 def ensure_experiment(client, name: str, artifact_root: str | None) -> str:
-    exp = client.get_experiment_by_name(name)
+    """The experiment ``name`` (restored if deleted), else a new one keeping its artifacts
+    at ``artifact_root`` (None: where the server decides; ``harness server``: on the
+    server, uploaded over HTTP). An existing experiment keeps its artifact location: one
+    on a local folder, reached through a tracking server, is written by each trial on its
+    own node's disk, which a cluster without a shared filesystem cannot do; a warning
+    says so."""
+    exp = retry(client.get_experiment_by_name, name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
-            client.restore_experiment(exp.experiment_id)
+            retry(client.restore_experiment, exp.experiment_id)
+        if (client.tracking_uri.startswith(("http://", "https://"))
+                and exp.artifact_location.startswith(("file:", "/"))):
+            print(f"warning: experiment {name!r} keeps its artifacts in the local folder "
+                  f"{exp.artifact_location} (it was created without a tracking server); "
+                  "trials on other machines cannot write there unless that path is a shared "
+                  "filesystem: give the study another name to get a new experiment whose "
+                  "artifacts go through the server", file=sys.stderr, flush=True)
         return exp.experiment_id
     return retry(client.create_experiment, name, artifact_location=artifact_root)
 
@@ -165,6 +274,9 @@ class MlflowReporter(Reporter):
         self.run_name = run_name
         self.run_id = run_id
         self.finished = False
+        #: the last step a reopened run had logged metrics at: a trial restored from an
+        #: older checkpoint trains those steps again and their points are not logged twice
+        self.logged_until = -1
 
     def _find_existing(self) -> str | None:
         if not self.trial_id or not self.parent_run_id:
@@ -174,6 +286,28 @@ class MlflowReporter(Reporter):
                                     f"tags.{names.TAG_TRIAL_ID} = '{self.trial_id}'"),
                      max_results=1)
         return runs[0].info.run_id if runs else None
+
+    def finished_run(self, digest: str | None = None):
+        """This trial's run when it already FINISHED: by run id, else by Ray trial id, else
+        (``digest``: :meth:`TrialConfig.digest`) a finished run of the same parent with the
+        same configuration and seed -- a trial that ended after Tune last saved its state,
+        which a resumed study suggests again under a new trial id; that run is adopted
+        (its ``trial_id`` tag becomes this trial's)."""
+        run_id = self.run_id or self._find_existing()
+        if run_id is not None:
+            run = retry(self.client.get_run, run_id)
+            return run if run.info.status == "FINISHED" else None
+        if digest is None or not self.parent_run_id:
+            return None
+        runs = retry(self.client.search_runs, [self.experiment_id],
+                     filter_string=(f"tags.`{names.TAG_PARENT}` = '{self.parent_run_id}' and "
+                                    f"tags.{names.TAG_CONFIG_DIGEST} = '{digest}' and "
+                                    "attributes.status = 'FINISHED'"), max_results=1)
+        if not runs:
+            return None
+        if self.trial_id:
+            retry(self.client.set_tag, runs[0].info.run_id, names.TAG_TRIAL_ID, self.trial_id)
+        return runs[0]
 
     def start(self, info: TrialInfo) -> None:
         from mlflow.entities import Param, RunTag
@@ -204,14 +338,27 @@ class MlflowReporter(Reporter):
                 tags[names.TAG_PREVIOUS_ERROR] = old[names.TAG_ERROR]
                 retry(self.client.delete_tag, self.run_id, names.TAG_ERROR)
             retry(self.client.update_run, self.run_id, status="RUNNING")
+            self.logged_until = self._last_logged_step(run)
         retry(self.client.log_batch, self.run_id,
               tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+    def _last_logged_step(self, run) -> int:
+        """The highest step of any metric history of ``run`` (-1: none). A trial that died
+        after logging an evaluation but before Tune registered its checkpoint resumes from
+        the checkpoint before: the steps in between are trained again (identically on the
+        CPU, seeds and RNG states being restored) and the first attempt's points stand."""
+        steps = [h.step for key in run.data.metrics
+                 for h in retry(self.client.get_metric_history, run.info.run_id, key)]
+        return max(steps, default=-1)
+
+    def _new(self, rows: HistoryRows) -> HistoryRows:
+        return [(step, row) for step, row in rows if step > self.logged_until]
+
     def history(self, rows: HistoryRows) -> None:
-        log_metrics(self.client, self.run_id, rows)
+        log_metrics(self.client, self.run_id, self._new(rows))
 
     def evaluation(self, step, values, artifacts, checkpoint) -> None:
-        log_metrics(self.client, self.run_id, [(step, values)])
+        log_metrics(self.client, self.run_id, self._new([(step, values)]))
         log_bytes(self.client, self.run_id, artifacts)
 
     def finish(self, result: TrialResult, artifacts: dict[str, bytes]) -> None:

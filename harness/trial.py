@@ -14,17 +14,53 @@ import torch
 
 from harness import names
 from harness.config import TrialConfig
+from harness.environment import provenance_tags
+from harness.errors import DeviceError
 from harness.plugins import load_plugins
 from harness.reporting import Reporter, TrialInfo, TrialResult
 from harness.loop import TrainingLoop
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is visible to this trial")
-    return torch.device(name)
+def _no_cuda_reason() -> str:
+    built = torch.version.cuda
+    return (f"torch {torch.__version__} was built without CUDA" if built is None else
+            f"torch {torch.__version__} (CUDA {built}) sees no GPU (no driver, or "
+            "CUDA_VISIBLE_DEVICES hides them)")
+
+
+def resolve_device(name: str, granted_gpus: float | None = None) -> torch.device:
+    """The torch device of a trial whose ``train.device`` is ``name``.
+
+    ``granted_gpus`` is the GPU share the scheduler granted the trial (Ray's assigned
+    ``GPU`` resource, e.g. 0.25), or None when no scheduler placed it (``harness run``,
+    tests, benchmarks). Ray makes a granted GPU the only one visible, so ``cuda`` is it.
+
+    * ``cpu``: the CPU, always.
+    * ``auto``: ``cuda`` when a GPU was granted; the CPU when the scheduler granted none
+      (even if the node has GPUs: other trials hold them); outside a scheduler ``cuda`` if
+      torch can use one, else the CPU.
+    * ``cuda``: ``cuda``; :class:`~harness.errors.DeviceError` when the scheduler granted
+      no GPU or torch cannot use one -- before anything is built, not deep inside torch.
+    """
+    cpu = torch.device("cpu")
+    if name == "cpu":
+        return cpu
+    if name not in ("auto", "cuda"):
+        raise DeviceError(f"train.device: unknown device {name!r}; allowed: cpu, cuda, auto")
+    if granted_gpus is not None and granted_gpus <= 0:
+        if name == "auto":
+            return cpu
+        raise DeviceError("train.device is 'cuda' but the trial was granted no GPU; set "
+                          "resources.gpu > 0 in the study file (e.g. 0.25: four trials per "
+                          "GPU), or train.device: auto to train on the CPU")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if name == "auto" and granted_gpus is None:
+        return cpu
+    asked = ("train.device is 'cuda'" if granted_gpus is None else
+             f"the trial was granted {granted_gpus:g} GPU (train.device {name!r})")
+    raise DeviceError(f"{asked} but torch cannot use CUDA in this process: {_no_cuda_reason()}; "
+                      "use train.device: cpu (and resources.gpu: 0), or run where a GPU is")
 
 
 def trial_tags(cfg: TrialConfig) -> dict[str, str]:
@@ -38,15 +74,20 @@ def trial_tags(cfg: TrialConfig) -> dict[str, str]:
         names.TAG_PHASE: cfg.phase,
         names.TAG_STUDY: cfg.study,
         names.TAG_KIND: "trial",
+        names.TAG_CONFIG_DIGEST: cfg.digest(),
     }
 
 
-def build_trainer(cfg: TrialConfig) -> TrainingLoop:
-    """Config -> objects, once: the registries build every plugin with its parameters."""
+def build_trainer(cfg: TrialConfig, granted_gpus: float | None = None) -> TrainingLoop:
+    """Config -> objects, once: the registries build every plugin with its parameters.
+
+    The device is chosen first (:func:`resolve_device`, with the scheduler's
+    ``granted_gpus``); the game moves its networks and training data there once.
+    """
     from harness.registry import DATASETS, LOSSES, METRICS, MODELS, TRICKS
 
+    device = resolve_device(cfg.train.device, granted_gpus)
     load_plugins(cfg.plugins, cfg.plugin_paths)
-    device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.seed)
     dataset = DATASETS.build(cfg.dataset.name, cfg.dataset.params, "dataset.params")
     model = MODELS.build(cfg.model.name, cfg.model.params, "model.params")
@@ -60,15 +101,19 @@ def build_trainer(cfg: TrialConfig) -> TrainingLoop:
                               cfg.seed, tricks=tricks, device=device, title=cfg.key)
 
 
-def run_trial(config: TrialConfig | dict[str, Any], reporter: Reporter) -> TrialResult:
-    """Train one configuration; every failure is passed to ``reporter.fail`` and re-raised."""
+def run_trial(config: TrialConfig | dict[str, Any], reporter: Reporter,
+              granted_gpus: float | None = None) -> TrialResult:
+    """Train one configuration; every failure is passed to ``reporter.fail`` and re-raised.
+
+    ``granted_gpus``: the GPU share a scheduler granted this trial, None outside one
+    (see :func:`resolve_device`)."""
     cfg = config if isinstance(config, TrialConfig) else TrialConfig.model_validate(config)
     try:
-        trainer = build_trainer(cfg)
+        trainer = build_trainer(cfg, granted_gpus)
         state = reporter.restore()
         if state is not None:
             trainer.load_state_dict(state)
-        tags = {**trainer.dataset.tags(), **trial_tags(cfg)}
+        tags = {**trainer.dataset.tags(), **trial_tags(cfg), **provenance_tags()}
         for metric in trainer.metrics:
             tags.update(metric.provenance(trainer.dataset))
         reporter.start(TrialInfo(cfg, cfg.flat_params(), tags, trainer.step))

@@ -2,7 +2,7 @@
 
 * :func:`trainable` runs in a Ray worker: it sizes torch's thread pool to the CPUs Ray
   granted, opens the trial's MLflow run and calls :func:`harness.trial.run_trial` with a
-  :class:`TuneReporter`.
+  :class:`TuneReporter` and the GPU share Ray granted (which picks ``train.device: auto``).
 * :class:`TuneReporter` wraps the MLflow reporter and, at every evaluation, reports the
   metrics to Tune with a checkpoint holding the whole trial state and the MLflow run id
   (so a retried trial continues the same run).
@@ -30,6 +30,7 @@ from harness import names
 from harness.checkpoint import load_first_good, save_checkpoint, trial_checkpoints
 from harness.config import SearchParam, SearchSettings, TrialConfig, VariantPlan
 from harness.reporting import HistoryRows, Reporter, TrialInfo, TrialResult
+from harness.tune_pruning import stopped_by_scheduler
 
 RAY_ENV = {
     "RAY_AUTH_MODE": "disabled",
@@ -63,7 +64,7 @@ class TuneReporter(Reporter):
     def __init__(self, inner, extra: dict[str, Any] | None = None):
         self.inner = inner
         self.extra = extra or {}
-        self.notes: dict[str, str] = {}  # tags about the restore, set on the run at start
+        self.notes: dict[str, str] = {}  # tags set on the run at start (the node's, the restore's)
 
     def restore(self) -> dict[str, Any] | None:
         """The trial state of Tune's latest checkpoint, else of the newest older one that
@@ -90,6 +91,21 @@ class TuneReporter(Reporter):
             self.inner.run_id = meta.get("mlflow_run_id") or self.inner.run_id
         return state
 
+    def report_finished_run(self, digest: str | None = None) -> bool:
+        """Called before training: when this trial's MLflow run already finished (a resumed
+        study whose last saved Tune state predates the trial's end), report its final
+        values to Tune instead of training again, and return True."""
+        from ray import tune
+
+        run = self.inner.finished_run(digest)
+        if run is None:
+            return False
+        metrics = run.data.metrics
+        tune.report({**metrics, "step": int(metrics.get(names.STEPS_DONE, 0)), "final": True,
+                     names.TAG_STATUS: run.data.tags.get(names.TAG_STATUS, names.STATUS_OK),
+                     "mlflow_run_id": run.info.run_id, **self.extra})
+        return True
+
     def start(self, info: TrialInfo) -> None:
         info.tags.update(self.notes)
         self.inner.start(info)
@@ -115,6 +131,10 @@ class TuneReporter(Reporter):
                      **self.extra})
 
     def fail(self, error: BaseException) -> None:
+        if isinstance(error, SystemExit) and error.code == 0:
+            # tune.report's way of ending a trial Tune stopped (pruned, or the study was
+            # interrupted): the driver ends the run (harness.tune_pruning, end_dangling_runs)
+            return
         self.inner.fail(error)
 
 
@@ -126,6 +146,32 @@ def _granted_cpus() -> int:
     except Exception:  # noqa: BLE001
         cpus = 1
     return max(1, int(math.floor(cpus)))
+
+
+def _granted_gpus() -> float | None:
+    """The GPU share Ray granted this trial (0.0 when none), or None outside a Ray worker;
+    what :func:`harness.trial.resolve_device` decides ``train.device: auto`` by."""
+    try:
+        import ray
+
+        if not ray.is_initialized():  # get_runtime_context() would start Ray
+            return None
+        return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
+    except Exception:  # noqa: BLE001  (the driver: not a worker)
+        return None
+
+
+def node_tags() -> dict[str, str]:
+    """Where this trial runs: the Ray node's id and its machine's host name (provenance;
+    on a cluster, which node to look at when a trial misbehaves)."""
+    import socket
+
+    import ray
+
+    tags = {names.TAG_HOST: socket.gethostname()}
+    if ray.is_initialized():  # get_runtime_context() would start Ray
+        tags[names.TAG_RAY_NODE] = ray.get_runtime_context().get_node_id()
+    return tags
 
 
 def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
@@ -143,7 +189,11 @@ def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
     label = config.get("label", cfg.key)
     inner = MlflowReporter(tracking_uri, experiment_id, parent_run_id, trial_id=trial_id,
                            run_name=label)
-    run_trial(cfg, TuneReporter(inner, extra={"label": label}))
+    reporter = TuneReporter(inner, extra={"label": label})
+    reporter.notes.update(node_tags())
+    if reporter.report_finished_run(cfg.digest()):
+        return
+    run_trial(cfg, reporter, granted_gpus=_granted_gpus())
 
 
 # ---------------------------------------------------------------------------------------
@@ -262,8 +312,11 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
             if phase != names.PHASE_SEARCH:
                 return
             value = (result or {}).get(search.metric)
-            ok = not error and result is not None and value is not None and math.isfinite(value)
-            self.optuna[key].on_trial_complete(trial_id, result if ok else None, error=not ok)
+            pruned = stopped_by_scheduler(result)  # Optuna: PRUNED; never the best
+            ok = (not error and not pruned and result is not None and value is not None
+                  and math.isfinite(value))
+            self.optuna[key].on_trial_complete(trial_id, result if ok else None,
+                                               error=not ok and not pruned)
             if ok:
                 self.results[key].append(
                     (params, float(value), float(result.get(names.HQ_FRACTION, 0.0))))
@@ -335,7 +388,9 @@ class Progress(Callback):
         label = trial.config.get("label", trial.trial_id)
         cov, n = r.get(names.MODES_COVERED), r.get(names.N_MODES)
         cov_s = f"{int(cov)}/{int(n)} modes" if cov is not None and n else ""
-        print(f"  done  {label:<40} {cov_s:<11} {r.get(names.TAG_STATUS, '?'):<13} "
+        status = (names.STATUS_PRUNED if stopped_by_scheduler(r)
+                  else r.get(names.TAG_STATUS, "?"))
+        print(f"  done  {label:<40} {cov_s:<11} {status:<13} "
               f"{dt:5.1f}s", file=self.stream)
         print(self._line(), file=self.stream, flush=True)
 

@@ -10,7 +10,8 @@ writes, into an output folder:
   precision/recall, cond/code accuracy: :func:`summarize_images`), per-dataset figures
   (coverage over steps, losses, D(x) / D(G(z)) before and after the generator step, image
   metrics over steps), the final samples (and sample grids) of each variant's median seed,
-  the best hyperparameters, every search trial, and every failure.
+  the best hyperparameters, every search trial, the trials stopped early with the steps that
+  saved (:func:`early_stopping`), and every failure.
   The HTML page is self-contained: images are inline ``data:`` URIs, the CSS is inline.
 * ``coverage_<dataset>.png``, ``losses_<dataset>.png``, ``d_outputs_<dataset>.png``,
   ``image_metrics_<dataset>.png`` (FID / IS / modes covered over steps, when logged),
@@ -299,7 +300,9 @@ def summarize(df: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.Da
 
     Runs that failed or were stopped (status tag, or MLflow FAILED/KILLED) count in ``n`` and
     in the status counts but not in the means: what they logged before dying is partial.
-    (A ``diverged`` run is a result, not a failure: it counts.)
+    (A ``diverged`` run is a result, not a failure: it counts. So do runs the harness
+    stopped early -- ``diagnostics.stop_early`` or the search pruner, status ``pruned`` --
+    with the values of their last evaluation: :func:`early_stopping`.)
     """
     records = []
     ds_modes = (df.groupby(names.TAG_DATASET)[names.N_MODES].max()
@@ -339,6 +342,70 @@ def summarize(df: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.Da
     out = out.sort_values([names.TAG_DATASET, f"{names.MODES_COVERED}_mean"],
                           ascending=[True, False], na_position="last", kind="stable")
     return out.reset_index(drop=True)
+
+
+#: statuses a trial ends with when the harness stopped it before its budget: the
+#: ``diagnostics.stop_early`` reasons, divergence, and the search pruner
+STOP_STATUSES = (*names.EARLY_STOP_REASONS, names.STATUS_DIVERGED, names.STATUS_PRUNED)
+TOTAL = "(all)"
+
+
+def _column(df: pd.DataFrame, *candidates: str) -> pd.Series:
+    """The first of ``candidates`` that is a column of ``df``, as floats (NaN when none is)."""
+    for col in candidates:
+        if col in df:
+            return pd.to_numeric(df[col], errors="coerce").astype(float)
+    return pd.Series(np.nan, index=df.index, dtype=float)
+
+
+def stopped_mask(df: pd.DataFrame) -> pd.Series:
+    """Runs the harness stopped before their budget: status in :data:`STOP_STATUSES` and
+    ``steps_done`` < ``steps_budget`` (the ``steps`` param for runs without that metric)."""
+    budget = _column(df, names.STEPS_BUDGET).fillna(_column(df, "steps", "param.steps"))
+    done = _column(df, names.STEPS_DONE)
+    return df[names.TAG_STATUS].isin(STOP_STATUSES) & (done < budget)
+
+
+def early_stopping(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (variant, dataset), over both phases, and a last row ``(all)``: the runs the harness
+    stopped early (:func:`stopped_mask`) and the compute that saved.
+
+    Columns: ``variant``, ``dataset``, ``n`` (every run), ``stopped``, one count per status of
+    :data:`STOP_STATUSES`, ``steps_budget`` (sum of every run's budget), ``steps_saved`` (sum
+    over the stopped runs of budget - ``steps_done``; runs that were not stopped save nothing)
+    and ``saved_fraction`` (steps_saved / steps_budget). Stopped runs stay in every other
+    table: this only counts them.
+    """
+    columns = [names.TAG_VARIANT, names.TAG_DATASET, "n", "stopped", *STOP_STATUSES,
+               "steps_budget", "steps_saved", "saved_fraction"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    budget = _column(df, names.STEPS_BUDGET).fillna(_column(df, "steps", "param.steps"))
+    stopped = stopped_mask(df)
+    frame = pd.DataFrame({
+        names.TAG_VARIANT: df[names.TAG_VARIANT].fillna("?"),
+        names.TAG_DATASET: df[names.TAG_DATASET].fillna("?"),
+        "budget": budget,
+        "stopped": stopped,
+        "saved": (budget - _column(df, names.STEPS_DONE)).where(stopped, 0.0),
+        "status": df[names.TAG_STATUS],
+    })
+
+    def record(variant: str, dataset: str, rows: pd.DataFrame) -> dict[str, Any]:
+        rec: dict[str, Any] = {names.TAG_VARIANT: variant, names.TAG_DATASET: dataset,
+                               "n": len(rows), "stopped": int(rows["stopped"].sum())}
+        for status in STOP_STATUSES:
+            rec[status] = int((rows["stopped"] & (rows["status"] == status)).sum())
+        total = float(rows["budget"].sum(min_count=1))
+        rec["steps_budget"] = total
+        rec["steps_saved"] = float(rows["saved"].sum())
+        rec["saved_fraction"] = rec["steps_saved"] / total if total > 0 else np.nan
+        return rec
+
+    records = [record(variant, dataset, rows) for (dataset, variant), rows
+               in frame.groupby([names.TAG_DATASET, names.TAG_VARIANT], sort=True)]
+    records.append(record(TOTAL, TOTAL, frame))
+    return pd.DataFrame(records, columns=columns)
 
 
 def _higher_is_better(metric: str) -> bool:
@@ -993,7 +1060,9 @@ def _how_to_read(n_resamples: int = 2000, seed: int = 0, images: bool = False) -
         "configuration re-run on fresh seeds (a pair without seeds-phase runs falls back to all "
         "its runs; its phase column says `all`). Values are mean ± standard deviation over the "
         "runs that finished and reported the metric (ddof=1; no ± for a single value); `n` counts "
-        "every run: failed or stopped ones are in `n` and the status counts, not in the means."
+        "every run: failed or interrupted ones are in `n` and the status counts, not in the "
+        "means. Runs stopped early (collapsed, D overpowers, diverged, pruned) count in the "
+        "means too, with the values of their last evaluation."
     )
     status = (
         f"`{names.TAG_STATUS}` is the first that applies, in this order: "
@@ -1004,7 +1073,10 @@ def _how_to_read(n_resamples: int = 2000, seed: int = 0, images: bool = False) -
         f"`{names.STATUS_COLLAPSED}` -- each of the last few evaluations covered at most "
         "max(1, floor(collapse_fraction × n_modes)) modes; "
         f"`{names.STATUS_OK}` otherwise. `{names.STATUS_FAILED}` means the trial raised an "
-        f"error, `{names.STATUS_STOPPED}` that it was interrupted."
+        f"error, `{names.STATUS_STOPPED}` that it was interrupted, `{names.STATUS_PRUNED}` "
+        "that the study's search pruner stopped it (search phase only). A trial stopped "
+        "early for a status listed in `diagnostics.stop_early` has that status (see "
+        "*Early stopping*)."
     )
     stability = (
         f"`{names.STABILITY_SCORE}` -- the fraction of all modes that stayed covered at *every* "
@@ -1332,6 +1404,46 @@ def _budget_section(doc: _Doc, df: pd.DataFrame, colours: dict, out_dir: Path,
                   + ", ".join(f"**{v}**" for v in missing) + ".")
 
 
+def _early_stop_section(doc: _Doc, df: pd.DataFrame) -> None:
+    """``## Early stopping``: per variant and dataset, the runs stopped before their budget by
+    reason and the steps that saved (:func:`early_stopping`)."""
+    doc.h(2, "Early stopping")
+    doc.p(f"Trials the harness stopped before their budget: `{names.STATUS_COLLAPSED}` and "
+          f"`{names.STATUS_D_OVERPOWERS}` when the study lists them in "
+          f"`diagnostics.stop_early`, `{names.STATUS_DIVERGED}` (a diverging trial always "
+          f"stops), and `{names.STATUS_PRUNED}` for the search-phase trials the study's "
+          "`search.pruner` stopped. *Steps saved* is the sum over the stopped trials of their "
+          "budget minus the steps they ran. Stopped trials are not dropped from the "
+          "comparisons: they count in every `n` and status count, and in the means with the "
+          "values of their last evaluation, so a variant whose trials get stopped scores as "
+          "badly as they did.")
+    table = early_stopping(df)
+    if table.empty:
+        doc.p("No trial runs.")
+        return
+    total = table.iloc[-1]
+    budget = total["steps_budget"]
+    if int(total["stopped"]) == 0:
+        doc.p(f"No trial was stopped early ({int(total['n'])} runs"
+              + (f", {_fmt_num(budget)} budgeted steps)." if not _isnan(budget) else ")."))
+        return
+    rows = []
+    for _, r in table.iterrows():
+        saved = _fmt_num(r["steps_saved"])
+        if not _isnan(r["saved_fraction"]):
+            saved += f" of {_fmt_num(r['steps_budget'])} ({r['saved_fraction']:.0%})"
+        cells = [str(r[names.TAG_VARIANT]), str(r[names.TAG_DATASET]), str(int(r["n"])),
+                 str(int(r["stopped"])), *(str(int(r[s])) for s in STOP_STATUSES), saved]
+        if r[names.TAG_VARIANT] == TOTAL:
+            cells = [f"**{c}**" for c in cells]
+        rows.append(cells)
+    doc.table(["variant", "dataset", "runs", "stopped", *STOP_STATUSES, "steps saved"], rows)
+    fraction = (f" ({total['saved_fraction']:.0%} of the {_fmt_num(budget)} budgeted)"
+                if not _isnan(total["saved_fraction"]) else "")
+    doc.p(f"In all, {int(total['stopped'])} of {int(total['n'])} trials stopped early; "
+          f"{_fmt_num(total['steps_saved'])} steps were not run{fraction}.")
+
+
 def _study_name(client, experiment_id: str, parent) -> str:
     name = parent.data.tags.get(names.TAG_STUDY) if parent is not None else None
     if name:
@@ -1416,6 +1528,7 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
     _image_section(doc, df, image_summary)
     _pairwise_section(doc, df, n_resamples, seed)
     _budget_section(doc, df, colours, out_dir, images)
+    _early_stop_section(doc, df)
 
     # --- figures per dataset
     datasets = sorted({d for _, d in pairs})

@@ -132,3 +132,52 @@ def test_a_trial_whose_process_dies_is_retried_from_its_checkpoint_in_the_same_r
     assert len(retried) == 1
     assert retried[0].data.tags[names.TAG_RESTARTS] == "1"
     assert retried[0].data.tags[names.TAG_RESUMED_FROM_STEP] == "30"  # its last checkpoint
+
+
+def test_a_trial_restored_from_an_older_checkpoint_logs_no_step_twice(tmp_path, one_thread):
+    """A trial that died after logging its evaluation at step 40 but whose last registered
+    checkpoint is step 20 trains 20..40 again: MLflow keeps one point per step, and the run
+    ends with the same histories as a trial that never died (the CPU is deterministic)."""
+    import copy
+
+    from harness.config import TrialConfig
+    from harness.tracking import MlflowReporter, open_store, resolve_tracking_uri
+    from harness.trial import run_trial
+
+    cfg = TrialConfig(study="s", variant="v", dataset_key="ring8", dataset="ring8",
+                      model={"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
+                      loss="non_saturating", seed=3, phase=names.PHASE_SEEDS,
+                      train={"steps": 60, "eval_every": 20, "log_every": 5, "batch_size": 32,
+                             "eval_samples": 200})
+    uri = resolve_tracking_uri(None, tmp_path)
+    client = open_store(uri)
+    exp = client.create_experiment("s")
+
+    class DiesAfterLogging(MlflowReporter):
+        saved: dict | None = None
+
+        def evaluation(self, step, values, artifacts, checkpoint):
+            super().evaluation(step, values, artifacts, checkpoint)
+            if step == 20:
+                type(self).saved = copy.deepcopy(checkpoint())
+            if step == 40:  # logged, but its checkpoint never reached Tune
+                raise RuntimeError("node lost")
+
+    first = DiesAfterLogging(uri, exp)
+    with pytest.raises(RuntimeError, match="node lost"):
+        run_trial(cfg, first)
+
+    class Restored(MlflowReporter):
+        def restore(self):
+            return DiesAfterLogging.saved
+
+    run_trial(cfg, Restored(uri, exp, run_id=first.run_id))
+    clean = MlflowReporter(uri, exp)
+    run_trial(cfg, clean)
+    run = client.get_run(first.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags[names.TAG_RESUMED_FROM_STEP] == "20"
+    for key in (names.LOSS_D, names.D_REAL, names.MODES_COVERED, names.HQ_FRACTION):
+        got = [(m.step, m.value) for m in client.get_metric_history(first.run_id, key)]
+        want = [(m.step, m.value) for m in client.get_metric_history(clean.run_id, key)]
+        assert [s for s, _ in got] == sorted({s for s, _ in got}), key  # one point per step
+        assert got == want, key

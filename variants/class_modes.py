@@ -33,7 +33,7 @@ import torch
 from harness import names
 from harness.classifier import DEFAULT_MIN_ACCURACY, ClassifierMetric
 from harness.data import Dataset
-from harness.metrics import EvalContext, Evaluation, kl_to_uniform
+from harness.metrics import EvalContext, Evaluation, eval_device, kl_to_uniform
 from harness.registry import register_metric
 
 
@@ -94,7 +94,7 @@ class ClassModes(ClassifierMetric):
         if clf.n_classes != n_classes:
             raise ValueError(f"the classifier predicts {clf.n_classes} classes but "
                              f"{type(dataset).__name__} has {n_classes}")
-        classes, conf = clf.classify(samples)
+        classes, conf = clf.classify(samples, eval_device(context))
         cov = class_coverage(classes, conf, n_classes, self.min_count, self.confidence)
         return Evaluation(
             values={

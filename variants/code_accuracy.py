@@ -21,7 +21,7 @@ import torch
 from harness import names
 from harness.classifier import ClassifierMetric
 from harness.data import Dataset
-from harness.metrics import EvalContext, Evaluation
+from harness.metrics import EvalContext, Evaluation, eval_device
 from harness.registry import register_metric
 
 
@@ -59,7 +59,8 @@ class CodeAccuracy(ClassifierMetric):
             raise ValueError("code_accuracy needs each sample's categorical code (context.codes); "
                              "the model must have a categorical code")
         clf = self.classifier(dataset)
-        acc = matched_accuracy(context.codes, clf.predict(samples), clf.n_classes)
+        acc = matched_accuracy(context.codes, clf.predict(samples, eval_device(context)),
+                               clf.n_classes)
         return Evaluation(values={names.CODE_ACCURACY: acc})
 
 

@@ -15,7 +15,7 @@ import torch
 from harness import names
 from harness.classifier import ClassifierMetric
 from harness.data import Dataset
-from harness.metrics import EvalContext, Evaluation
+from harness.metrics import EvalContext, Evaluation, eval_device
 from harness.registry import register_metric
 
 
@@ -39,7 +39,7 @@ class CondAccuracy(ClassifierMetric):
         if context is None or context.labels is None:
             raise ValueError("cond_accuracy needs the labels the samples were generated for "
                              "(context.labels); the model must be conditional")
-        predicted = self.classifier(dataset).predict(samples)
+        predicted = self.classifier(dataset).predict(samples, eval_device(context))
         return Evaluation(values={names.COND_ACCURACY:
                                   conditional_accuracy(predicted, context.labels.cpu())})
 

@@ -32,7 +32,7 @@ import torch
 from harness import names
 from harness.classifier import DEFAULT_MIN_ACCURACY, ClassifierMetric
 from harness.data import Dataset, LabelledImages
-from harness.metrics import EvalContext, Evaluation
+from harness.metrics import EvalContext, Evaluation, eval_device
 from harness.registry import register_metric
 
 _ALL = (names.FID, names.IS_MEAN, names.IS_STD, names.KID_MEAN, names.KID_STD,
@@ -91,13 +91,14 @@ class Fidelity(ClassifierMetric):
             self._real_for = (dataset, real_images(dataset, self.reference, self.real_samples))
         return self._real_for[1]
 
-    def _score(self, samples: torch.Tensor, dataset: LabelledImages) -> dict[str, float]:
+    def _score(self, samples: torch.Tensor, dataset: LabelledImages,
+               device: torch.device | None = None) -> dict[str, float]:
         from harness.fidelity import compute
 
         clf = self.classifier(dataset) if self.extractor == "classifier" else None
         return compute(samples, self._real(dataset), extractor=self.extractor, classifier=clf,
                        cache_dir=self.cache_dir, inception_weights=self.inception_weights,
-                       kid_subsets=self.kid_subsets, **self.flags)
+                       kid_subsets=self.kid_subsets, device=device, **self.flags)
 
     # -- Metric ------------------------------------------------------------------------------
     def prepare(self, dataset: Dataset) -> None:
@@ -135,7 +136,7 @@ class Fidelity(ClassifierMetric):
                  context: EvalContext | None = None) -> Evaluation:
         if context is not None:
             samples = context.generate(self.final_samples if context.final else self.eval_samples)
-        return Evaluation(values=self._score(samples, dataset))
+        return Evaluation(values=self._score(samples, dataset, eval_device(context)))
 
 
 register_metric("fidelity", Fidelity)

@@ -21,7 +21,7 @@ import torch
 from harness import names
 from harness.classifier import ClassifierMetric, TrainedClassifier, load_or_train
 from harness.data import Dataset
-from harness.metrics import EvalContext, Evaluation
+from harness.metrics import EvalContext, Evaluation, eval_device
 from harness.registry import register_metric
 from variants.cond_accuracy import conditional_accuracy
 
@@ -74,8 +74,9 @@ class TranslationAccuracy(DomainClassifiers):
                  context: EvalContext | None = None) -> Evaluation:
         t = self.translations(context, "translation_accuracy")
         ca, cb = self.classifiers(dataset)
-        ab = conditional_accuracy(cb.predict(t.ab), t.a_labels)
-        ba = conditional_accuracy(ca.predict(t.ba), t.b_labels)
+        device = eval_device(context)
+        ab = conditional_accuracy(cb.predict(t.ab, device), t.a_labels)
+        ba = conditional_accuracy(ca.predict(t.ba, device), t.b_labels)
         return Evaluation(values={names.TRANSLATION_ACCURACY_AB: ab,
                                   names.TRANSLATION_ACCURACY_BA: ba,
                                   names.TRANSLATION_ACCURACY: 0.5 * (ab + ba)})

@@ -18,7 +18,7 @@ import torch
 from harness import names
 from harness.classifier import DEFAULT_MIN_ACCURACY
 from harness.data import Dataset
-from harness.metrics import EvalContext, Evaluation
+from harness.metrics import EvalContext, Evaluation, eval_device
 from harness.registry import register_metric
 from variants.translation_accuracy import DomainClassifiers
 
@@ -46,12 +46,13 @@ class TranslationFid(DomainClassifiers):
                 real_images(dataset.domain_b, self.reference, self.real_samples)))
         return self._real_for[1]
 
-    def _fid(self, samples: torch.Tensor, real, classifier) -> float:
+    def _fid(self, samples: torch.Tensor, real, classifier,
+             device: torch.device | None = None) -> float:
         from harness.fidelity import compute
 
         return compute(samples, real, extractor="classifier", classifier=classifier,
                        fid=True, isc=False, kid=False, prc=False,
-                       cache_dir=self.cache_dir)[names.FID]
+                       cache_dir=self.cache_dir, device=device)[names.FID]
 
     def prepare(self, dataset: Dataset) -> None:
         """Train or load both classifiers and cache the real images' statistics."""
@@ -72,8 +73,9 @@ class TranslationFid(DomainClassifiers):
         t = self.translations(context, "translation_fid")
         ca, cb = self.classifiers(dataset)
         real_a, real_b = self._reals(dataset)
-        return Evaluation(values={names.FID_AB: self._fid(t.ab, real_b, cb),
-                                  names.FID_BA: self._fid(t.ba, real_a, ca)})
+        device = eval_device(context)
+        return Evaluation(values={names.FID_AB: self._fid(t.ab, real_b, cb, device),
+                                  names.FID_BA: self._fid(t.ba, real_a, ca, device)})
 
 
 register_metric("translation_fid", TranslationFid)

@@ -1,0 +1,144 @@
+"""``harness study FILE --resume``: refusals (fast) and a real kill -9 of the driver (slow)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from harness import names
+from harness.config import load_study
+from harness.errors import ConfigError
+from harness.resume import NOTE_FILE, find_resumable, write_note
+from harness.tracking import open_store, resolve_tracking_uri
+
+STUDY = {
+    "name": "resume",
+    "seeds": 1,
+    "datasets": ["ring8"],
+    "train": {"steps": 3000, "eval_every": 300, "eval_samples": 200, "log_every": 50,
+              "batch_size": 32},
+    "search": {"trials": 3, "algorithm": "random",
+               "space": {"lr_d": {"type": "loguniform", "low": 3e-4, "high": 3e-3}}},
+    "max_concurrent_trials": 2,
+    "variants": [{"name": "v", "model": {"name": "mlp", "params": {"g_hidden": [32], "d_hidden": [32]}},
+                  "loss": "non_saturating"}],
+}
+
+
+def _store(tmp_path):
+    uri = resolve_tracking_uri(None, tmp_path)
+    return uri, open_store(uri)
+
+
+def _spec(tmp_path, **changes):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**STUDY, **changes}))
+    return load_study(path)
+
+
+def test_resume_without_an_earlier_run_says_so(tmp_path):
+    uri, client = _store(tmp_path)
+    with pytest.raises(ConfigError, match="has no earlier run .* without --resume"):
+        find_resumable(_spec(tmp_path), tmp_path / "runs" / "tune", client, uri)
+
+
+def test_resume_refuses_a_finished_study_and_a_changed_one(tmp_path):
+    uri, client = _store(tmp_path)
+    exp = client.create_experiment("resume")
+    parent = client.create_run(exp).info.run_id
+    spec = _spec(tmp_path)
+    folder = tmp_path / "runs" / "tune" / f"resume-{parent[:8]}"
+    write_note(folder, spec, parent, exp, uri)
+    assert (folder / NOTE_FILE).is_file()
+    changed = _spec(tmp_path, seeds=2)
+    with pytest.raises(ConfigError, match="changed since the interrupted run"):
+        find_resumable(changed, folder.parent, client, uri)
+    with pytest.raises(ConfigError, match="saved no restorable state"):
+        find_resumable(spec, folder.parent, client, uri)  # the note alone is not a Tune state
+    client.set_terminated(parent, "FINISHED")
+    with pytest.raises(ConfigError, match="finished; nothing to resume"):
+        find_resumable(spec, folder.parent, client, uri)
+
+
+def test_cli_resume_without_a_run_exits_2_and_creates_nothing(tmp_path):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(STUDY))
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "study", "s.yaml", "--resume"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "has no earlier run" in proc.stderr
+    client = open_store(resolve_tracking_uri(None, tmp_path), create=False)
+    assert client.get_experiment_by_name("resume") is None
+
+
+def _children(client, exp_id):
+    runs = client.search_runs([exp_id], max_results=1000)
+    return [r for r in runs if names.TAG_PARENT in r.data.tags]
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_without_rerun_duplicate_or_running_run(tmp_path):
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(STUDY))
+    cmd = [sys.executable, "-m", "harness.cli", "study", "s.yaml", "--no-report"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    uri = resolve_tracking_uri(None, tmp_path)
+    finished_before: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(1)
+            if not (tmp_path / "runs" / "tune").is_dir():  # the store is initialised by then
+                continue
+            client = open_store(uri, create=False)
+            exp = client.get_experiment_by_name("resume")
+            if exp is None:
+                continue
+            kids = _children(client, exp.experiment_id)
+            done = [r for r in kids if r.info.status == "FINISHED"]
+            mid = [r for r in kids if r.info.status == "RUNNING"
+                   and r.data.metrics.get(names.MODES_COVERED) is not None
+                   and 600 <= max(h.step for h in client.get_metric_history(
+                       r.info.run_id, names.MODES_COVERED)) < STUDY["train"]["steps"]]
+            if done and mid:
+                finished_before = {r.info.run_id: r.info.end_time for r in done}
+                os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started
+                break
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert finished_before, "never saw one finished trial and one mid-way: " + proc.stdout.read()[-3000:]
+    client = open_store(uri, create=False)
+    exp_id = client.get_experiment_by_name("resume").experiment_id
+    assert any(r.info.status == "RUNNING" for r in _children(client, exp_id))  # what a kill leaves
+
+    resumed = subprocess.run([*cmd, "--resume"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=500)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-4000:]
+    assert "resuming the interrupted run" in resumed.stderr
+
+    client = open_store(uri, create=False)
+    parents = [r for r in client.search_runs([exp_id]) if r.data.tags.get(names.TAG_KIND) == "study"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.tags[names.TAG_RESTARTS] == "1"
+    kids = _children(client, exp_id)
+    assert len(kids) == 4  # 3 search + 1 seed trial: no duplicate
+    assert len({r.data.tags[names.TAG_TRIAL_ID] for r in kids}) == 4
+    assert all(r.info.status == "FINISHED" for r in kids), [(r.info.run_name, r.info.status) for r in kids]
+    assert all(r.data.metrics[names.STEPS_DONE] == STUDY["train"]["steps"] for r in kids)
+    by_id = {r.info.run_id: r for r in kids}
+    for run_id, end in finished_before.items():  # finished trials were not run again
+        assert by_id[run_id].info.end_time == end and names.TAG_RESTARTS not in by_id[run_id].data.tags
+    continued = [r for r in kids if names.TAG_RESTARTS in r.data.tags]
+    assert continued and all(int(r.data.tags[names.TAG_RESUMED_FROM_STEP]) >= 300 for r in continued)
+    phases = sorted(r.data.tags[names.TAG_PHASE] for r in kids)
+    assert phases == [names.PHASE_SEARCH] * 3 + [names.PHASE_SEEDS]
+    search_lrs = {r.data.params["lr_d"] for r in kids if r.data.tags[names.TAG_PHASE] == names.PHASE_SEARCH}
+    seed_run = next(r for r in kids if r.data.tags[names.TAG_PHASE] == names.PHASE_SEEDS)
+    assert seed_run.data.params["lr_d"] in search_lrs  # the restored searcher picked a searched value
