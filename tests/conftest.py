@@ -35,3 +35,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_stray_mlflow_store():
+    """Every test keeps its MLflow state under a tmp path: an experiment made without an
+    artifact location would write ``./mlruns`` into the working directory (the checkout)."""
+    stray = Path.cwd() / "mlruns"
+    existed = stray.exists()
+    yield
+    assert existed or not stray.exists(), f"a test wrote MLflow artifacts into {stray}"

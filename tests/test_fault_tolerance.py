@@ -151,7 +151,7 @@ def test_a_trial_restored_from_an_older_checkpoint_logs_no_step_twice(tmp_path, 
                              "eval_samples": 200})
     uri = resolve_tracking_uri(None, tmp_path)
     client = open_store(uri)
-    exp = client.create_experiment("s")
+    exp = client.create_experiment("s", artifact_location=(tmp_path / "art").as_uri())
 
     class DiesAfterLogging(MlflowReporter):
         saved: dict | None = None

@@ -50,7 +50,7 @@ def test_resume_without_an_earlier_run_says_so(tmp_path):
 
 def test_resume_refuses_a_finished_study_and_a_changed_one(tmp_path):
     uri, client = _store(tmp_path)
-    exp = client.create_experiment("resume")
+    exp = client.create_experiment("resume", artifact_location=(tmp_path / "art").as_uri())
     parent = client.create_run(exp).info.run_id
     spec = _spec(tmp_path)
     folder = tmp_path / "runs" / "tune" / f"resume-{parent[:8]}"
