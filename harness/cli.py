@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--tracking-uri", help=uri_help)
 
     rp = sub.add_parser("report", help="write report.md/report.html for a study from MLflow")
-    rp.add_argument("study", nargs="?", help="study name or parent run id (default: latest study)")
+    rp.add_argument("study", nargs="*", help=(
+        "study name or parent run id (default: the latest study); several: one report over "
+        "all of them (they must share datasets)"))
     rp.add_argument("--tracking-uri", help=uri_help)
     rp.add_argument("--out", help="output folder (default: runs/reports/<study>-<run>)")
 
@@ -97,10 +99,22 @@ def cmd_report(args) -> int:
 
     uri = resolve_tracking_uri(args.tracking_uri)
     client = open_store(uri, create=False)
-    exp_id, parent_id = latest_study_run(client, args.study)
-    name = client.get_experiment(exp_id).name
-    out = Path(args.out) if args.out else Path.cwd() / RUNS_DIR / "reports" / f"{name}-{parent_id[:8]}"
-    paths = build_report(client, exp_id, parent_id, out)
+    studies = args.study or [None]
+    found = [latest_study_run(client, study) for study in studies]
+    if len(found) == 1:
+        exp_id, parent_id = found[0]
+        name = client.get_experiment(exp_id).name
+        out = (Path(args.out) if args.out
+               else Path.cwd() / RUNS_DIR / "reports" / f"{name}-{parent_id[:8]}")
+        paths = build_report(client, exp_id, parent_id, out)
+    else:
+        from reports.merge import merged_frame
+
+        frame, sources = merged_frame(client, found)  # refuses before anything is written
+        label = "+".join(src.replace("/", "_") for src, _ in sources)
+        out = Path(args.out) if args.out else Path.cwd() / RUNS_DIR / "reports" / f"merged-{label}"
+        paths = build_report(client, *found[0], out, attach=False, frame=frame,
+                             sources=sources)
     print(f"report: {paths['md']}\n        {paths['html']}")
     return 0
 

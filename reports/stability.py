@@ -70,7 +70,7 @@ from harness import names
 from harness.errors import ConfigError
 from harness.plots import plt
 from harness.tracking import child_runs, retry, search_all
-from reports import orbits, provenance, stats
+from reports import orbits, provenance, stats, timeline
 
 # --- columns -------------------------------------------------------------------------
 
@@ -826,12 +826,20 @@ def _coverage_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: 
     for ax in axes.flat[len(pairs):]:
         ax.set_visible(False)
     for ax, (variant, rows) in zip(axes.flat, pairs):
+        drawn = []
         for i, (_, row) in enumerate(rows.iterrows()):
             s = hist.get((row[RUN_ID], names.MODES_COVERED))
             if s is None or s.empty:
                 continue
+            drawn.append(s)
             ax.plot(s.index, s.values, color=colours[variant], label=_run_label(row),
                     **_seed_style(i))
+        if len(drawn) > 1:  # behind the runs: their median and inter-quartile band
+            median, low, high = _median_band(drawn)
+            ax.fill_between(median.index, low, high, color=colours[variant], alpha=0.12,
+                            linewidth=0, zorder=0)
+            ax.plot(median.index, median.values, color=colours[variant], linewidth=4,
+                    alpha=0.3, zorder=0, label=f"median of {len(drawn)}")
         total = n_modes.get(variant)
         if total is not None and not _isnan(total):
             ax.axhline(total, color="0.5", linestyle=":", linewidth=1, label=f"all {total:g} modes")
@@ -871,6 +879,18 @@ def _losses_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: di
     return _png(fig)
 
 
+def _median_band(series: list[pd.Series]) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(median, 25th, 75th percentile) over runs at each step, at most ~400 steps drawn.
+    A run without a value at a step does not count there (its history is shorter)."""
+    frame = pd.concat(series, axis=1).sort_index()
+    frame = frame.iloc[::max(1, math.ceil(len(frame) / 400))]
+    return frame.median(axis=1), frame.quantile(0.25, axis=1), frame.quantile(0.75, axis=1)
+
+
+#: the caption words of every median-and-band figure
+BAND_TEXT = "line: median over runs, band: inter-quartile range"
+
+
 def _d_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
               colours: dict) -> bytes | None:
     keys = (names.D_REAL, names.D_FAKE, names.D_FAKE_AFTER)
@@ -879,7 +899,7 @@ def _d_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
         return None
     nrows, ncols = _grid(len(pairs))
     fig, axes = _panels(nrows, ncols, f"D(x) and D(G(z)) before/after the generator step -- "
-                        f"{dataset}\n(line: mean over runs, band: min-max)")
+                        f"{dataset}\n({BAND_TEXT})")
     for ax in axes.flat[len(pairs):]:
         ax.set_visible(False)
     for ax, (variant, rows) in zip(axes.flat, pairs):
@@ -888,14 +908,12 @@ def _d_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
             series = [s for s in series if not s.empty]
             if not series:
                 continue
-            frame = pd.concat(series, axis=1).sort_index()
-            frame = frame.iloc[::max(1, math.ceil(len(frame) / 400))]
-            mean = frame.mean(axis=1)
-            ax.plot(mean.index, mean.values, color=colours[variant], linestyle=styles[key],
-                    linewidth=1.5, label=f"{_LABELS[key]} (mean of {len(series)})")
+            median, low, high = _median_band(series)
+            ax.plot(median.index, median.values, color=colours[variant], linestyle=styles[key],
+                    linewidth=1.5, label=f"{_LABELS[key]} (median of {len(series)})")
             if len(series) > 1:
-                ax.fill_between(frame.index, frame.min(axis=1), frame.max(axis=1),
-                                color=colours[variant], alpha=0.08, linewidth=0)
+                ax.fill_between(median.index, low, high, color=colours[variant], alpha=0.12,
+                                linewidth=0)
         ax.set_title(variant, fontsize=10, color=colours[variant])
         _step_axes(ax, "discriminator output", "lower left")
     return _png(fig)
@@ -904,7 +922,7 @@ def _d_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
 def _image_curves_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
                          colours: dict, n_modes: dict) -> bytes | None:
     """The :data:`_IMAGE_CURVES` over generator steps: one panel per metric that has a
-    history, one line per variant (mean over its runs, min-max band). None unless some run
+    history, one line per variant (median over its runs, inter-quartile band). None unless some run
     logged FID, IS, translation accuracy or cycle error over steps."""
     def series_of(rows: pd.DataFrame, key: str) -> list[pd.Series]:
         found = [hist.get((rid, key)) for rid in rows[RUN_ID]]
@@ -914,20 +932,18 @@ def _image_curves_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hi
     if not any(k in keys for k in _IMAGE_CURVES[:4]):
         return None
     fig, axes = _panels(1, len(keys), f"Image metrics over training -- {dataset}\n"
-                        "(line: mean over runs, band: min-max)")
+                        f"({BAND_TEXT})")
     for ax, key in zip(axes[0], keys):
         for variant, rows in pairs:
             series = series_of(rows, key)
             if not series:
                 continue
-            frame = pd.concat(series, axis=1).sort_index()
-            frame = frame.iloc[::max(1, math.ceil(len(frame) / 400))]
-            mean = frame.mean(axis=1)
-            ax.plot(mean.index, mean.values, color=colours[variant], marker="o", markersize=3,
-                    linewidth=1.5, label=f"{variant} (mean of {len(series)})")
+            median, low, high = _median_band(series)
+            ax.plot(median.index, median.values, color=colours[variant], marker="o",
+                    markersize=3, linewidth=1.5, label=f"{variant} (median of {len(series)})")
             if len(series) > 1:
-                ax.fill_between(frame.index, frame.min(axis=1), frame.max(axis=1),
-                                color=colours[variant], alpha=0.12, linewidth=0)
+                ax.fill_between(median.index, low, high, color=colours[variant], alpha=0.12,
+                                linewidth=0)
         if key == names.MODES_COVERED:
             totals = [t for t in n_modes.values() if t is not None and not _isnan(t)]
             if totals:
@@ -1456,7 +1472,8 @@ def _study_name(client, experiment_id: str, parent) -> str:
 
 def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
                  attach: bool = True, *, n_resamples: int = 2000, seed: int = 0,
-                 runs: list | None = None) -> dict:
+                 runs: list | None = None, frame: pd.DataFrame | None = None,
+                 sources: list[tuple[str, str]] | None = None) -> dict:
     """Write report.md, report.html, report.csv and the PNG figures into ``out_dir``.
 
     Returns ``{"dir": out_dir, "md": ..., "html": ..., "csv": ..., "<png stem>": ...}``: every
@@ -1465,14 +1482,21 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
     ``samples_<dataset>_<variant>[_<grid>]``, ``orbits_<dataset>``). With
     ``attach`` the folder is logged to the parent run under the artifact path ``report``. ``n_resamples`` and ``seed``
     drive the bootstrap intervals (:func:`summarize`, the pairwise comparisons). ``runs``
-    are the parent's child runs when the caller has already fetched them.
+    are the parent's child runs when the caller has already fetched them. ``frame`` and
+    ``sources`` are a merged report's runs and ``[(study, parent run id)]``
+    (:mod:`reports.merge`; the first study's ids are ``experiment_id``/``parent_run_id``).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     parent = retry(client.get_run, parent_run_id)
     study = _study_name(client, experiment_id, parent)
-    df = (load_runs(client, experiment_id, parent_run_id) if runs is None
-          else runs_frame(runs))
+    if frame is not None:
+        df = frame
+    else:
+        df = (load_runs(client, experiment_id, parent_run_id) if runs is None
+              else runs_frame(runs))
+    if sources:
+        study = " + ".join(name for name, _ in sources)
     summary = summarize(df, n_resamples=n_resamples, seed=seed)
     image_summary = summarize_images(df, n_resamples=n_resamples, seed=seed)
     pairs = _comparison_rows(df)
@@ -1491,8 +1515,11 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
     started = parent.info.start_time
     started_text = (datetime.fromtimestamp(started / 1000, timezone.utc).astimezone()
                     .strftime("%Y-%m-%d %H:%M %Z") if started else "unknown")
-    doc.p(f"Study `{study}`, parent run `{parent_run_id}` (experiment `{experiment_id}`), "
-          f"started {started_text}; report written {now}. "
+    origin = (f"Study `{study}`, parent run `{parent_run_id}` (experiment `{experiment_id}`), "
+              f"started {started_text}" if not sources else
+              "Studies merged: " + ", ".join(f"`{n}` (parent run `{p}`)" for n, p in sources)
+              + "; a variant name used by more than one of them is prefixed with its study")
+    doc.p(f"{origin}; report written {now}. "
           f"{len(df)} trial runs: "
           + ", ".join(f"{(df[names.TAG_PHASE] == ph).sum()} {ph}"
                       for ph in sorted(df[names.TAG_PHASE].dropna().unique())) + ".")
@@ -1529,6 +1556,9 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
     _pairwise_section(doc, df, n_resamples, seed)
     _budget_section(doc, df, colours, out_dir, images)
     _early_stop_section(doc, df)
+    pair_modes = {key: rows[names.N_MODES].max() for key, (_, rows) in pairs.items()
+                  if names.N_MODES in rows}
+    images += timeline.timeline_section(doc, df, pairs, hist, pair_modes, colours, out_dir)
 
     # --- figures per dataset
     datasets = sorted({d for _, d in pairs})
@@ -1540,9 +1570,10 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
                    for v, _ in ds_pairs}
         doc.h(2, f"Dataset `{dataset}`")
         cov_caption = ("Mode coverage over generator steps (one panel per variant, one line "
-                       "per run; dotted: all modes)")
+                       "per run; wide pale line and band: their median and inter-quartile "
+                       "range; dotted: all modes)")
         d_caption = ("D(x) (solid), D(G(z)) before (dashed) and after (dotted) the generator "
-                     "step; mean over runs with min-max band")
+                     f"step ({BAND_TEXT})")
         figures = [
             ("coverage", cov_caption,
              _coverage_figure(dataset, ds_pairs, hist, colours, n_modes)),
@@ -1553,7 +1584,7 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
         if dataset in set(image_summary[names.TAG_DATASET]):
             img_caption = ("Image metrics over generator steps -- those logged of FID, IS, "
                            "translation accuracy, cycle error and modes covered (one line per "
-                           "variant: mean over its runs, band min-max)")
+                           f"variant; {BAND_TEXT})")
             if dataset in conflicted:
                 img_caption += ("; the variants differ in provenance (see the warning above): "
                                 "do not rank them by these curves")

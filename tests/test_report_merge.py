@@ -1,0 +1,101 @@
+"""``harness report STUDY1 STUDY2``: one report over several studies of one store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from harness import names
+from harness.errors import ConfigError
+from tests.test_report import _client, _make_run, _png
+
+
+@pytest.fixture(scope="module")
+def two_studies(tmp_path_factory, request):
+    """Study ``first`` (alpha 8,7 / beta 3,4 modes) and ``second`` (alpha 2,2 / gamma 6,6),
+    both on ring8, and ``lonely`` on no shared dataset."""
+    tmp = tmp_path_factory.mktemp("merge")
+    client = _client(tmp, getattr(request.config, "cache", None))
+    png = _png(tmp / names.ARTIFACT_FINAL_SAMPLES)
+    parents = {}
+    layout = {"first": {"alpha": (8.0, 7.0), "beta": (3.0, 4.0)},
+              "second": {"alpha": (2.0, 2.0), "gamma": (6.0, 6.0)}}
+    for study, variants in layout.items():
+        exp = client.create_experiment(study, artifact_location=(tmp / study).as_uri())
+        parent = client.create_run(exp, tags={names.TAG_KIND: "study",
+                                              names.TAG_STUDY: study}).info.run_id
+        for variant, modes in variants.items():
+            for seed, m in enumerate(modes):
+                rid = _make_run(client, exp, parent, variant, seed, names.PHASE_SEEDS, m,
+                                "0.001", png)
+                client.set_tag(rid, names.TAG_STUDY, study)
+        client.set_terminated(parent, "FINISHED")
+        parents[study] = (exp, parent)
+    exp = client.create_experiment("lonely", artifact_location=(tmp / "lonely").as_uri())
+    parent = client.create_run(exp, tags={names.TAG_KIND: "study",
+                                          names.TAG_STUDY: "lonely"}).info.run_id
+    rid = _make_run(client, exp, parent, "delta", 0, names.PHASE_SEEDS, 5.0, "0.001", png)
+    client.set_tag(rid, names.TAG_DATASET, "grid25")
+    client.set_terminated(parent, "FINISHED")
+    parents["lonely"] = (exp, parent)
+    return client, parents, tmp
+
+
+def test_merged_frame_keeps_every_run_and_separates_shared_variant_names(two_studies):
+    from reports.merge import SOURCE, merged_frame
+
+    client, parents, _ = two_studies
+    frame, sources = merged_frame(client, [parents["first"], parents["second"]])
+    assert [s for s, _ in sources] == ["first", "second"]
+    assert len(frame) == 8
+    assert sorted(frame[names.TAG_VARIANT].unique()) == [
+        "beta", "first/alpha", "gamma", "second/alpha"]
+    alpha1 = frame[frame[names.TAG_VARIANT] == "first/alpha"]
+    assert set(alpha1[SOURCE]) == {"first"} and sorted(alpha1[names.MODES_COVERED]) == [7.0, 8.0]
+
+
+def test_studies_without_a_shared_dataset_are_refused(two_studies):
+    from reports.merge import merged_frame
+
+    client, parents, _ = two_studies
+    with pytest.raises(ConfigError, match="lonely shares no dataset .*lonely: grid25"):
+        merged_frame(client, [parents["first"], parents["lonely"]])
+    with pytest.raises(ConfigError, match="named twice"):
+        merged_frame(client, [parents["first"], parents["first"]])
+
+
+def test_merged_report_compares_the_variants_of_both(two_studies, tmp_path):
+    from reports.merge import merged_frame
+    from reports.stability import build_report
+
+    client, parents, _ = two_studies
+    frame, sources = merged_frame(client, [parents["first"], parents["second"]])
+    paths = build_report(client, *parents["first"], tmp_path, attach=False, frame=frame,
+                         sources=sources)
+    md = paths["md"].read_text()
+    assert md.startswith("# Stability report: first + second")
+    assert f"`second` (parent run `{parents['second'][1]}`)" in md
+    for variant in ("first/alpha", "second/alpha", "beta", "gamma"):
+        assert f"| {variant} | ring8 |" in md
+    # the two studies' alphas are compared as two variants: 7.5 vs 2.0 modes
+    assert "| first/alpha | second/alpha | 2 / 2 | 7.50 | 2.00 | 5.50 [5.00, 6.00] |" in md
+    # nothing was attached to either study's parent run
+    for exp, parent in (parents["first"], parents["second"]):
+        assert "report" not in {a.path for a in client.list_artifacts(parent)}
+
+
+def test_cli_merges_two_studies_and_refuses_a_lonely_one(two_studies, tmp_path):
+    client, parents, store = two_studies
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    base = [sys.executable, "-m", "harness.cli", "report", "--tracking-uri", uri]
+    ok = subprocess.run([*base, "first", "second"], cwd=tmp_path, capture_output=True,
+                        text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    out = tmp_path / "runs" / "reports" / "merged-first+second"
+    assert (out / "report.md").is_file() and (out / "report.html").is_file()
+    bad = subprocess.run([*base, "first", "lonely"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 2 and "shares no dataset" in bad.stderr
+    assert not (tmp_path / "runs" / "reports" / "merged-first+lonely").exists()
