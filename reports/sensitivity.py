@@ -67,7 +67,7 @@ from harness import names
 #: row reports
 DEFAULT_METRICS = (names.MODES_COVERED, names.FID, names.TRANSLATION_ACCURACY)
 #: the fewest trials used for which a variant's importances are computed
-MIN_TRIALS = 2
+MIN_TRIALS = 3
 #: the ratio max / min from which a positive hyperparameter gets a log axis
 LOG_RATIO = 10.0
 #: fANOVA's random forest seed (deterministic importances)
@@ -370,6 +370,9 @@ def _sensitivity_figure(dataset: str, ds: pd.DataFrame, params: list[str], metri
             ax.set_xscale("log")
         elif _is_integer(ds[param]):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        else:  # small learning rates: 4 ticks, in scientific notation, so labels never touch
+            ax.xaxis.set_major_locator(MaxNLocator(4))
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 4))
         ax.set_title(param + (" (log scale)" if param in log_params else ""), fontsize=10)
         ax.set_xlabel(param)
         ax.set_ylabel(label)

@@ -70,7 +70,7 @@ from harness import names
 from harness.errors import ConfigError
 from harness.plots import plt
 from harness.tracking import child_runs, retry, search_all
-from reports import orbits, provenance, stats, timeline
+from reports import orbits, provenance, sensitivity, stats, timeline
 
 # --- columns -------------------------------------------------------------------------
 
@@ -1479,7 +1479,8 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
     Returns ``{"dir": out_dir, "md": ..., "html": ..., "csv": ..., "<png stem>": ...}``: every
     value a Path, one entry per PNG written (``coverage_<dataset>``, ``losses_<dataset>``,
     ``d_outputs_<dataset>``, ``image_metrics_<dataset>``, ``budget_<dataset>``,
-    ``samples_<dataset>_<variant>[_<grid>]``, ``orbits_<dataset>``). With
+    ``samples_<dataset>_<variant>[_<grid>]``, ``orbits_<dataset>``, ``timeline_<dataset>``,
+    ``sensitivity_<dataset>``). With
     ``attach`` the folder is logged to the parent run under the artifact path ``report``. ``n_resamples`` and ``seed``
     drive the bootstrap intervals (:func:`summarize`, the pairwise comparisons). ``runs``
     are the parent's child runs when the caller has already fetched them. ``frame`` and
@@ -1555,6 +1556,8 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
     _image_section(doc, df, image_summary)
     _pairwise_section(doc, df, n_resamples, seed)
     _budget_section(doc, df, colours, out_dir, images)
+    images += sensitivity.sensitivity_section(doc, df, colours, out_dir,
+                                              metric=parent.data.params.get("metric"))
     _early_stop_section(doc, df)
     pair_modes = {key: rows[names.N_MODES].max() for key, (_, rows) in pairs.items()
                   if names.N_MODES in rows}

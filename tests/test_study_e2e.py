@@ -149,6 +149,14 @@ def test_report_written_attached_and_matches_mlflow(study):
         row = next(line for line in md.splitlines() if line.startswith(f"| {variant} "))
         assert f"{mean:.2f}" in row, (row, mean)
     assert "boom after 70 steps" in md  # failures are listed, not dropped
+    # every section of the report is there, each figure beside it
+    for heading in ("## Summary over seeds", "## Pairwise comparisons", "## Score vs budget",
+                    "## Sensitivity", "## Collapse timeline", "## Best hyperparameters",
+                    "## Search trials", "## Failures"):
+        assert heading in md, heading
+    for png in ("coverage_ring8", "d_outputs_ring8", "budget_ring8", "timeline_ring8",
+                "sensitivity_ring8"):
+        assert Path(outcome.report[png]).is_file(), png
     study_arts = {a.path for a in client.list_artifacts(outcome.parent_run_id, "study")}
     assert study_arts == {"study/e2e.yaml", "study/resolved.json"}
 

@@ -1,0 +1,601 @@
+"""N copies of the plain MLP GAN trained as one vectorized model.
+
+Copy ``k`` of a :class:`VectorizedGAN` built from trial configs ``cfgs`` plays exactly the
+game a single-copy :class:`harness.trainer.Trainer` built by
+:func:`harness.trial.build_trainer` from ``cfgs[k]`` plays, step for step:
+
+* **Initialisation.** Each copy's networks are built the way ``build_trainer`` builds them
+  (``torch.manual_seed(cfg.seed)``, then the dataset, the model and ``model.build``), and
+  their parameters are *stacked* (:class:`StackedMLP`), so copy ``k`` starts from bit-equal
+  weights.
+* **Noise and data.** ``Trainer`` draws every minibatch index and every latent from one
+  ``torch.Generator(device).manual_seed(seed)`` (not from the global RNG), in a fixed
+  order per step: ``d_steps`` x (``randint`` for the real batch, ``model.noise`` for the
+  fakes), then ``model.noise`` for the generator step. Each copy here owns such a generator
+  and makes the same calls in the same order, so it draws bit-equal batches and noise.
+  The evaluation noise is the Trainer's too (``seed + 1_000_003``; ``seed + 2_000_003`` for
+  :meth:`VectorizedGAN.sample` with ``n``).
+* **Algorithm 1.** One step is ``d_steps`` discriminator steps, each on a fresh real
+  batch and fresh noise, then one generator step on fresh noise -- ``Trainer.train_step``.
+* **Gradients.** The loss minimised is the *sum* over copies of each copy's loss (the
+  harness's registered :class:`~harness.losses.Loss` applied per copy with ``torch.vmap``,
+  so its ``.mean()`` is a per-copy mean). Copy ``k``'s parameters appear only in copy
+  ``k``'s term, so the gradient of the sum with respect to them is copy ``k``'s own
+  gradient. (A mean over copies would scale every gradient by ``1/N``; Adam is almost
+  invariant to that, but not exactly: ``eps``.)
+* **Optimiser.** :class:`StackedAdam` is ``torch.optim.Adam`` (the single-tensor CPU path,
+  which the Trainer gets on the CPU) with per-copy ``lr``, ``beta1``, ``beta2`` tensors:
+  the same operations, in the same order, on the same float32 constants. Param groups
+  cannot split one stacked tensor, and scaling copy ``k``'s loss does not change its Adam
+  step, so a per-copy learning rate needs per-copy tensors.
+
+What is *not* bit-equal: a batched matmul (``baddbmm``) and the single copy's ``addmm`` may
+accumulate in another order, and a per-copy mean over ``[N, batch]`` may round differently
+from the mean over ``[batch]``; both differ in the last float32 bits. Over 20 steps the
+copies agree with their single-copy trials to ~1e-6 (``tests/test_vectorized.py``).
+
+Divergence. A copy whose loss or gradient is NaN/inf at some optimiser step is *frozen*
+before that step is applied: its gradients are masked to zero and its Adam coefficients to
+"no update" (:meth:`StackedAdam.step` ``active``), on the device, without a host sync. A
+copy whose *logged* loss exceeds ``diagnostics.diverge_loss`` (the rule of
+:class:`harness.loop.TrainingLoop`) is frozen at that log step. Frozen copies are reported
+in :attr:`VectorizedGAN.diverged` with the step; the others are unaffected (every operation
+here is per copy: batched matmuls, per-copy means, element-wise Adam), so their parameters
+equal those of a run without the diverged copy. A single-copy Trainer would report a
+non-finite loss only at its next logged step (its ``steps_done`` is that step); its
+parameters by then may be NaN, a frozen copy's are its last finite ones.
+
+Scope: the unconditional MLP family without tricks, batch norm, maxout or dropout
+(``variants/mlp.py``'s plain networks), with any registered loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from harness import names
+from harness.config import TrialConfig
+from harness.diagnostics import is_bad
+from harness.metrics import Coverage, ModeCoverage, kl_to_uniform
+
+#: element-wise modules a stacked network applies unchanged to ``[N, batch, width]``
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Identity)
+
+
+# --------------------------------------------------------------------------------------
+# Stacked networks
+# --------------------------------------------------------------------------------------
+
+
+class StackedLinear(nn.Module):
+    """``N`` linear layers in one: ``weight`` ``[N, in, out]``, ``bias`` ``[N, out]``.
+
+    ``forward(x)`` with ``x`` ``[N, batch, in]`` is ``baddbmm(bias, x, weight)``: row ``k``
+    equals ``nn.Linear`` ``k`` applied to ``x[k]`` (``weight[k]`` is that layer's
+    ``weight.T``).
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.bias = nn.Parameter(bias)
+
+    @classmethod
+    def from_linears(cls, layers: Sequence[nn.Linear]) -> "StackedLinear":
+        shapes = {tuple(layer.weight.shape) for layer in layers}
+        if len(shapes) != 1 or any(layer.bias is None for layer in layers):
+            raise ValueError(f"cannot stack linear layers of shapes {sorted(shapes)} "
+                             "(or without bias)")
+        with torch.no_grad():
+            weight = torch.stack([layer.weight.detach().t() for layer in layers]).contiguous()
+            bias = torch.stack([layer.bias.detach() for layer in layers]).contiguous()
+        return cls(weight, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+
+    def copy_state(self, k: int, prefix: str) -> dict[str, torch.Tensor]:
+        """Copy ``k`` as an ``nn.Linear`` state dict under ``prefix``."""
+        return {f"{prefix}weight": self.weight[k].detach().t().contiguous(),
+                f"{prefix}bias": self.bias[k].detach().clone()}
+
+
+def _layer_list(module: nn.Module) -> tuple[str, list[tuple[str, nn.Module]]]:
+    """``(kind, [(state-dict prefix, layer), ...])`` of a plain MLP G or D, in call order."""
+    from variants.mlp import MLPDiscriminator, MLPGenerator
+
+    if isinstance(module, MLPGenerator):
+        return "generator", [(f"net.{i}.", m) for i, m in enumerate(module.net)]
+    if isinstance(module, MLPDiscriminator):
+        layers = [(f"body.{i}.", m) for i, m in enumerate(module.body)]
+        return "discriminator", layers + [("head.", module.head)]
+    raise TypeError(f"StackedMLP stacks variants.mlp networks, not {type(module).__name__}")
+
+
+def _same_elementwise(mods: Sequence[nn.Module]) -> bool:
+    first = mods[0]
+    return all(type(m) is type(first) and m.extra_repr() == first.extra_repr() for m in mods)
+
+
+class StackedMLP(nn.Module):
+    """``N`` copies of one ``variants.mlp`` generator or discriminator, stacked.
+
+    Built from ``N`` separately built single-copy modules (:meth:`from_modules`), so every
+    copy's initial weights are its own module's. The architecture is the single module's:
+    the same linear layers (:class:`StackedLinear`) and the same activation modules (ReLU,
+    LeakyReLU(0.2), a final Tanh), applied to ``[N, batch, width]``.
+
+    * generator: ``z`` ``[N, batch, z_dim]`` -> ``[N, batch, *out_shape]``;
+    * discriminator: ``x`` ``[N, batch, *shape]`` -> logits ``[N, batch]``.
+
+    Layers that mix samples or need the global RNG (batch norm, dropout, maxout) are
+    refused.
+    """
+
+    def __init__(self, kind: str, layers: list[nn.Module], prefixes: list[str],
+                 out_shape: tuple[int, ...] | None = None):
+        super().__init__()
+        self.kind = kind
+        self.layers = nn.ModuleList(layers)
+        self.prefixes = prefixes
+        self.out_shape = out_shape
+
+    @classmethod
+    def from_modules(cls, modules: Sequence[nn.Module]) -> "StackedMLP":
+        if not modules:
+            raise ValueError("no modules to stack")
+        parsed = [_layer_list(m) for m in modules]
+        kinds = {kind for kind, _ in parsed}
+        lengths = {len(layers) for _, layers in parsed}
+        if len(kinds) != 1 or len(lengths) != 1:
+            raise ValueError("the modules to stack differ in kind or depth")
+        kind = kinds.pop()
+        layers: list[nn.Module] = []
+        prefixes: list[str] = []
+        for i in range(lengths.pop()):
+            prefix = parsed[0][1][i][0]
+            mods = [p[1][i][1] for p in parsed]
+            if all(type(m) is nn.Linear for m in mods):
+                layers.append(StackedLinear.from_linears(mods))
+                prefixes.append(prefix)
+            elif all(isinstance(m, _ELEMENTWISE) for m in mods) and _same_elementwise(mods):
+                layers.append(mods[0])
+                prefixes.append("")
+            elif all(type(m) is nn.Dropout and m.p == 0 for m in mods):
+                continue
+            else:
+                raise ValueError(f"cannot stack {type(mods[0]).__name__} ({prefix.rstrip('.')}): "
+                                 "only plain MLPs (no batch norm, maxout or dropout)")
+        out_shape = tuple(modules[0].out_shape) if kind == "generator" else None
+        return cls(kind, layers, prefixes, out_shape)
+
+    @property
+    def n_copies(self) -> int:
+        return next(layer for layer in self.layers if isinstance(layer, StackedLinear)).weight.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, b = x.shape[0], x.shape[1]
+        h = x.flatten(2) if self.kind == "discriminator" else x
+        for layer in self.layers:
+            h = layer(h)
+        if self.kind == "discriminator":
+            return h.squeeze(-1)
+        return h.view(n, b, *self.out_shape)
+
+    def copy_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Copy ``k``'s parameters as the single-copy module's ``state_dict``."""
+        out: dict[str, torch.Tensor] = {}
+        for layer, prefix in zip(self.layers, self.prefixes):
+            if isinstance(layer, StackedLinear):
+                out.update(layer.copy_state(k, prefix))
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Adam with per-copy hyperparameters
+# --------------------------------------------------------------------------------------
+
+
+def _per_copy(values: Any, n: int, name: str) -> torch.Tensor:
+    t = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if t.numel() == 1:
+        t = t.expand(n).clone()
+    if t.numel() != n:
+        raise ValueError(f"{name}: expected {n} per-copy values, got {t.numel()}")
+    return t
+
+
+class StackedAdam:
+    """Adam over tensors whose leading dimension is the copy: one Adam per copy.
+
+    ``lr``, ``beta1`` and ``beta2`` are per copy (shape ``[N]``, or one number for all),
+    broadcast over each tensor's remaining dimensions. Per copy, :meth:`step` performs
+    exactly the update of ``torch.optim.Adam`` (single-tensor implementation, weight
+    decay 0, no amsgrad), in its order of operations::
+
+        m = m.lerp(g, 1 - beta1)
+        v = v * beta2 + (1 - beta2) * g * g
+        denom = sqrt(v) / sqrt(1 - beta2 ** t) + eps
+        p = p + (-(lr / (1 - beta1 ** t)) * m) / denom
+
+    with the scalar coefficients computed in float64 (torch computes them as Python
+    floats) and cast to the parameters' dtype. ``eps`` is added *after* the bias
+    correction of ``sqrt(v)``, as in torch.
+
+    ``active`` (bool ``[N]``) freezes the other copies for this step: their gradients are
+    replaced by 0 and their coefficients by "no update" (``1 - beta1 -> 0``, ``beta2 -> 1``,
+    ``lr -> 0``), so their parameters and moments stay exactly as they were even when
+    their gradients are NaN, and their step counts do not advance. No host sync.
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor], lr: Any, betas: tuple[Any, Any] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("no parameters")
+        n = self.params[0].shape[0]
+        if any(p.shape[0] != n for p in self.params):
+            raise ValueError("every stacked parameter needs the same leading (copy) dimension")
+        self.n = n
+        device = self.params[0].device
+        self.lr = _per_copy(lr, n, "lr").to(device)
+        self.beta1 = _per_copy(betas[0], n, "beta1").to(device)
+        self.beta2 = _per_copy(betas[1], n, "beta2").to(device)
+        self.eps = float(eps)
+        self.steps = torch.zeros(n, dtype=torch.float64, device=device)
+        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format)
+                           for p in self.params]
+
+    @staticmethod
+    def _view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return t.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
+
+    @torch.no_grad()
+    def step(self, grads: Sequence[torch.Tensor] | None = None,
+             active: torch.Tensor | None = None) -> None:
+        """One Adam step per (active) copy; ``grads`` default to each parameter's ``.grad``."""
+        if grads is None:
+            grads = [p.grad for p in self.params]
+        if active is None:
+            self.steps += 1
+        else:
+            self.steps += active.to(torch.float64)
+        # torch: bias_correction = 1 - beta ** step (Python floats), step = lr / bc1
+        t = self.steps.clamp(min=1)  # a frozen copy that never stepped: any finite value
+        bc1 = 1 - self.beta1 ** t
+        bc2_sqrt = (1 - self.beta2 ** t).sqrt()
+        neg_step = -(self.lr / bc1)
+        omb1, b2, omb2 = 1 - self.beta1, self.beta2, 1 - self.beta2
+        if active is not None:
+            zero, one = torch.zeros_like(omb1), torch.ones_like(b2)
+            omb1 = torch.where(active, omb1, zero)
+            b2 = torch.where(active, b2, one)
+            omb2 = torch.where(active, omb2, zero)
+            neg_step = torch.where(active, neg_step, zero)
+        for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
+            if active is not None:
+                mask = active.view(-1, *([1] * (p.ndim - 1)))
+                g = torch.where(mask, g, torch.zeros((), dtype=g.dtype, device=g.device))
+            m.lerp_(g, self._view(omb1, p))
+            v.mul_(self._view(b2, p)).add_(self._view(omb2, p) * g * g)
+            denom = (v.sqrt() / self._view(bc2_sqrt, p)).add_(self.eps)
+            p.add_((self._view(neg_step, p) * m) / denom)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
+                "steps": self.steps, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for key in ("lr", "beta1", "beta2", "steps"):
+                getattr(self, key).copy_(state[key])
+            for mine, theirs in zip(self.exp_avg + self.exp_avg_sq,
+                                    list(state["exp_avg"]) + list(state["exp_avg_sq"])):
+                mine.copy_(theirs)
+        self.eps = float(state["eps"])
+
+
+# --------------------------------------------------------------------------------------
+# Batched evaluation
+# --------------------------------------------------------------------------------------
+
+
+def batched_mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float,
+                          n_std: float = 3.0, min_hq_per_mode: int = 1) -> list[Coverage]:
+    """:func:`harness.metrics.mode_coverage` of every copy's samples ``[N, n, d]`` at once.
+
+    Copy ``k``'s result equals ``mode_coverage(samples[k], ...)``: non-finite samples never
+    count as high quality but still count in the denominator of ``hq_fraction``.
+    """
+    if samples.ndim != 3 or samples.shape[2] != centres.shape[1]:
+        raise ValueError(f"samples must have shape (N, n, {centres.shape[1]}), "
+                         f"got {tuple(samples.shape)}")
+    n_copies, n, _ = samples.shape
+    k = int(centres.shape[0])
+    s = samples.detach().to(torch.float64).cpu()
+    finite = torch.isfinite(s).all(dim=2)
+    s = torch.where(finite.unsqueeze(-1), s, torch.zeros((), dtype=s.dtype))
+    dist = torch.cdist(s, centres.to(torch.float64).cpu().expand(n_copies, k, -1))
+    nearest_d, nearest = dist.min(dim=2)
+    hq = (nearest_d <= n_std * std) & finite
+    counts = torch.zeros(n_copies, k, dtype=torch.long).scatter_add_(1, nearest, hq.long())
+    out = []
+    for c in counts:
+        covered = frozenset(int(i) for i in torch.nonzero(c >= min_hq_per_mode).flatten())
+        out.append(Coverage(modes_covered=len(covered), hq_fraction=int(c.sum()) / max(1, n),
+                            mode_kl=kl_to_uniform(c), covered=covered,
+                            counts=tuple(int(x) for x in c)))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The vectorized game
+# --------------------------------------------------------------------------------------
+
+#: train settings that may differ between the copies (everything else must agree)
+PER_COPY_TRAIN = ("lr_d", "lr_g", "beta1", "beta2")
+
+
+def _check_compatible(cfgs: Sequence[TrialConfig]) -> None:
+    first = cfgs[0]
+    for i, cfg in enumerate(cfgs[1:], 1):
+        for part in ("model", "loss", "dataset", "tricks", "plugins", "plugin_paths",
+                     "diagnostics"):
+            if getattr(cfg, part) != getattr(first, part):
+                raise ValueError(f"copy {i} differs from copy 0 in {part!r}; copies may "
+                                 f"differ only in seed and {', '.join(PER_COPY_TRAIN)}")
+        a, b = first.train.model_dump(), cfg.train.model_dump()
+        diff = sorted(key for key in a if key not in PER_COPY_TRAIN and a[key] != b[key])
+        if diff:
+            raise ValueError(f"copy {i} differs from copy 0 in train.{', train.'.join(diff)}; "
+                             f"copies may differ only in seed and {', '.join(PER_COPY_TRAIN)}")
+    if first.tricks:
+        raise ValueError("the vectorized GAN trains plain MLPs without tricks")
+    if first.loss is None:
+        raise ValueError("the vectorized GAN needs a loss")
+
+
+class VectorizedGAN:
+    """``N`` plain MLP GANs, one per trial config, trained as one stacked model.
+
+    Copy ``k`` equals the single-copy ``Trainer`` of ``build_trainer(cfgs[k])`` (see the
+    module docstring for what is equal and why): same initial weights, same real batches
+    and noise, same Algorithm-1 step, same Adam update with its own ``lr_d``, ``lr_g``,
+    ``beta1``, ``beta2``, same diagnostics rows. Copies may differ only in those four
+    settings and the seed.
+
+    ``loss_mode``: ``"vmap"`` applies the registered loss per copy with ``torch.vmap``
+    (one call for all copies); ``"loop"`` calls it once per copy (for losses vmap cannot
+    batch). Both give per-copy losses ``[N]``.
+    """
+
+    def __init__(self, cfgs: Sequence[TrialConfig], device: torch.device | str | None = None,
+                 loss_mode: str = "vmap"):
+        from harness.plugins import load_plugins
+        from harness.registry import DATASETS, LOSSES, MODELS
+        from harness.trainer import Trainer
+        from harness.trial import resolve_device
+
+        cfgs = list(cfgs)
+        if not cfgs:
+            raise ValueError("no trial configs")
+        _check_compatible(cfgs)
+        if loss_mode not in ("vmap", "loop"):
+            raise ValueError(f"loss_mode must be 'vmap' or 'loop', got {loss_mode!r}")
+        first = cfgs[0]
+        self.cfgs = cfgs
+        self.n = len(cfgs)
+        self.device = torch.device(device) if device is not None else resolve_device(first.train.device)
+        self.settings, self.diag = first.train, first.diagnostics
+        self.seeds = [cfg.seed for cfg in cfgs]
+        self.loss_mode = loss_mode
+        load_plugins(first.plugins, first.plugin_paths)
+
+        # the networks of every copy, built as build_trainer builds them
+        rng_state = torch.get_rng_state()
+        gens, discs = [], []
+        try:
+            for cfg in cfgs:
+                torch.manual_seed(cfg.seed)
+                dataset = DATASETS.build(cfg.dataset.name, cfg.dataset.params, "dataset.params")
+                model = MODELS.build(cfg.model.name, cfg.model.params, "model.params")
+                gan = model.build(dataset)
+                if gan.conditional or gan.aux is not None:
+                    raise ValueError("the vectorized GAN trains unconditional models only")
+                if model.loop_class() is not Trainer:
+                    raise ValueError(f"model {cfg.model.name!r} does not play Trainer's game")
+                gens.append(gan.generator)
+                discs.append(gan.discriminator)
+                if len(gens) == 1:
+                    self.dataset, self.model, self.z_dim = dataset, model, gan.z_dim
+        finally:
+            torch.set_rng_state(rng_state)
+        self.loss = LOSSES.build(first.loss.name, first.loss.params, "loss.params")
+        self.G = StackedMLP.from_modules(gens).to(self.device)
+        self.D = StackedMLP.from_modules(discs).to(self.device)
+        self.g_params = list(self.G.parameters())
+        self.d_params = list(self.D.parameters())
+        betas = ([c.train.beta1 for c in cfgs], [c.train.beta2 for c in cfgs])
+        self.opt_d = StackedAdam(self.d_params, [c.train.lr_d for c in cfgs], betas)
+        self.opt_g = StackedAdam(self.g_params, [c.train.lr_g for c in cfgs], betas)
+        self.data = self.dataset.train_data().to(self.device)
+
+        # the Trainer's generators, one per copy
+        self.rngs = [torch.Generator(device=self.device).manual_seed(s) for s in self.seeds]
+        self.eval_noise = torch.stack([
+            self.model.noise(self.settings.eval_samples, self.z_dim,
+                             torch.Generator().manual_seed(s + 1_000_003)) for s in self.seeds
+        ]).to(self.device)
+        self._extra: dict[int, torch.Tensor] = {}
+
+        self.step = 0
+        self.active = torch.ones(self.n, dtype=torch.bool, device=self.device)
+        #: step at which each copy was frozen (0: still training)
+        self.diverged_at = torch.zeros(self.n, dtype=torch.long, device=self.device)
+        #: per-copy history rows ``[(step, row), ...]`` as ``TrainingLoop.history``
+        self.history: list[list[tuple[int, dict[str, float]]]] = [[] for _ in cfgs]
+
+    # -- drawing ----------------------------------------------------------------------------
+    def _real_batch(self) -> torch.Tensor:
+        """``[N, batch, *shape]``: each copy's ``Trainer._real_batch``, from its generator."""
+        b, n_data = self.settings.batch_size, self.data.shape[0]
+        idx = torch.stack([torch.randint(0, n_data, (b,), generator=g, device=self.device)
+                           for g in self.rngs])
+        return self.data[idx]
+
+    def _latent(self) -> torch.Tensor:
+        """``[N, batch, z_dim]``: each copy's ``Trainer._latent``, from its generator."""
+        b = self.settings.batch_size
+        return torch.stack([self.model.noise(b, self.z_dim, g) for g in self.rngs])
+
+    # -- per-copy losses --------------------------------------------------------------------
+    def _per_copy(self, fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
+        if self.loss_mode == "vmap":
+            return torch.vmap(fn)(*args)
+        return torch.stack([fn(*(a[k] for a in args)) for k in range(self.n)])
+
+    @staticmethod
+    def _grad_norms(grads: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Per-copy L2 norm over all tensors (``harness.trainer.grad_norm`` per copy)."""
+        sq = torch.stack([g.flatten(1).square().sum(dim=1) for g in grads])
+        return sq.sum(dim=0).sqrt()
+
+    def _freeze_bad(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """Freezes, before the optimiser step, every copy whose loss or gradient is NaN/inf."""
+        ok = torch.isfinite(loss) & torch.isfinite(grad_norm)
+        newly = self.active & ~ok
+        self.diverged_at = torch.where(newly, self.step + 1, self.diverged_at)
+        self.active = self.active & ok
+
+    # -- one generator step -----------------------------------------------------------------
+    def train_step(self, measure: bool) -> list[dict[str, float] | None] | None:
+        """One step of every copy: ``d_steps`` D steps then one G step (Algorithm 1).
+
+        With ``measure`` returns one diagnostics row per copy (``Trainer.train_step``'s
+        keys and meanings), None for copies frozen before this step; otherwise None.
+        """
+        loss = self.loss
+        was_active = self.active.clone() if measure else None
+        for _ in range(self.settings.d_steps):
+            real = self._real_batch()
+            z = self._latent()
+            with torch.no_grad():
+                fake = self.G(z)
+            real_logits = self.D(real)
+            fake_logits = self.D(fake)
+            loss_d = self._per_copy(loss.d_loss, real_logits, fake_logits)
+            grads = torch.autograd.grad(loss_d.sum(), self.d_params)
+            grad_d = self._grad_norms(grads)
+            self._freeze_bad(loss_d, grad_d)
+            self.opt_d.step(grads, self.active)
+
+        z = self._latent()
+        fake = self.G(z)
+        fake_logits = self.D(fake)
+        loss_g = self._per_copy(loss.g_loss, fake_logits)
+        grads = torch.autograd.grad(loss_g.sum(), self.g_params)
+        grad_g = self._grad_norms(grads)
+        self._freeze_bad(loss_g, grad_g)
+        self.opt_g.step(grads, self.active)
+        self.step += 1
+        if not measure:
+            return None
+        with torch.no_grad():
+            d_fake_after = loss.d_prob(self.D(self.G(z))).mean(dim=1)
+            cols = {
+                names.LOSS_D: loss_d,
+                names.LOSS_G: loss_g,
+                names.D_REAL: loss.d_prob(real_logits).mean(dim=1),
+                names.D_FAKE: loss.d_prob(fake_logits).mean(dim=1),
+                names.D_FAKE_AFTER: d_fake_after,
+                names.GRAD_D: grad_d,
+                names.GRAD_G: grad_g,
+            }
+            table = torch.stack([c.detach().to(torch.float64) for c in cols.values()]).cpu()
+        keys = list(cols)
+        alive = was_active.cpu().tolist()
+        rows: list[dict[str, float] | None] = []
+        bad = []
+        for k in range(self.n):
+            if not alive[k]:
+                rows.append(None)
+                continue
+            row = dict(zip(keys, table[:, k].tolist()))
+            rows.append(row)
+            self.history[k].append((self.step, row))
+            if any(is_bad(row[key], self.diag.diverge_loss) for key in (names.LOSS_D, names.LOSS_G)):
+                bad.append(k)
+        if bad:  # TrainingLoop's rule on the logged row: stop the copy here
+            idx = torch.tensor(bad, device=self.device)
+            newly = torch.zeros_like(self.active)
+            newly[idx] = True
+            newly &= self.active
+            self.diverged_at = torch.where(newly, self.step, self.diverged_at)
+            self.active = self.active & ~newly
+        return rows
+
+    def train(self, steps: int) -> None:
+        """``steps`` steps, measuring every ``log_every``-th as ``TrainingLoop.fit`` does."""
+        log_every = self.settings.log_every
+        for _ in range(steps):
+            self.train_step(measure=(self.step + 1) % log_every == 0)
+
+    # -- results ----------------------------------------------------------------------------
+    @property
+    def diverged(self) -> dict[int, int]:
+        """``{copy: step}`` of every frozen copy (the step whose update was withheld, or
+        the log step whose loss exceeded ``diverge_loss``)."""
+        at = self.diverged_at.cpu().tolist()
+        return {k: s for k, s in enumerate(at) if s > 0}
+
+    def copy_state(self, k: int) -> dict[str, dict[str, torch.Tensor]]:
+        """Copy ``k``'s networks as the single-copy modules' state dicts."""
+        return {"generator": self.G.copy_state(k), "discriminator": self.D.copy_state(k)}
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """``[N, n, *shape]`` on the CPU from per-copy noise ``z`` ``[N, n, z_dim]``,
+        generated in chunks of 4096 samples like ``Trainer.sample``."""
+        was = self.G.training
+        self.G.eval()
+        try:
+            return torch.cat([self.G(c.to(self.device)) for c in z.split(4096, dim=1)],
+                             dim=1).cpu()
+        finally:
+            self.G.train(was)
+
+    def sample(self, n: int | None = None) -> torch.Tensor:
+        """Every copy's evaluation samples, ``[N, n, *shape]`` on the CPU.
+
+        Without ``n``: from the Trainer's fixed evaluation noise (``train.eval_samples``
+        per copy, seeded ``seed + 1_000_003``), i.e. ``Trainer.sample()`` per copy. With
+        ``n``: from noise seeded ``seed + 2_000_003`` (``Trainer.generate_extra(n)``'s).
+        """
+        if n is None:
+            return self.generate(self.eval_noise)
+        if n not in self._extra:
+            self._extra[n] = torch.stack([
+                self.model.noise(n, self.z_dim, torch.Generator().manual_seed(s + 2_000_003))
+                for s in self.seeds])
+        return self.generate(self._extra[n])
+
+    def mode_coverage(self, metric: ModeCoverage | None = None,
+                      samples: torch.Tensor | None = None) -> list[dict[str, float]]:
+        """Per copy, the values ``ModeCoverage.evaluate`` reports for its evaluation
+        samples, computed for all copies at once (:func:`batched_mode_coverage`)."""
+        metric = metric or ModeCoverage()
+        samples = self.sample() if samples is None else samples
+        covs = batched_mode_coverage(samples, self.dataset.centres, self.dataset.std,
+                                     metric.n_std, metric.min_hq_per_mode)
+        return [{names.MODES_COVERED: float(c.modes_covered), names.HQ_FRACTION: c.hq_fraction,
+                 names.MODE_KL: c.mode_kl} for c in covs]
+
+
+__all__ = ["StackedLinear", "StackedMLP", "StackedAdam", "VectorizedGAN",
+           "batched_mode_coverage", "PER_COPY_TRAIN"]
+
