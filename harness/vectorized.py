@@ -18,8 +18,8 @@ game a single-copy :class:`harness.trainer.Trainer` built by
 * **Algorithm 1.** One step is ``d_steps`` discriminator steps, each on a fresh real
   batch and fresh noise, then one generator step on fresh noise -- ``Trainer.train_step``.
 * **Gradients.** The loss minimised is the *sum* over copies of each copy's loss (the
-  harness's registered :class:`~harness.losses.Loss` applied per copy with ``torch.vmap``,
-  so its ``.mean()`` is a per-copy mean). Copy ``k``'s parameters appear only in copy
+  harness's registered :class:`~harness.losses.Loss` applied per copy, with ``torch.vmap``
+  or a loop, so its ``.mean()`` is a per-copy mean). Copy ``k``'s parameters appear only in copy
   ``k``'s term, so the gradient of the sum with respect to them is copy ``k``'s own
   gradient. (A mean over copies would scale every gradient by ``1/N``; Adam is almost
   invariant to that, but not exactly: ``eps``.)
@@ -29,10 +29,21 @@ game a single-copy :class:`harness.trainer.Trainer` built by
   cannot split one stacked tensor, and scaling copy ``k``'s loss does not change its Adam
   step, so a per-copy learning rate needs per-copy tensors.
 
-What is *not* bit-equal: a batched matmul (``baddbmm``) and the single copy's ``addmm`` may
-accumulate in another order, and a per-copy mean over ``[N, batch]`` may round differently
-from the mean over ``[batch]``; both differ in the last float32 bits. Over 20 steps the
-copies agree with their single-copy trials to ~1e-6 (``tests/test_vectorized.py``).
+Bit-equality. With MKL on the CPU (the harness's CPU build) copy ``k``'s parameters,
+diagnostics rows and evaluation samples after 20 steps are *bit-equal* to its single-copy
+trial's (measured; the tests allow 1e-5 for other builds). That takes care in three
+places: :class:`StackedLinear` keeps ``nn.Linear``'s weight layout and computes a one-unit
+layer in the transposed form, so the batched matmul rounds like ``F.linear``;
+:class:`StackedAdam` feeds per-copy coefficients through ``addcmul_``/``addcdiv_`` so the
+kernels' rounding (fused multiply-adds) is torch's; the gradient norm is the norm of the
+per-tensor norms with each copy's norms contiguous, as ``harness.trainer.grad_norm``
+computes it. On CUDA or another BLAS the batched and single matmuls may accumulate in
+another order: equal to float32 rounding, drifting apart slowly like any two runs that
+differ in the last bit.
+
+Throughput. Each step makes ``N x (2 d_steps + 1)`` small RNG calls (one per copy and
+draw, as the Trainer makes them); everything else is one batched operation for all
+copies. The loss is applied with ``torch.vmap`` (``loss_mode``).
 
 Divergence. A copy whose loss or gradient is NaN/inf at some optimiser step is *frozen*
 before that step is applied: its gradients are masked to zero and its Adam coefficients to
@@ -51,8 +62,8 @@ Scope: the unconditional MLP family without tricks, batch norm, maxout or dropou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -72,11 +83,18 @@ _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Identity)
 
 
 class StackedLinear(nn.Module):
-    """``N`` linear layers in one: ``weight`` ``[N, in, out]``, ``bias`` ``[N, out]``.
+    """``N`` linear layers in one: ``weight`` ``[N, out, in]``, ``bias`` ``[N, out]``.
 
-    ``forward(x)`` with ``x`` ``[N, batch, in]`` is ``baddbmm(bias, x, weight)``: row ``k``
-    equals ``nn.Linear`` ``k`` applied to ``x[k]`` (``weight[k]`` is that layer's
-    ``weight.T``).
+    ``forward(x)`` with ``x`` ``[N, batch, in]`` is ``baddbmm(bias, x, weight^T)``: row ``k``
+    equals ``nn.Linear`` ``k`` applied to ``x[k]``.
+
+    The weight keeps ``nn.Linear``'s ``[out, in]`` layout per copy and is multiplied as a
+    transposed view, as ``F.linear`` does, so the BLAS sees operands of the same layout as
+    the single-copy layer's ``addmm`` (a contiguous ``[N, in, out]`` weight rounds
+    differently on MKL). A one-unit layer (D's head) is computed as ``(W x^T)^T``: with
+    ``out == 1`` the single layer's ``addmm`` is a matrix-vector product, and this form of
+    the batched product rounds like it. With MKL on the CPU both are then bit-equal to
+    ``F.linear``, forward and backward (other BLAS / CUDA: equal to float rounding).
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
@@ -85,22 +103,25 @@ class StackedLinear(nn.Module):
         self.bias = nn.Parameter(bias)
 
     @classmethod
-    def from_linears(cls, layers: Sequence[nn.Linear]) -> "StackedLinear":
+    def from_linears(cls, layers: Sequence[nn.Linear]) -> StackedLinear:
         shapes = {tuple(layer.weight.shape) for layer in layers}
         if len(shapes) != 1 or any(layer.bias is None for layer in layers):
             raise ValueError(f"cannot stack linear layers of shapes {sorted(shapes)} "
                              "(or without bias)")
         with torch.no_grad():
-            weight = torch.stack([layer.weight.detach().t() for layer in layers]).contiguous()
+            weight = torch.stack([layer.weight.detach() for layer in layers]).contiguous()
             bias = torch.stack([layer.bias.detach() for layer in layers]).contiguous()
         return cls(weight, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+        if self.weight.shape[1] == 1:
+            return torch.baddbmm(self.bias.unsqueeze(-1), self.weight,
+                                 x.transpose(1, 2)).transpose(1, 2)
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
 
     def copy_state(self, k: int, prefix: str) -> dict[str, torch.Tensor]:
         """Copy ``k`` as an ``nn.Linear`` state dict under ``prefix``."""
-        return {f"{prefix}weight": self.weight[k].detach().t().contiguous(),
+        return {f"{prefix}weight": self.weight[k].detach().clone(),
                 f"{prefix}bias": self.bias[k].detach().clone()}
 
 
@@ -145,7 +166,7 @@ class StackedMLP(nn.Module):
         self.out_shape = out_shape
 
     @classmethod
-    def from_modules(cls, modules: Sequence[nn.Module]) -> "StackedMLP":
+    def from_modules(cls, modules: Sequence[nn.Module]) -> StackedMLP:
         if not modules:
             raise ValueError("no modules to stack")
         parsed = [_layer_list(m) for m in modules]
@@ -218,9 +239,9 @@ class StackedAdam:
     decay 0, no amsgrad), in its order of operations::
 
         m = m.lerp(g, 1 - beta1)
-        v = v * beta2 + (1 - beta2) * g * g
+        v = v * beta2 + ((1 - beta2) * g) * g                  # addcmul
         denom = sqrt(v) / sqrt(1 - beta2 ** t) + eps
-        p = p + (-(lr / (1 - beta1 ** t)) * m) / denom
+        p = p + (-(lr / (1 - beta1 ** t)) * m) / denom         # addcdiv
 
     with the scalar coefficients computed in float64 (torch computes them as Python
     floats) and cast to the parameters' dtype. ``eps`` is added *after* the bias
@@ -229,7 +250,9 @@ class StackedAdam:
     ``active`` (bool ``[N]``) freezes the other copies for this step: their gradients are
     replaced by 0 and their coefficients by "no update" (``1 - beta1 -> 0``, ``beta2 -> 1``,
     ``lr -> 0``), so their parameters and moments stay exactly as they were even when
-    their gradients are NaN, and their step counts do not advance. No host sync.
+    their gradients are NaN, and their step counts do not advance. On CUDA this needs no
+    host sync; on the CPU (where a sync is free) the gradient masking is skipped while
+    every copy is active.
     """
 
     def __init__(self, params: Sequence[torch.Tensor], lr: Any, betas: tuple[Any, Any] = (0.9, 0.999),
@@ -251,10 +274,6 @@ class StackedAdam:
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format)
                            for p in self.params]
 
-    @staticmethod
-    def _view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return t.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
-
     @torch.no_grad()
     def step(self, grads: Sequence[torch.Tensor] | None = None,
              active: torch.Tensor | None = None) -> None:
@@ -271,20 +290,32 @@ class StackedAdam:
         bc2_sqrt = (1 - self.beta2 ** t).sqrt()
         neg_step = -(self.lr / bc1)
         omb1, b2, omb2 = 1 - self.beta1, self.beta2, 1 - self.beta2
+        mask_grads = False
         if active is not None:
             zero, one = torch.zeros_like(omb1), torch.ones_like(b2)
             omb1 = torch.where(active, omb1, zero)
             b2 = torch.where(active, b2, one)
             omb2 = torch.where(active, omb2, zero)
             neg_step = torch.where(active, neg_step, zero)
+            # on the CPU a sync is free: skip masking the gradients while every copy trains
+            mask_grads = self.params[0].device.type != "cpu" or not bool(active.all())
+        coef = torch.stack([omb1, b2, omb2, bc2_sqrt, neg_step])
+        by_dtype: dict[tuple[torch.dtype, int], torch.Tensor] = {}
         for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
-            if active is not None:
+            key = (p.dtype, p.ndim)
+            if key not in by_dtype:
+                by_dtype[key] = coef.to(p.dtype).view(5, self.n, *([1] * (p.ndim - 1)))
+            c_omb1, c_b2, c_omb2, c_bc2_sqrt, c_neg_step = by_dtype[key]
+            if mask_grads:
                 mask = active.view(-1, *([1] * (p.ndim - 1)))
                 g = torch.where(mask, g, torch.zeros((), dtype=g.dtype, device=g.device))
-            m.lerp_(g, self._view(omb1, p))
-            v.mul_(self._view(b2, p)).add_(self._view(omb2, p) * g * g)
-            denom = (v.sqrt() / self._view(bc2_sqrt, p)).add_(self.eps)
-            p.add_((self._view(neg_step, p) * m) / denom)
+            # addcmul/addcdiv with value 1 on a pre-scaled operand: the kernels compute
+            # self + (value * t1) * t2 and self + (value * t1) / t2, so this is torch's
+            # arithmetic (including any fused multiply-add) with a per-copy value
+            m.lerp_(g, c_omb1)
+            v.mul_(c_b2).addcmul_(c_omb2 * g, g)
+            denom = v.sqrt().div_(c_bc2_sqrt).add_(self.eps)
+            p.addcdiv_(c_neg_step * m, denom)
 
     def state_dict(self) -> dict[str, Any]:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
@@ -370,12 +401,14 @@ class VectorizedGAN:
     settings and the seed.
 
     ``loss_mode``: ``"vmap"`` applies the registered loss per copy with ``torch.vmap``
-    (one call for all copies); ``"loop"`` calls it once per copy (for losses vmap cannot
-    batch). Both give per-copy losses ``[N]``.
+    (one call for all copies); ``"loop"`` calls it once per copy (also for losses vmap
+    cannot batch). Both give the same per-copy losses ``[N]``. ``"auto"`` (default) loops
+    for N <= 2, where vmap's fixed cost per call (about 0.8 ms on a CPU) exceeds the
+    loop's, and vmaps otherwise (measured with ``benchmarks/vectorized.py``).
     """
 
     def __init__(self, cfgs: Sequence[TrialConfig], device: torch.device | str | None = None,
-                 loss_mode: str = "vmap"):
+                 loss_mode: str = "auto"):
         from harness.plugins import load_plugins
         from harness.registry import DATASETS, LOSSES, MODELS
         from harness.trainer import Trainer
@@ -385,8 +418,10 @@ class VectorizedGAN:
         if not cfgs:
             raise ValueError("no trial configs")
         _check_compatible(cfgs)
-        if loss_mode not in ("vmap", "loop"):
-            raise ValueError(f"loss_mode must be 'vmap' or 'loop', got {loss_mode!r}")
+        if loss_mode not in ("auto", "vmap", "loop"):
+            raise ValueError(f"loss_mode must be 'auto', 'vmap' or 'loop', got {loss_mode!r}")
+        if loss_mode == "auto":
+            loss_mode = "loop" if len(cfgs) <= 2 else "vmap"
         first = cfgs[0]
         self.cfgs = cfgs
         self.n = len(cfgs)
@@ -461,9 +496,11 @@ class VectorizedGAN:
 
     @staticmethod
     def _grad_norms(grads: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Per-copy L2 norm over all tensors (``harness.trainer.grad_norm`` per copy)."""
-        sq = torch.stack([g.flatten(1).square().sum(dim=1) for g in grads])
-        return sq.sum(dim=0).sqrt()
+        """Per-copy L2 norm over all tensors: ``harness.trainer.grad_norm`` per copy (the
+        norm of the per-tensor norms, as it computes it)."""
+        per_tensor = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads],
+                                 dim=1)  # [N, tensors]: each copy's norms contiguous, as in torch.stack
+        return torch.linalg.vector_norm(per_tensor, dim=1)
 
     def _freeze_bad(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
         """Freezes, before the optimiser step, every copy whose loss or gradient is NaN/inf."""
@@ -596,6 +633,12 @@ class VectorizedGAN:
                  names.MODE_KL: c.mode_kl} for c in covs]
 
 
-__all__ = ["StackedLinear", "StackedMLP", "StackedAdam", "VectorizedGAN",
-           "batched_mode_coverage", "PER_COPY_TRAIN"]
+__all__ = [
+    "PER_COPY_TRAIN",
+    "StackedAdam",
+    "StackedLinear",
+    "StackedMLP",
+    "VectorizedGAN",
+    "batched_mode_coverage",
+]
 

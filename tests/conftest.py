@@ -45,3 +45,22 @@ def no_stray_mlflow_store():
     existed = stray.exists()
     yield
     assert existed or not stray.exists(), f"a test wrote MLflow artifacts into {stray}"
+
+
+@pytest.fixture(scope="module")
+def fast_mixtures():
+    """One torch thread (determinism, no contention) and no PNG rendering of mixture samples
+    (matplotlib is most of a tiny run's time), for a whole module; restored afterwards."""
+    import torch
+
+    from harness.data import GaussianMixture
+
+    before = torch.get_num_threads()
+    mp = pytest.MonkeyPatch()
+    torch.set_num_threads(1)
+    mp.setattr(GaussianMixture, "plot_samples", lambda self, samples, title: None)
+    try:
+        yield
+    finally:
+        mp.undo()
+        torch.set_num_threads(before)

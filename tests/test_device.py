@@ -6,7 +6,6 @@ and of the study-level checks; the tests at the end need a real GPU and are skip
 without one.
 """
 
-import copy
 
 import pytest
 import torch
@@ -18,21 +17,10 @@ from harness.metrics import EvalContext, Evaluation, Metric, eval_device
 from harness.reporting import MemoryReporter
 from harness.study import check_resources
 from harness.trial import build_trainer, resolve_device, run_trial
+from tests.test_config import study
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
-BASE = {
-    "name": "unit",
-    "datasets": ["ring8"],
-    "search": {"space": {"lr_d": {"type": "loguniform", "low": 1e-4, "high": 1e-3}}},
-    "variants": [{"name": "v", "model": "mlp", "loss": "minimax"}],
-}
-
-
-def study(**changes):
-    d = copy.deepcopy(BASE)
-    d.update(changes)
-    return d
 
 
 @pytest.fixture

@@ -8,16 +8,14 @@ import pickle
 import time
 
 import pytest
-import torch
 
 from harness import names
 from harness.config import DiagnosticSettings, TrialConfig, parse_study, resolve
-from harness.data import GaussianMixture
 from harness.diagnostics import EvalRecord, d_overpowers, early_stop_reason, summarize
-from harness.errors import ConfigError
 from harness.plugins import load_plugins
 from harness.reporting import MemoryReporter
 from harness.trial import run_trial
+from tests.test_config import BASE, parse_error
 
 load_plugins()
 
@@ -45,17 +43,8 @@ def untimed(final):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fast_and_deterministic():
-    """One torch thread and no PNG rendering (as in test_trainer)."""
-    before = torch.get_num_threads()
-    mp = pytest.MonkeyPatch()
-    torch.set_num_threads(1)
-    mp.setattr(GaussianMixture, "plot_samples", lambda self, samples, title: None)
-    try:
-        yield
-    finally:
-        mp.undo()
-        torch.set_num_threads(before)
+def fast_and_deterministic(fast_mixtures):
+    """One torch thread and no PNG rendering (conftest's ``fast_mixtures``)."""
 
 
 # --- the rule, shared by the loop and the final status ----------------------------------------
@@ -208,14 +197,6 @@ def test_checkpoints_without_the_stop_field_still_load(collapsing):
 
 # --- study-file settings --------------------------------------------------------------------
 
-BASE = {
-    "name": "unit",
-    "datasets": ["ring8"],
-    "search": {"space": {"lr_d": {"type": "loguniform", "low": 1e-4, "high": 1e-3}}},
-    "variants": [{"name": "v", "model": "mlp", "loss": "minimax"}],
-}
-
-
 def study(search=None, **changes):
     d = copy.deepcopy(BASE)
     d["search"].update(search or {})
@@ -223,10 +204,6 @@ def study(search=None, **changes):
     return d
 
 
-def parse_error(raw) -> str:
-    with pytest.raises(ConfigError) as exc:
-        parse_study(raw)
-    return str(exc.value)
 
 
 def test_defaults_stop_nothing_and_prune_nothing():

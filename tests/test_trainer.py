@@ -50,18 +50,8 @@ ORIGINAL_PLOT = GaussianMixture.plot_samples
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fast_and_deterministic():
-    """One torch thread (determinism, no contention) and no PNG rendering (matplotlib is
-    most of a tiny run's time); test_artifacts_are_rendered puts the plotting back."""
-    before = torch.get_num_threads()
-    mp = pytest.MonkeyPatch()
-    torch.set_num_threads(1)
-    mp.setattr(GaussianMixture, "plot_samples", lambda self, samples, title: None)
-    try:
-        yield
-    finally:
-        mp.undo()
-        torch.set_num_threads(before)
+def fast_and_deterministic(fast_mixtures):
+    """One torch thread and no PNG rendering (conftest's ``fast_mixtures``)."""
 
 
 class SnapshotReporter(MemoryReporter):

@@ -1,0 +1,158 @@
+"""Aggregate trial-steps/s: N vectorized copies vs the single-copy Trainer.
+
+Same game everywhere: the plain MLP (G and D with 4 hidden layers of 128 ReLU units),
+batch 64, ring8, the non-saturating loss, d_steps 1, diagnostics every 10th step. Measured
+in one run:
+
+* ``single``: one harness ``Trainer`` (``build_trainer``) stepping in this process;
+* ``2 procs``: two such Trainers in two processes side by side (one per core), each with
+  one torch thread; the aggregate is the sum of their steps/s;
+* ``vec N``: one :class:`harness.vectorized.VectorizedGAN` of N copies (seeds 0..N-1,
+  different learning rates) in this process; aggregate = N x its steps/s.
+
+Every measurement runs ``--steps`` steps or ``--max-seconds``, whichever comes first
+(after a short warm-up), so big N stays short.
+
+    python benchmarks/vectorized.py [--steps 200] [--copies 1,8,32,128] [--threads 1] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import time
+
+import torch
+
+
+def config(seed: int = 0, lr_d: float = 1e-3, lr_g: float = 1e-3, steps: int = 100_000):
+    from harness.config import TrialConfig
+
+    return TrialConfig(
+        study="bench", variant="mlp-ns", dataset_key="ring8",
+        model={"name": "mlp", "params": {"g_hidden": [128] * 4, "d_hidden": [128] * 4}},
+        loss="non_saturating", dataset="ring8", metrics=["mode_coverage"], seed=seed,
+        train={"steps": steps, "eval_every": steps, "log_every": 10, "batch_size": 64,
+               "lr_d": lr_d, "lr_g": lr_g},
+    )
+
+
+def _timed(step, steps: int, max_seconds: float, warmup: int = 3) -> tuple[int, float]:
+    for i in range(warmup):
+        step(i)
+    t0 = time.perf_counter()
+    done = 0
+    while done < steps and (time.perf_counter() - t0) < max_seconds:
+        step(warmup + done)
+        done += 1
+    return done, time.perf_counter() - t0
+
+
+def single_rate(steps: int, max_seconds: float, seed: int = 0) -> float:
+    """Steps/s of one harness Trainer, stepped as TrainingLoop.fit steps it."""
+    from harness.plugins import load_plugins
+    from harness.trial import build_trainer
+
+    load_plugins()
+    trainer = build_trainer(config(seed))
+
+    def step(i: int) -> None:
+        trainer.train_step(measure=(i + 1) % 10 == 0)
+        trainer.step += 1
+
+    done, seconds = _timed(step, steps, max_seconds)
+    return done / seconds
+
+
+def _worker(seed: int, steps: int, max_seconds: float, barrier, out) -> None:
+    torch.set_num_threads(1)
+    from harness.plugins import load_plugins
+    from harness.trial import build_trainer
+
+    load_plugins()
+    trainer = build_trainer(config(seed))
+    for i in range(3):
+        trainer.train_step(measure=False)
+    barrier.wait()
+    t0 = time.perf_counter()
+    done = 0
+    while done < steps and (time.perf_counter() - t0) < max_seconds:
+        trainer.train_step(measure=(done + 1) % 10 == 0)
+        done += 1
+    out.put((done, time.perf_counter() - t0))
+
+
+def two_process_rate(steps: int, max_seconds: float) -> float:
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(seed, steps, max_seconds, barrier, out))
+             for seed in (0, 1)]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return sum(done / seconds for done, seconds in results)
+
+
+def vectorized_rate(n: int, steps: int, max_seconds: float, loss_mode: str = "auto") -> float:
+    from harness.plugins import load_plugins
+    from harness.vectorized import VectorizedGAN
+
+    load_plugins()
+    cfgs = [config(seed=k, lr_d=1e-3 * (1 + k % 4), lr_g=1e-3 * (1 + k % 3)) for k in range(n)]
+    vec = VectorizedGAN(cfgs, loss_mode=loss_mode)
+
+    def step(i: int) -> None:
+        vec.train_step(measure=(i + 1) % 10 == 0)
+
+    done, seconds = _timed(step, steps, max_seconds)
+    return n * done / seconds
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=200, help="steps per measurement (at most)")
+    ap.add_argument("--copies", default="1,8,32,128", help="comma-separated N")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads in this process")
+    ap.add_argument("--max-seconds", type=float, default=10.0,
+                    help="time cap per measurement")
+    ap.add_argument("--quick", action="store_true",
+                    help="40 steps, copies 1,8,32, 4 s per measurement")
+    ap.add_argument("--compare-loss-modes", action="store_true",
+                    help="also time the loss mode 'auto' does not pick, at the largest N")
+    args = ap.parse_args()
+    if args.quick:
+        args.steps, args.copies, args.max_seconds = 40, "1,8,32", 4.0
+    copies = [int(c) for c in args.copies.split(",") if c.strip()]
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.threads} torch thread(s) "
+          f"in this process, load average before: {load_average()}")
+
+    single = single_rate(args.steps, args.max_seconds)
+    two = two_process_rate(args.steps, args.max_seconds)
+    rows = [("single Trainer, 1 proc", single), ("2 single Trainers, 2 procs", two)]
+    for n in copies:
+        rows.append((f"vectorized N={n}, 1 proc", vectorized_rate(n, args.steps, args.max_seconds)))
+    if args.compare_loss_modes and copies:
+        n = max(copies)
+        other = "vmap" if n <= 2 else "loop"  # the mode "auto" does not pick for this N
+        rows.append((f"vectorized N={n}, loss_mode={other}",
+                     vectorized_rate(n, args.steps, args.max_seconds, other)))
+
+    print(f"\n{'setting':<40} {'trial-steps/s':>14} {'x single':>9} {'x 2 procs':>10}")
+    for name, rate in rows:
+        print(f"{name:<40} {rate:>14.1f} {rate / single:>9.2f} {rate / two:>10.2f}")
+    print(f"\nload average after: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()

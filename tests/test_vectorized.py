@@ -1,0 +1,285 @@
+"""harness.vectorized: N stacked copies of the plain MLP GAN equal N single-copy trials.
+
+On the CPU with MKL the copies are bit-equal to their single-copy ``Trainer``s (see the
+module docstring of harness.vectorized); the tests allow float rounding (1e-5) so that
+another BLAS still passes.
+"""
+
+import math
+
+import pytest
+import torch
+
+from harness import names
+from harness.config import TrialConfig
+from harness.metrics import ModeCoverage, mode_coverage
+from harness.plugins import load_plugins
+from harness.trial import build_trainer
+from harness.vectorized import (
+    StackedAdam,
+    StackedLinear,
+    VectorizedGAN,
+    batched_mode_coverage,
+)
+
+load_plugins()
+
+HIDDEN = {"g_hidden": [32, 32], "d_hidden": [32, 32]}
+TOL = {"rtol": 1e-5, "atol": 1e-5}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_config(seed=0, loss="non_saturating", model_params=None, **train):
+    settings = {"steps": 40, "eval_every": 20, "log_every": 5, "eval_samples": 200,
+                "batch_size": 32}
+    settings.update(train)
+    return TrialConfig(
+        study="t", variant="v", dataset_key="ring8",
+        model={"name": "mlp", "params": dict(HIDDEN if model_params is None else model_params)},
+        loss={"name": loss, "params": {}}, dataset="ring8", metrics=["mode_coverage"],
+        train=settings, seed=seed,
+    )
+
+
+def four_configs(loss="non_saturating", **train):
+    """Seeds 0..3, each with its own lr_d, lr_g, beta1, beta2."""
+    return [make_config(seed=k, loss=loss, lr_d=1e-3 * (k + 1), lr_g=2e-3 / (k + 1),
+                        beta1=0.5 + 0.1 * k, beta2=0.999 - 0.002 * k, **train)
+            for k in range(4)]
+
+
+def single_run(cfg, steps):
+    """The harness's single-copy Trainer, stepped as TrainingLoop.fit steps it."""
+    trainer = build_trainer(cfg)
+    rows = []
+    for _ in range(steps):
+        rows.append(trainer.train_step(measure=(trainer.step + 1) % cfg.train.log_every == 0))
+        trainer.step += 1
+    return trainer, rows
+
+
+def vector_run(cfgs, steps, **kw):
+    vec = VectorizedGAN(cfgs, **kw)
+    rows = [vec.train_step(measure=(vec.step + 1) % cfgs[0].train.log_every == 0)
+            for _ in range(steps)]
+    return vec, rows
+
+
+def assert_same_networks(vec, k, trainer):
+    state = vec.copy_state(k)
+    for net, module in (("generator", trainer.G), ("discriminator", trainer.D)):
+        theirs = module.state_dict()
+        assert set(state[net]) == set(theirs)
+        for key, value in theirs.items():
+            torch.testing.assert_close(state[net][key], value, **TOL, msg=f"{net}.{key}")
+
+
+# --- StackedAdam ---------------------------------------------------------------------------
+
+
+LRS, BETA1, BETA2 = [1e-3, 3e-2, 1e-1, 5e-4], [0.5, 0.9, 0.0, 0.8], [0.999, 0.9, 0.99, 0.5]
+
+
+def _copy_loss(w, b, x, y):
+    return ((torch.tanh(x @ w + b) - y) ** 2).mean() + 0.1 * (w ** 4).sum()
+
+
+def test_stacked_adam_equals_independent_torch_adams():
+    gen = torch.Generator().manual_seed(0)
+    n = len(LRS)
+    w0, b0 = torch.randn(n, 7, 5, generator=gen), torch.randn(n, 5, generator=gen)
+    x, y = torch.randn(n, 16, 7, generator=gen), torch.randn(n, 16, 5, generator=gen)
+    W, B = w0.clone().requires_grad_(), b0.clone().requires_grad_()
+    stacked = StackedAdam([W, B], LRS, (BETA1, BETA2))
+    singles = []
+    for k in range(n):
+        w, b = w0[k].clone().requires_grad_(), b0[k].clone().requires_grad_()
+        singles.append((w, b, torch.optim.Adam([w, b], lr=LRS[k], betas=(BETA1[k], BETA2[k]))))
+    for _ in range(20):
+        # the sum of per-copy losses: copy k's gradient is its own loss's gradient
+        total = sum(_copy_loss(W[k], B[k], x[k], y[k]) for k in range(n))
+        W.grad = B.grad = None
+        total.backward()
+        stacked.step()
+        for k, (w, b, opt) in enumerate(singles):
+            opt.zero_grad()
+            _copy_loss(w, b, x[k], y[k]).backward()
+            opt.step()
+    for k, (w, b, opt) in enumerate(singles):
+        torch.testing.assert_close(W[k].detach(), w.detach(), rtol=1e-6, atol=0)
+        torch.testing.assert_close(B[k].detach(), b.detach(), rtol=1e-6, atol=0)
+        torch.testing.assert_close(stacked.exp_avg_sq[0][k], opt.state[w]["exp_avg_sq"],
+                                   rtol=1e-6, atol=0)
+    assert not torch.equal(W[0], W[1])  # the per-copy hyperparameters mattered
+
+
+def test_stacked_adam_freezes_inactive_copies_even_with_nan_gradients():
+    gen = torch.Generator().manual_seed(1)
+    p = torch.randn(3, 4, 2, generator=gen)
+    opt = StackedAdam([p], [0.1, 0.1, 0.1], (0.5, 0.999))
+    opt.step([torch.randn(3, 4, 2, generator=gen)])
+    before = p.clone(), opt.exp_avg[0].clone(), opt.exp_avg_sq[0].clone()
+    grad = torch.randn(3, 4, 2, generator=gen)
+    grad[1] = float("nan")
+    opt.step([grad], active=torch.tensor([True, False, True]))
+    assert torch.equal(p[1], before[0][1])
+    assert torch.equal(opt.exp_avg[0][1], before[1][1])
+    assert torch.equal(opt.exp_avg_sq[0][1], before[2][1])
+    assert opt.steps.tolist() == [2.0, 1.0, 2.0]
+    assert torch.isfinite(p).all() and not torch.equal(p[0], before[0][0])
+
+
+# --- stacked networks ----------------------------------------------------------------------
+
+
+def test_stacked_linear_equals_nn_linear_including_a_one_unit_head():
+    torch.manual_seed(0)
+    for n_out in (1, 2, 32):
+        layers = [torch.nn.Linear(32, n_out) for _ in range(3)]
+        stacked = StackedLinear.from_linears(layers)
+        x = torch.randn(3, 50, 32)
+        out = stacked(x)
+        for k, layer in enumerate(layers):
+            torch.testing.assert_close(out[k], layer(x[k]), **TOL)
+
+
+def test_stacked_mlp_refuses_batch_norm():
+    cfgs = [make_config(seed=k, model_params={"g_hidden": [8], "d_hidden": [8],
+                                             "g_batchnorm": True}) for k in range(2)]
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        VectorizedGAN(cfgs)
+
+
+def test_copies_may_differ_only_in_seed_and_optimiser_settings():
+    with pytest.raises(ValueError, match="batch_size"):
+        VectorizedGAN([make_config(seed=0), make_config(seed=1, batch_size=16)])
+    with pytest.raises(ValueError, match="'model'"):
+        VectorizedGAN([make_config(seed=0), make_config(seed=1, model_params={"g_hidden": [8]})])
+
+
+# --- copy k == the single-copy trial with seed k ----------------------------------------------
+
+
+@pytest.mark.parametrize("d_steps", [1, 2])
+def test_copies_equal_single_copy_trainers(d_steps):
+    cfgs = four_configs(d_steps=d_steps)
+    vec, vrows = vector_run(cfgs, 20)
+    assert vec.diverged == {}
+    for k, cfg in enumerate(cfgs):
+        trainer, rows = single_run(cfg, 20)
+        assert_same_networks(vec, k, trainer)
+        logged = [(i, r) for i, r in enumerate(rows) if r is not None]
+        assert [i + 1 for i, _ in logged] == [5, 10, 15, 20]
+        for i, row in logged:
+            mine = vrows[i][k]
+            assert set(mine) == set(row) == set(names.STEP_HISTORIES)
+            for key, value in row.items():
+                assert mine[key] == pytest.approx(value, rel=1e-5, abs=1e-6), (k, i + 1, key)
+        assert [s for s, _ in vec.history[k]] == [5, 10, 15, 20]
+        # evaluation: the Trainer's fixed evaluation noise and its mode coverage
+        samples = vec.sample()
+        torch.testing.assert_close(samples[k], trainer.sample(), **TOL)
+        if d_steps == 1:
+            cov = vec.mode_coverage()[k]
+            assert cov == ModeCoverage().evaluate(trainer.sample(), trainer.dataset).values
+    assert not torch.equal(vec.G.layers[0].weight[0], vec.G.layers[0].weight[1])
+
+
+def test_leaky_relu_and_tanh_output_copies_equal_single_copy_trainers():
+    params = {"g_hidden": [16, 16], "d_hidden": [16], "activation": "leaky_relu",
+              "g_output": "tanh"}
+    cfgs = [make_config(seed=k, loss="minimax", model_params=params, lr_d=(k + 1) * 1e-3)
+            for k in range(2)]
+    vec, _ = vector_run(cfgs, 10)
+    for k, cfg in enumerate(cfgs):
+        trainer, _ = single_run(cfg, 10)
+        assert_same_networks(vec, k, trainer)
+
+
+def test_loop_loss_mode_equals_vmap():
+    cfgs = four_configs(loss="least_squares")[:2]
+    a, _ = vector_run(cfgs, 6, loss_mode="vmap")
+    b, _ = vector_run(cfgs, 6, loss_mode="loop")
+    assert (a.loss_mode, b.loss_mode) == ("vmap", "loop")
+    for k in range(2):
+        for net in ("generator", "discriminator"):
+            for key, value in a.copy_state(k)[net].items():
+                torch.testing.assert_close(b.copy_state(k)[net][key], value, **TOL)
+
+
+# --- divergence ------------------------------------------------------------------------------
+
+
+def _assert_others_unchanged(vec, kept, reference):
+    """Copies ``kept`` of ``vec`` equal copies 0.. of ``reference`` (a run without the bad one)."""
+    for j, k in enumerate(kept):
+        for net in ("generator", "discriminator"):
+            mine, theirs = vec.copy_state(k)[net], reference.copy_state(j)[net]
+            for key in theirs:
+                torch.testing.assert_close(mine[key], theirs[key], **TOL)
+        assert [s for s, _ in vec.history[k]] == [s for s, _ in reference.history[j]]
+
+
+def test_a_copy_with_nan_parameters_is_masked_and_the_others_are_untouched():
+    cfgs = four_configs()
+    vec = VectorizedGAN(cfgs)
+    vec.train(5)
+    with torch.no_grad():
+        vec.D.layers[0].weight[1, 0, 0] = float("nan")
+    frozen_g = {k: v.clone() for k, v in vec.copy_state(1)["generator"].items()}
+    vec.train(10)
+    assert vec.diverged == {1: 6}
+    assert [s for s, _ in vec.history[1]] == [5]  # no rows once frozen
+    assert all(torch.equal(vec.copy_state(1)["generator"][k], v) for k, v in frozen_g.items())
+    assert bool(vec.active[1]) is False and bool(vec.active[[0, 2, 3]].all())
+    reference = VectorizedGAN([cfgs[0], cfgs[2], cfgs[3]])
+    reference.train(15)
+    _assert_others_unchanged(vec, [0, 2, 3], reference)
+
+
+def test_a_copy_with_a_huge_learning_rate_diverges_alone():
+    good = four_configs()[:3]
+    bad = make_config(seed=7, lr_d=1e4, lr_g=1e4)
+    vec = VectorizedGAN([good[0], bad, good[1], good[2]])
+    vec.train(15)
+    assert set(vec.diverged) == {1} and 1 <= vec.diverged[1] <= 15
+    for net in ("generator", "discriminator"):  # frozen at its last finite parameters
+        assert all(torch.isfinite(v).all() for v in vec.copy_state(1)[net].values())
+    reference = VectorizedGAN(good)
+    reference.train(15)
+    _assert_others_unchanged(vec, [0, 2, 3], reference)
+
+
+def test_a_logged_loss_above_diverge_loss_freezes_the_copy_at_that_log_step():
+    # non-saturating with lr 10: finite losses that exceed diagnostics.diverge_loss (1e6)
+    vec = VectorizedGAN([make_config(seed=0), make_config(seed=1, lr_d=10.0, lr_g=10.0)])
+    vec.train(20)
+    assert vec.diverged == {1: 5}
+    step, row = vec.history[1][-1]
+    assert step == 5 and abs(row[names.LOSS_G]) > 1e6 and math.isfinite(row[names.LOSS_G])
+    assert [s for s, _ in vec.history[0]] == [5, 10, 15, 20]
+
+
+# --- batched evaluation ----------------------------------------------------------------------
+
+
+def test_batched_mode_coverage_equals_mode_coverage_per_copy():
+    gen = torch.Generator().manual_seed(3)
+    centres = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    modes = torch.randint(0, 4, (3, 300), generator=gen)
+    samples = centres[modes] + 0.05 * torch.randn(3, 300, 2, generator=gen)
+    samples[1, :200] = 5.0  # far from every centre
+    samples[2, :10] = float("nan")
+    samples[2, 10:] = centres[0]  # collapsed onto one mode
+    batched = batched_mode_coverage(samples, centres, 0.02)
+    for k in range(3):
+        assert batched[k] == mode_coverage(samples[k], centres, 0.02)
+    assert [c.modes_covered for c in batched] == [4, 4, 1]
+    assert batched[1].hq_fraction < 0.5 and batched[2].hq_fraction == pytest.approx(290 / 300)
