@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
         "all of them (they must share datasets)"))
     rp.add_argument("--tracking-uri", help=uri_help)
     rp.add_argument("--out", help="output folder (default: runs/reports/<study>-<run>)")
+    rp.add_argument("--resamples", type=int, default=2000, help=(
+        "bootstrap resamples behind every confidence interval (default 2000)"))
+    rp.add_argument("--bootstrap-seed", type=int, default=0, help=(
+        "seed of the bootstrap resampling: the same seed gives the same intervals (default 0)"))
 
     sub.add_parser("variants", help="list every registered model, loss, trick, dataset and metric")
 
@@ -99,6 +103,9 @@ def cmd_report(args) -> int:
 
     uri = resolve_tracking_uri(args.tracking_uri)
     client = open_store(uri, create=False)
+    if args.resamples < 100:
+        raise HarnessError(f"--resamples must be >= 100 for a 95% interval, got {args.resamples}")
+    boot = {"n_resamples": args.resamples, "seed": args.bootstrap_seed}
     studies = args.study or [None]
     found = [latest_study_run(client, study) for study in studies]
     if len(found) == 1:
@@ -106,7 +113,7 @@ def cmd_report(args) -> int:
         name = client.get_experiment(exp_id).name
         out = (Path(args.out) if args.out
                else Path.cwd() / RUNS_DIR / "reports" / f"{name}-{parent_id[:8]}")
-        paths = build_report(client, exp_id, parent_id, out)
+        paths = build_report(client, exp_id, parent_id, out, **boot)
     else:
         from reports.merge import merged_frame
 
@@ -114,7 +121,7 @@ def cmd_report(args) -> int:
         label = "+".join(src.replace("/", "_") for src, _ in sources)
         out = Path(args.out) if args.out else Path.cwd() / RUNS_DIR / "reports" / f"merged-{label}"
         paths = build_report(client, *found[0], out, attach=False, frame=frame,
-                             sources=sources)
+                             sources=sources, **boot)
     print(f"report: {paths['md']}\n        {paths['html']}")
     return 0
 

@@ -99,3 +99,18 @@ def test_cli_merges_two_studies_and_refuses_a_lonely_one(two_studies, tmp_path):
                          text=True, timeout=300)
     assert bad.returncode == 2 and "shares no dataset" in bad.stderr
     assert not (tmp_path / "runs" / "reports" / "merged-first+lonely").exists()
+
+
+def test_cli_bootstrap_settings_reach_the_report(two_studies, tmp_path, capsys):
+    from harness.cli import main
+
+    _, _, store = two_studies
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    assert main(["report", "first", "--tracking-uri", uri, "--out", str(tmp_path / "r"),
+                 "--resamples", "500", "--bootstrap-seed", "3"]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "500 times" in md and "seeded with 3" in md
+    assert main(["report", "first", "--tracking-uri", uri, "--out", str(tmp_path / "bad"),
+                 "--resamples", "50"]) == 2
+    assert "--resamples must be >= 100" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
