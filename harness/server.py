@@ -53,15 +53,19 @@ def bind_warning(host: str, what: str = "the MLflow server") -> str | None:
 
 def advertised_host(host: str) -> str:
     """The address to give other machines: ``host`` itself unless it is a wildcard, then
-    the address of this machine's outgoing interface (no packet is sent)."""
+    the first non-loopback IPv4 address this machine's name resolves to (no network call
+    beyond the resolver), else the host name."""
     if host not in ("0.0.0.0", "::", ""):
         return f"[{host}]" if ":" in host else host
+    name = socket.gethostname()
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("10.255.255.255", 1))
-            return s.getsockname()[0]
+        infos = socket.getaddrinfo(name, None, socket.AF_INET)
     except OSError:
-        return socket.gethostname()
+        return name
+    for *_, sockaddr in infos:
+        if not ipaddress.ip_address(sockaddr[0]).is_loopback:
+            return sockaddr[0]
+    return name
 
 
 def allowed_hosts_for(host: str, port: int, extra: str | None = None) -> str | None:
