@@ -301,7 +301,24 @@ class StudySpec(Strict):
     #: Tune ``FailureConfig(max_failures)``: a trial whose process dies or raises is
     #: restarted this many times from its last checkpoint, continuing the same MLflow run
     max_failures: int = Field(1, ge=0)
+    #: opt-in: the seeds phase of every pair whose model is the plain MLP GAN (model
+    #: ``mlp`` without batch norm, maxout or dropout; no tricks; one of the four built-in
+    #: losses; only the ``mode_coverage`` metric; no ``diagnostics.stop_early``) trains up
+    #: to this many seeds in one Tune trial as one vectorized model
+    #: (:mod:`harness.vector_trial`); each seed still gets its own MLflow child run. Other
+    #: pairs, and every search phase, keep one model per trial (the study prints which
+    #: pairs fell back, at its start). None (default): off.
+    vectorize: int | None = Field(None, ge=1, description="seeds per seeds-phase trial of the "
+                                  "plain MLP GAN, trained as one vectorized model")
     variants: list[VariantSpec] = Field(min_length=1)
+
+    @field_validator("vectorize", mode="before")
+    @classmethod
+    def _vectorize(cls, v: Any) -> Any:
+        if isinstance(v, bool) or (v is not None and not isinstance(v, int)):
+            raise ValueError("allowed: a whole number of seeds per trial >= 1, or no "
+                             "vectorize key (off)")
+        return v
 
     @field_validator("datasets", mode="before")
     @classmethod
