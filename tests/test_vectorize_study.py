@@ -1,0 +1,185 @@
+"""Study key ``vectorize``: the seeds phase of a plain MLP GAN pair as one Tune trial.
+
+The same tiny study runs twice, without and with ``vectorize: 3``: the vectorized study's
+seeds phase is one Tune trial, yet MLflow holds the same child runs with the same seeds,
+params, statuses, metric histories (bit for bit on the CPU; 1e-6 allowed) and artifacts.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import names
+from harness.config import parse_study
+from harness.errors import ConfigError
+
+SEEDS = 3
+STUDY = {
+    "name": "vectorize",
+    "seed": 3,
+    "seeds": SEEDS,
+    "datasets": ["ring8"],
+    "train": {"steps": 120, "eval_every": 60, "eval_samples": 400, "log_every": 10,
+              "batch_size": 32, "device": "cpu"},
+    "search": {"trials": 2, "algorithm": "random",
+               "space": {"lr_d": {"type": "loguniform", "low": 3e-4, "high": 3e-3},
+                         "beta1": {"type": "choice", "values": [0.5, 0.9]}}},
+    "variants": [{"name": "ns", "loss": "non_saturating",
+                  "model": {"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}}}],
+}
+TIMING = {names.TRAIN_SECONDS, names.STEPS_PER_SECOND}
+
+
+# --- the config key (fast) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, -2, 1.5, "three", True, [3]])
+def test_bad_vectorize_values_refused(value):
+    raw = copy.deepcopy(STUDY)
+    raw["vectorize"] = value
+    with pytest.raises(ConfigError) as exc:
+        parse_study(raw)
+    msg = str(exc.value)
+    assert msg.startswith("study: vectorize: ")
+    assert "greater than or equal to 1" in msg or "allowed: a whole number of seeds" in msg
+
+
+def test_vectorize_accepted_and_off_by_default():
+    assert parse_study(copy.deepcopy(STUDY)).vectorize is None
+    assert parse_study({**copy.deepcopy(STUDY), "vectorize": 4}).vectorize == 4
+
+
+def test_fallback_pairs_and_trial_count():
+    from harness.config import resolve
+    from harness.study import tune_trials, vectorized_pairs
+
+    raw = copy.deepcopy(STUDY)
+    raw["vectorize"] = 2
+    raw["variants"].append({"name": "fm", "loss": "non_saturating", "model": "mlp",
+                            "tricks": ["feature_matching"]})
+    spec = parse_study(raw)
+    plans = resolve(spec)
+    out = io.StringIO()
+    vector = vectorized_pairs(spec, plans, out)
+    assert vector == {"ns/ring8": 2}
+    text = out.getvalue()
+    assert "ns/ring8" in text and "fm/ring8 (tricks feature_matching)" in text
+    # ns: 2 search + ceil(3 / 2) seeds trials; fm: 2 search + 3 seeds trials
+    assert tune_trials(spec, plans, vector) == (2 + 2) + (2 + 3)
+
+
+# --- the same study, plain and vectorized ----------------------------------------------
+
+
+def _run(tmp: Path, label: str, vectorize: int | None):
+    from harness.study import run_study
+    from harness.tracking import child_runs, open_store
+
+    work = tmp / label
+    work.mkdir()
+    raw = copy.deepcopy(STUDY)
+    if vectorize is not None:
+        raw["vectorize"] = vectorize
+    path = work / "study.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    stream = io.StringIO()
+    outcome = run_study(path, workdir=work, max_concurrent=2, write_report=False, stream=stream)
+    client = open_store(outcome.tracking_uri, create=False)
+    kids = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
+    tune_dirs = [p for p in (work / "runs" / "tune").glob("*/trial_*") if p.is_dir()]
+    return outcome, client, kids, tune_dirs, stream.getvalue()
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("vectorize")
+    return _run(tmp, "plain", None), _run(tmp, "vectorized", SEEDS)
+
+
+def _by_seed(kids, phase):
+    return {r.data.tags[names.TAG_SEED]: r for r in kids if r.data.tags[names.TAG_PHASE] == phase}
+
+
+def _histories(client, run):
+    return {m: [(h.step, h.value) for h in client.get_metric_history(run.info.run_id, m)]
+            for m in run.data.metrics if m not in TIMING}
+
+
+def _artifacts(client, run_id, path=None):
+    out = set()
+    for a in client.list_artifacts(run_id, path):
+        out |= _artifacts(client, run_id, a.path) if a.is_dir else {a.path}
+    return out
+
+
+def test_same_child_runs_and_one_tune_trial_for_the_seeds(studies):
+    (p_out, _, p_kids, p_dirs, p_text), (v_out, _, v_kids, v_dirs, v_text) = studies
+    assert not p_out.interrupted and not v_out.interrupted
+    assert len(p_kids) == len(v_kids) == 2 + SEEDS
+    assert len(p_dirs) == 2 + SEEDS and p_out.n_trials == 2 + SEEDS
+    assert len(v_dirs) == 2 + 1 and v_out.n_trials == 2 + 1  # the seeds phase: one Tune trial
+    assert v_out.n_runs == 2 + SEEDS
+    assert "5 runs (3 Tune trials)" in v_text and "5 runs (5 Tune trials)" in p_text
+    assert "vectorize: 3 seeds per seeds-phase trial as one model for ns/ring8" in v_text
+    seeds = _by_seed(v_kids, names.PHASE_SEEDS)
+    assert len(seeds) == SEEDS
+    # the vector_* tags exist only in this tree's harness: the Ray workers imported it
+    trial_ids = {r.data.tags[names.TAG_VECTOR_TRIAL] for r in seeds.values()}
+    assert len(trial_ids) == 1
+    (tid,) = trial_ids
+    assert sorted(r.data.tags[names.TAG_TRIAL_ID] for r in seeds.values()) == [
+        f"{tid}{names.COPY_SUFFIX}{k}" for k in range(SEEDS)]
+    assert {r.data.tags[names.TAG_VECTOR_COPIES] for r in seeds.values()} == {str(SEEDS)}
+    assert any(d.name == f"trial_{tid}" for d in v_dirs)
+    for r in _by_seed(p_kids, names.PHASE_SEEDS).values():
+        assert names.TAG_VECTOR_TRIAL not in r.data.tags
+
+
+def test_vectorized_seed_runs_equal_the_plain_ones(studies):
+    (_, p_client, p_kids, *_), (_, v_client, v_kids, *_) = studies
+    for phase in (names.PHASE_SEARCH, names.PHASE_SEEDS):
+        plain, vec = _by_seed(p_kids, phase), _by_seed(v_kids, phase)
+        assert plain.keys() == vec.keys(), phase
+        for seed, p in plain.items():
+            v = vec[seed]
+            where = f"{phase} seed {seed}"
+            assert v.info.status == p.info.status == "FINISHED", where
+            assert v.info.run_name == p.info.run_name, where
+            assert v.data.params == p.data.params, where
+            for tag in (names.TAG_STATUS, names.TAG_SEED, names.TAG_PHASE, names.TAG_VARIANT,
+                        names.TAG_LOSS, names.TAG_CONFIG_DIGEST):
+                assert v.data.tags[tag] == p.data.tags[tag], (where, tag)
+            ph, vh = _histories(p_client, p), _histories(v_client, v)
+            assert ph.keys() == vh.keys(), where
+            for key in (names.MODES_COVERED, names.LOSS_D, names.LOSS_G, names.D_REAL,
+                        names.D_FAKE):
+                assert key in ph and len(ph[key]) > 0, (where, key)
+            for key, points in ph.items():
+                assert [s for s, _ in vh[key]] == [s for s, _ in points], (where, key)
+                for (_, a), (_, b) in zip(points, vh[key]):
+                    assert a == b or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6), \
+                        (where, key, a, b)
+            assert _artifacts(v_client, v.info.run_id) == _artifacts(p_client, p.info.run_id), where
+            assert {names.ARTIFACT_CONFIG, names.ARTIFACT_GENERATOR,
+                    names.ARTIFACT_FINAL_SAMPLES} <= _artifacts(v_client, v.info.run_id), where
+
+
+def test_vectorized_generator_artifact_loads_into_the_mlp(studies):
+    import torch
+
+    from harness.config import TrialConfig
+    from harness.trial import build_trainer
+
+    _, (_, client, kids, *_) = studies
+    run = next(iter(_by_seed(kids, names.PHASE_SEEDS).values()))
+    d = Path(client.download_artifacts(run.info.run_id, names.ARTIFACT_CONFIG))
+    cfg = TrialConfig.model_validate_json(d.read_text())
+    trainer = build_trainer(cfg)
+    g = Path(client.download_artifacts(run.info.run_id, names.ARTIFACT_GENERATOR))
+    trainer.G.load_state_dict(torch.load(g, weights_only=True))
