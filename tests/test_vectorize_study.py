@@ -183,3 +183,34 @@ def test_vectorized_generator_artifact_loads_into_the_mlp(studies):
     trainer = build_trainer(cfg)
     g = Path(client.download_artifacts(run.info.run_id, names.ARTIFACT_GENERATOR))
     trainer.G.load_state_dict(torch.load(g, weights_only=True))
+
+
+# --- a vectorized trial whose process dies is retried in the same runs ------------------
+
+
+def test_a_dead_vectorized_trial_continues_every_copys_run(studies, tmp_path, monkeypatch):
+    (_, p_client, p_kids, *_), _ = studies
+    marker = tmp_path / "died"
+    monkeypatch.setenv("HARNESS_TEST_VECTOR_DIES", str(marker))  # Ray's workers inherit it
+    from harness.study import run_study
+    from harness.tracking import child_runs, open_store
+
+    raw = copy.deepcopy(STUDY)
+    raw.update(vectorize=SEEDS, max_failures=1, plugins=["tests.plugin_vector_dies"])
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    outcome = run_study(path, workdir=tmp_path, max_concurrent=2, write_report=False,
+                        stream=io.StringIO())
+    assert marker.read_text() == "died at 60" and not outcome.interrupted
+    client = open_store(outcome.tracking_uri, create=False)
+    kids = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
+    assert len(kids) == 2 + SEEDS  # the retry reopened the copies' runs, made no new ones
+    seeds = _by_seed(kids, names.PHASE_SEEDS)
+    plain = _by_seed(p_kids, names.PHASE_SEEDS)
+    assert seeds.keys() == plain.keys()
+    for seed, run in seeds.items():
+        assert run.info.status == "FINISHED", seed
+        assert run.data.tags[names.TAG_RESTARTS] == "1", seed
+        assert run.data.tags[names.TAG_RESUMED_FROM_STEP] == "60", seed  # the checkpoint
+        assert run.data.tags[names.TAG_STATUS] == plain[seed].data.tags[names.TAG_STATUS]
+        assert _histories(client, run) == _histories(p_client, plain[seed]), seed
