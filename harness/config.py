@@ -284,7 +284,18 @@ class VariantSpec(Strict):
 
 
 class StudySpec(Strict):
-    """A whole study file."""
+    """A whole study file.
+
+    ``vectorize: N`` (optional, a whole number >= 1; absent: off) trains the seeds phase
+    of every (variant, dataset) pair whose model is the plain MLP GAN -- model ``mlp``
+    without batch norm, maxout or dropout, no tricks, one of the four built-in losses,
+    only the ``mode_coverage`` metric, no ``diagnostics.stop_early`` -- as
+    ``ceil(seeds / N)`` Tune trials of up to N seeds each, every trial one vectorized model
+    (:mod:`harness.vector_trial`). MLflow still gets one ordinary child run per seed (its
+    seed, params, histories, artifacts and status, equal to the unvectorized run's on the
+    CPU). Other pairs and every search phase keep one model per trial; the study prints
+    which pairs fell back, once, at its start.
+    """
 
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""

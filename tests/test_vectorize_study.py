@@ -214,3 +214,69 @@ def test_a_dead_vectorized_trial_continues_every_copys_run(studies, tmp_path, mo
         assert run.data.tags[names.TAG_RESUMED_FROM_STEP] == "60", seed  # the checkpoint
         assert run.data.tags[names.TAG_STATUS] == plain[seed].data.tags[names.TAG_STATUS]
         assert _histories(client, run) == _histories(p_client, plain[seed]), seed
+
+
+# --- VectorLoop against run_trial, in-process (fast) ------------------------------------
+
+
+def test_vector_loop_equals_single_trials_and_resumes(one_torch_thread):
+    from harness.config import TrialConfig
+    from harness.reporting import MemoryReporter
+    from harness.trial import run_trial
+    from harness.vector_trial import VectorLoop, copy_configs, fallback_reason
+
+    cfg = TrialConfig(study="t", variant="v", dataset_key="ring8", dataset="ring8",
+                      model={"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
+                      loss="least_squares", metrics=["mode_coverage"], seed=0,
+                      phase=names.PHASE_SEEDS,
+                      train={"steps": 40, "eval_every": 20, "log_every": 5, "eval_samples": 200,
+                             "batch_size": 32})
+    assert fallback_reason(cfg) is None
+    cfgs = copy_configs(cfg, [11, 12])
+    reps = [MemoryReporter() for _ in cfgs]
+    saved = []
+    results = VectorLoop(cfgs).fit(reps, lambda step, values, ck: saved.append(copy.deepcopy(ck())))
+    assert len(saved) == 2  # one combined checkpoint per evaluation round
+    for k, c in enumerate(cfgs):
+        single = MemoryReporter()
+        result = run_trial(c, single)
+        assert single.rows == reps[k].rows and single.evals == reps[k].evals, k
+        assert result.status == results[k].status, k
+        assert ({x: v for x, v in result.final.items() if x not in TIMING}
+                == {x: v for x, v in results[k].final.items() if x not in TIMING}), k
+        assert set(single.artifacts) == set(reps[k].artifacts), k
+    resumed = VectorLoop(cfgs)
+    resumed.load_state_dict(saved[0])
+    again = resumed.fit([MemoryReporter() for _ in cfgs])
+    for k in range(len(cfgs)):
+        assert again[k].history == results[k].history
+        assert [e.values for e in again[k].evals] == [e.values for e in results[k].evals]
+
+
+def test_fallback_reasons():
+    from harness.config import TrialConfig
+    from harness.vector_trial import fallback_reason
+
+    def cfg(**kw):
+        base = dict(study="t", variant="v", dataset_key="ring8", dataset="ring8",
+                    model={"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
+                    loss="minimax", metrics=["mode_coverage"], seed=0)
+        base.update(kw)
+        return TrialConfig(**base)
+
+    assert fallback_reason(cfg()) is None
+    assert "tricks" in fallback_reason(cfg(tricks=["feature_matching"]))
+    assert "not a built-in loss" in fallback_reason(cfg(loss="test_hinge"))
+    assert "stop_early" in fallback_reason(cfg(diagnostics={"stop_early": ["collapsed"]}))
+    bn = {"g_hidden": [16], "d_hidden": [16], "g_batchnorm": True}
+    assert "only plain MLPs" in fallback_reason(cfg(model={"name": "mlp", "params": bn}))
+
+
+@pytest.fixture
+def one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
