@@ -286,13 +286,14 @@ def _run(spec, plans, file, uri, client, workdir, max_concurrent, stream, write_
     return outcome
 
 
-def vectorized_pairs(spec: StudySpec, plans: list[VariantPlan],
-                     stream: TextIO | None = None) -> dict[str, int]:
-    """``{pair key: copies per seeds trial}`` under the study key ``vectorize`` (empty when
-    it is absent or 1): the pairs :func:`harness.vector_trial.fallback_reason` accepts.
-    Prints, once, which pairs run vectorized and which fell back to one seed per trial."""
+def vectorized_pairs(spec: StudySpec, plans: list[VariantPlan]) -> tuple[dict[str, int], list[str]]:
+    """``({pair key: copies per seeds trial}, lines)`` under the study key ``vectorize``
+    (``({}, [])`` when it is absent or 1): the pairs
+    :func:`harness.vector_trial.fallback_reason` accepts, and the lines the study prints
+    once at its start: which pairs run vectorized, which fell back to one seed per trial
+    and why."""
     if not spec.vectorize or spec.vectorize < 2 or spec.seeds < 2:
-        return {}
+        return {}, []
     from harness.vector_trial import fallback_reason
 
     n = min(spec.vectorize, spec.seeds)
@@ -304,14 +305,14 @@ def vectorized_pairs(spec: StudySpec, plans: list[VariantPlan],
             out[plan.base.key] = n
         else:
             fell_back.append(f"{plan.base.key} ({reason})")
-    if stream is not None:
-        if out:
-            print(f"  vectorize: {n} seeds per seeds-phase trial as one model for "
-                  f"{', '.join(out)}", file=stream)
-        if fell_back:
-            print(f"  vectorize: one seed per trial (not the plain MLP GAN) for "
-                  f"{'; '.join(fell_back)}", file=stream)
-    return out
+    lines = []
+    if out:
+        lines.append(f"  vectorize: {n} seeds per seeds-phase trial as one model for "
+                     f"{', '.join(out)}")
+    if fell_back:
+        lines.append(f"  vectorize: one seed per trial (not the plain MLP GAN) for "
+                     f"{'; '.join(fell_back)}")
+    return out, lines
 
 
 def tune_trials(spec: StudySpec, plans: list[VariantPlan], vector: dict[str, int]) -> int:
@@ -341,7 +342,7 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
             "study/resolved.json": json.dumps([p.base.model_dump(mode="json") for p in plans],
                                               indent=2).encode(),
         })
-    vector = vectorized_pairs(spec, plans, stream)
+    vector, vector_lines = vectorized_pairs(spec, plans)
     total = tune_trials(spec, plans, vector)
     concurrency = max_concurrent or spec.max_concurrent_trials or default_concurrency(spec)
     outcome.n_trials, outcome.concurrency = total, concurrency
@@ -350,6 +351,8 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
           f"search + {spec.seeds} seed trials) = {runs_total} runs"
           + (f" in {total} Tune trials" if total != runs_total else " (trials)")
           + f", {concurrency} at a time", file=stream)
+    for line in vector_lines:
+        print(line, file=stream)
     print(f"  MLflow: {uri} (experiment {spec.name!r}, parent run {parent_id})", file=stream,
           flush=True)
     if resumable is not None:

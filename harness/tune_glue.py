@@ -257,7 +257,7 @@ def vector_trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id
                      "mlflow_run_id": runs[0].info.run_id,
                      "mlflow_run_ids": [r.info.run_id for r in runs]})
 
-    loop = None
+    started: list[MlflowReporter] = []  # the runs this process reopened or created
     try:
         state, meta = restore_checkpoint(notes)
         if meta is not None:
@@ -288,6 +288,7 @@ def vector_trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id
                     **loop.metric.provenance(loop.dataset), **notes,
                     names.TAG_VECTOR_TRIAL: trial_id, names.TAG_VECTOR_COPY: str(k),
                     names.TAG_VECTOR_COPIES: str(len(cfgs))}
+            started.append(inner)
             inner.start(TrialInfo(cfg, cfg.flat_params(), tags, loop.copy_step(k)))
             reporters.append(inner)
 
@@ -305,8 +306,8 @@ def vector_trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id
         loop.fit(reporters, after_evaluation)
         final_report()
     except BaseException as exc:
-        if not (isinstance(exc, SystemExit) and exc.code == 0):
-            for inner in inners:
+        if not (isinstance(exc, SystemExit) and exc.code == 0):  # 0: Tune stopped it
+            for inner in started:  # a run finished before a restore stays finished
                 inner.fail(exc)
         raise
 

@@ -53,8 +53,8 @@ def fallback_reason(cfg: TrialConfig) -> str | None:
         return f"tricks {', '.join(t.name for t in cfg.tricks)}"
     if cfg.loss is None or cfg.loss.name not in VECTOR_LOSSES:
         return f"loss {cfg.loss.name if cfg.loss else None!r} is not a built-in loss"
-    if not cfg.metrics or any(m.name != VECTOR_METRIC for m in cfg.metrics):
-        return f"metrics other than {VECTOR_METRIC}"
+    if [m.name for m in cfg.metrics] != [VECTOR_METRIC]:
+        return f"metrics other than one {VECTOR_METRIC}"
     if cfg.diagnostics.stop_early:
         return "diagnostics.stop_early"
     from harness.vectorized import VectorizedGAN

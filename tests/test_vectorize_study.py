@@ -65,10 +65,9 @@ def test_fallback_pairs_and_trial_count():
                             "tricks": ["feature_matching"]})
     spec = parse_study(raw)
     plans = resolve(spec)
-    out = io.StringIO()
-    vector = vectorized_pairs(spec, plans, out)
+    vector, lines = vectorized_pairs(spec, plans)
     assert vector == {"ns/ring8": 2}
-    text = out.getvalue()
+    text = "\n".join(lines)
     assert "ns/ring8" in text and "fm/ring8 (tricks feature_matching)" in text
     # ns: 2 search + ceil(3 / 2) seeds trials; fm: 2 search + 3 seeds trials
     assert tune_trials(spec, plans, vector) == (2 + 2) + (2 + 3)
@@ -280,3 +279,28 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def test_searcher_emits_copy_seeds_for_the_vectorized_seeds_phase():
+    from harness.config import resolve
+    from harness.tune_glue import make_searcher, seed_for
+
+    raw = {**copy.deepcopy(STUDY), "seeds": 4, "vectorize": 3}
+    spec = parse_study(raw)
+    plans = resolve(spec)
+    key = plans[0].key
+    searcher = make_searcher(plans, spec.search, spec.seeds, spec.seed, {key: 3})
+    for t in ("s1", "s2"):
+        assert searcher.suggest(t)["trial"]["phase"] == names.PHASE_SEARCH
+    assert searcher.suggest("wait") is None  # the seeds wait for the search
+    for i, t in enumerate(("s1", "s2")):
+        searcher.on_trial_complete(t, {names.MODES_COVERED: float(i), names.HQ_FRACTION: 0.5})
+    first, second = searcher.suggest("v1"), searcher.suggest("v2")
+    assert first["copy_seeds"] == [seed_for(spec.seed, names.PHASE_SEEDS, j) for j in range(3)]
+    assert first["copy_labels"] == [f"{key} seeds #{j}" for j in range(3)]
+    assert first["label"] == f"{key} seeds #0-2"
+    assert first["trial"]["seed"] == first["copy_seeds"][0]
+    assert "copy_seeds" not in second  # the one seed left: an ordinary seeds trial
+    assert second["trial"]["seed"] == seed_for(spec.seed, names.PHASE_SEEDS, 3)
+    assert second["label"] == f"{key} seeds #3"
+    assert searcher.suggest("done") == searcher.FINISHED
