@@ -257,9 +257,9 @@ def test_fallback_reasons():
     from harness.vector_trial import fallback_reason
 
     def cfg(**kw):
-        base = dict(study="t", variant="v", dataset_key="ring8", dataset="ring8",
-                    model={"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
-                    loss="minimax", metrics=["mode_coverage"], seed=0)
+        base = {"study": "t", "variant": "v", "dataset_key": "ring8", "dataset": "ring8",
+                "model": {"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
+                "loss": "minimax", "metrics": ["mode_coverage"], "seed": 0}
         base.update(kw)
         return TrialConfig(**base)
 
