@@ -98,6 +98,11 @@ TAG_RUN_NAME = "mlflow.runName"
 TAG_RESTARTS = "restarts"  # how many times the run was reopened
 TAG_RESUMED_FROM_STEP = "resumed_from_step"  # the checkpoint step of the latest reopening
 TAG_PREVIOUS_ERROR = "previous_error"  # the error that made the latest restart necessary
+# vectorized seeds trials (study key ``vectorize``): several child runs, one Tune trial
+TAG_VECTOR_TRIAL = "vector_trial"  # the Tune trial id all copies of one vectorized trial share
+TAG_VECTOR_COPY = "vector_copy"  # this run's copy index in that trial (0, 1, ...)
+TAG_VECTOR_COPIES = "vector_copies"  # how many copies that trial trained
+COPY_SUFFIX = "-copy"  # a copy's trial_id tag: Tune trial id + COPY_SUFFIX + copy index
 TAG_CONFIG_DIGEST = "config_digest"  # TrialConfig.digest(): equal for the same trial
 TAG_CHECKPOINT_SKIPPED = "checkpoint_skipped"  # unusable checkpoints passed over, and why
 TAG_ORBIT = "orbit"  # the xy game: how the run's orbit behaved (ORBITS)

@@ -48,7 +48,8 @@ class StudyOutcome:
     parent_run_id: str
     report: dict[str, Path] = field(default_factory=dict)
     interrupted: bool = False
-    n_trials: int = 0
+    n_trials: int = 0  # Tune trials
+    n_runs: int = 0  # child runs (a vectorized seeds trial writes one per seed)
     concurrency: int = 1
     study_seconds: float = 0.0
     train_seconds: float = 0.0
@@ -276,12 +277,49 @@ def _run(spec, plans, file, uri, client, workdir, max_concurrent, stream, write_
             "FINISHED": names.STATUS_OK, "KILLED": names.STATUS_STOPPED}.get(status, names.STATUS_FAILED))
         retry(client.set_terminated, parent_id, status)
     share = outcome.training_share
-    print(f"\nstudy finished in {outcome.study_seconds:.0f}s "
-          f"({share:.0%} of {outcome.concurrency} slot(s) spent training)", file=stream)
+    print(f"\nstudy finished in {outcome.study_seconds:.0f}s: {outcome.n_runs} runs "
+          f"({outcome.n_trials} Tune trials), "
+          f"{share:.0%} of {outcome.concurrency} slot(s) spent training", file=stream)
     if outcome.report:
         print(f"  report: {outcome.report['md']}\n          {outcome.report['html']}", file=stream)
     print(f"  browse the runs: harness ui{_uri_flag(uri, workdir)}", file=stream, flush=True)
     return outcome
+
+
+def vectorized_pairs(spec: StudySpec, plans: list[VariantPlan]) -> tuple[dict[str, int], list[str]]:
+    """``({pair key: copies per seeds trial}, lines)`` under the study key ``vectorize``
+    (``({}, [])`` when it is absent or 1): the pairs
+    :func:`harness.vector_trial.fallback_reason` accepts, and the lines the study prints
+    once at its start: which pairs run vectorized, which fell back to one seed per trial
+    and why."""
+    if not spec.vectorize or spec.vectorize < 2 or spec.seeds < 2:
+        return {}, []
+    from harness.vector_trial import fallback_reason
+
+    n = min(spec.vectorize, spec.seeds)
+    out: dict[str, int] = {}
+    fell_back: list[str] = []
+    for plan in plans:
+        reason = fallback_reason(plan.base)
+        if reason is None:
+            out[plan.base.key] = n
+        else:
+            fell_back.append(f"{plan.base.key} ({reason})")
+    lines = []
+    if out:
+        lines.append(f"  vectorize: {n} seeds per seeds-phase trial as one model for "
+                     f"{', '.join(out)}")
+    if fell_back:
+        lines.append(f"  vectorize: one seed per trial (not the plain MLP GAN) for "
+                     f"{'; '.join(fell_back)}")
+    return out, lines
+
+
+def tune_trials(spec: StudySpec, plans: list[VariantPlan], vector: dict[str, int]) -> int:
+    """How many Tune trials the study runs (``num_samples``): per pair ``search.trials``
+    plus ``seeds`` seeds trials, or ``ceil(seeds / copies)`` when its seeds run vectorized."""
+    return sum(spec.search.trials + math.ceil(spec.seeds / vector.get(p.base.key, 1))
+               for p in plans)
 
 
 def _trial_name(trial) -> str:
@@ -304,11 +342,17 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
             "study/resolved.json": json.dumps([p.base.model_dump(mode="json") for p in plans],
                                               indent=2).encode(),
         })
-    total = len(plans) * (spec.search.trials + spec.seeds)
+    vector, vector_lines = vectorized_pairs(spec, plans)
+    total = tune_trials(spec, plans, vector)
     concurrency = max_concurrent or spec.max_concurrent_trials or default_concurrency(spec)
     outcome.n_trials, outcome.concurrency = total, concurrency
+    runs_total = len(plans) * (spec.search.trials + spec.seeds)
     print(f"study {spec.name!r}: {len(plans)} variant x dataset pairs x ({spec.search.trials} "
-          f"search + {spec.seeds} seed trials) = {total} trials, {concurrency} at a time", file=stream)
+          f"search + {spec.seeds} seed trials) = {runs_total} runs"
+          + (f" in {total} Tune trials" if total != runs_total else " (trials)")
+          + f", {concurrency} at a time", file=stream)
+    for line in vector_lines:
+        print(line, file=stream)
     print(f"  MLflow: {uri} (experiment {spec.name!r}, parent run {parent_id})", file=stream,
           flush=True)
     if resumable is not None:
@@ -327,7 +371,7 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
                                    restart_errored=False)
     else:
         tuner = _new_tuner(spec, plans, study_trial, resources, total, concurrency, workdir,
-                           outcome, stream)
+                           outcome, stream, vector)
     try:
         grid = tuner.fit()
         # Tune catches the first SIGINT itself, saves its state and returns normally; a study
@@ -341,6 +385,7 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
         outcome.interrupted = True
         print(f"  interrupted: {dangling} running trial(s) marked KILLED in MLflow", file=stream)
     runs = child_runs(client, exp_id, parent_id)  # read once: the sum and the report
+    outcome.n_runs = len(runs)
     outcome.train_seconds = float(sum(r.data.metrics.get(names.TRAIN_SECONDS, 0.0) for r in runs))
     if write_report:
         from reports.stability import build_report, runs_frame, summarize, summary_table
@@ -358,15 +403,21 @@ def _drop_orphans(client, exp_id: str, parent_id: str, grid, stream) -> None:
     RUNNING, and the resumed study ran that trial again (same label, config and seed) in
     a run of its own. Only unfinished runs go; each deletion is printed."""
     known = {Path(r.path).name.removeprefix("trial_") for r in grid if r.path}
+
+    def tune_id(run) -> str | None:  # a vectorized trial's copies: "<trial id>-copyK"
+        tid = run.data.tags.get(names.TAG_TRIAL_ID)
+        return tid.rsplit(names.COPY_SUFFIX, 1)[0] if tid and names.COPY_SUFFIX in tid else tid
+
     orphans = [r for r in child_runs(client, exp_id, parent_id)
-               if r.info.status == "RUNNING" and r.data.tags.get(names.TAG_TRIAL_ID) not in known]
+               if r.info.status == "RUNNING" and tune_id(r) not in known]
     for run in orphans:
         retry(client.delete_run, run.info.run_id)
         print(f"  removed run {run.info.run_id} ({run.info.run_name}): its trial started after "
               "Tune last saved the study and ran again in a new run", file=stream, flush=True)
 
 
-def _new_tuner(spec, plans, study_trial, resources, total, concurrency, workdir, outcome, stream):
+def _new_tuner(spec, plans, study_trial, resources, total, concurrency, workdir, outcome, stream,
+               vector=None):
     """A fresh Tune experiment for the study, with the note ``--resume`` will look for."""
     from ray import tune
 
@@ -381,7 +432,7 @@ def _new_tuner(spec, plans, study_trial, resources, total, concurrency, workdir,
     return tune.Tuner(
         tune.with_resources(study_trial, resources),
         tune_config=tune.TuneConfig(
-            search_alg=make_searcher(plans, spec.search, spec.seeds, spec.seed),
+            search_alg=make_searcher(plans, spec.search, spec.seeds, spec.seed, vector),
             scheduler=make_scheduler(spec.search),
             num_samples=total, max_concurrent_trials=concurrency, reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),

@@ -58,6 +58,30 @@ def _is_local(ckpt) -> bool:
     return isinstance(ckpt.filesystem, pyarrow.fs.LocalFileSystem) and Path(ckpt.path).is_dir()
 
 
+def restore_checkpoint(notes: dict[str, str]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """``(state, meta)`` of Tune's latest checkpoint of this trial, else of the newest older
+    one that loads (each skipped one is printed and noted in ``notes``, a tag for the run),
+    else ``(None, None)``."""
+    from ray import tune
+
+    ckpt = tune.get_checkpoint()
+    if ckpt is None:
+        return None, None
+    if _is_local(ckpt):
+        state, meta, skipped = load_first_good(trial_checkpoints(ckpt.path))
+    else:  # remote storage: only the latest is fetched
+        with ckpt.as_directory() as d:
+            state, meta, skipped = load_first_good([d])
+    for line in skipped:
+        print(f"harness: {line}; trying an older checkpoint", file=sys.stderr, flush=True)
+    if skipped:
+        notes[names.TAG_CHECKPOINT_SKIPPED] = " | ".join(skipped)[:5000]
+        if state is None:
+            print("harness: no usable checkpoint; the trial restarts from scratch",
+                  file=sys.stderr, flush=True)
+    return state, meta
+
+
 class TuneReporter(Reporter):
     """Forwards to ``inner`` (MLflow) and reports to Tune with a checkpoint per evaluation."""
 
@@ -70,23 +94,7 @@ class TuneReporter(Reporter):
         """The trial state of Tune's latest checkpoint, else of the newest older one that
         loads (each skipped one is printed and tagged on the run), else None: train from
         scratch in the same MLflow run."""
-        from ray import tune
-
-        ckpt = tune.get_checkpoint()
-        if ckpt is None:
-            return None
-        if _is_local(ckpt):
-            state, meta, skipped = load_first_good(trial_checkpoints(ckpt.path))
-        else:  # remote storage: only the latest is fetched
-            with ckpt.as_directory() as d:
-                state, meta, skipped = load_first_good([d])
-        for line in skipped:
-            print(f"harness: {line}; trying an older checkpoint", file=sys.stderr, flush=True)
-        if skipped:
-            self.notes[names.TAG_CHECKPOINT_SKIPPED] = " | ".join(skipped)[:5000]
-            if state is None:
-                print("harness: no usable checkpoint; the trial restarts from scratch",
-                      file=sys.stderr, flush=True)
+        state, meta = restore_checkpoint(self.notes)
         if meta is not None:
             self.inner.run_id = meta.get("mlflow_run_id") or self.inner.run_id
         return state
@@ -184,6 +192,10 @@ def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
     from harness.trial import run_trial
 
     torch.set_num_threads(_granted_cpus())
+    if len(config.get("copy_seeds") or ()) > 1:
+        vector_trainable(config, tracking_uri=tracking_uri, experiment_id=experiment_id,
+                         parent_run_id=parent_run_id)
+        return
     cfg = TrialConfig.model_validate(config["trial"])
     trial_id = tune.get_context().get_trial_id()
     label = config.get("label", cfg.key)
@@ -194,6 +206,110 @@ def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
     if reporter.report_finished_run(cfg.digest()):
         return
     run_trial(cfg, reporter, granted_gpus=_granted_gpus())
+
+
+def _combined(values: list[dict[str, float] | None]) -> dict[str, float]:
+    """One Tune result from the copies' values: the mean over the copies that have one."""
+    rows = [v for v in values if v]
+    keys = sorted({k for v in rows for k in v})
+    return {k: sum(v[k] for v in rows if k in v) / max(1, sum(k in v for v in rows))
+            for k in keys}
+
+
+def vector_trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
+                     parent_run_id: str) -> None:
+    """A vectorized seeds-phase trial (study key ``vectorize``): the copies of
+    ``config["copy_seeds"]`` trained as one :class:`~harness.vector_trial.VectorLoop`.
+
+    Copy ``k`` writes its own MLflow child run, named (``config["copy_labels"][k]``),
+    tagged and parametrised as the single seeds trial with its seed would be, plus
+    ``trial_id`` = Tune trial id + ``-copyK`` and the ``vector_*`` tags. Tune gets one
+    result per evaluation (the copies' mean values) with one checkpoint holding every
+    copy's state and its run id, so a retried trial continues every copy's run; the final
+    result carries ``final``, the copies' statuses (``status``: ``ok`` when all are, else
+    the distinct statuses joined by commas) and every run id (``mlflow_run_ids``)."""
+    from ray import tune
+
+    from harness.environment import provenance_tags
+    from harness.tracking import MlflowReporter, retry
+    from harness.trial import resolve_device, trial_tags
+    from harness.vector_trial import VectorLoop, copy_configs
+
+    base = TrialConfig.model_validate(config["trial"])
+    cfgs = copy_configs(base, config["copy_seeds"])
+    labels = list(config["copy_labels"])
+    label = config.get("label", base.key)
+    trial_id = tune.get_context().get_trial_id()
+    inners = [MlflowReporter(tracking_uri, experiment_id, parent_run_id,
+                             trial_id=f"{trial_id}{names.COPY_SUFFIX}{k}", run_name=labels[k])
+              for k in range(len(cfgs))]
+    notes = dict(node_tags())
+
+    def final_report() -> None:
+        runs = [retry(inner.client.get_run, inner.run_id) for inner in inners]
+        statuses = [r.data.tags.get(names.TAG_STATUS, names.STATUS_OK) for r in runs]
+        distinct = sorted(set(statuses))
+        metrics = _combined([dict(r.data.metrics) for r in runs])
+        tune.report({**metrics, "step": int(max(r.data.metrics.get(names.STEPS_DONE, 0)
+                                                for r in runs)),
+                     "final": True, "label": label, "copies": len(cfgs),
+                     names.TAG_STATUS: ",".join(distinct),
+                     "mlflow_run_id": runs[0].info.run_id,
+                     "mlflow_run_ids": [r.info.run_id for r in runs]})
+
+    started: list[MlflowReporter] = []  # the runs this process reopened or created
+    try:
+        state, meta = restore_checkpoint(notes)
+        if meta is not None:
+            for inner, run_id in zip(inners, meta.get("mlflow_run_ids") or []):
+                inner.run_id = run_id or inner.run_id
+        finished = [False] * len(cfgs)
+        if state is None:  # a study resumed after these runs ended: report, do not train
+            finished = [inner.finished_run(cfg.digest()) is not None
+                        for inner, cfg in zip(inners, cfgs)]
+            if all(finished):
+                for inner in inners:
+                    inner.run_id = inner.run_id or inner._find_existing()
+                final_report()
+                return
+        device = resolve_device(base.train.device, _granted_gpus())
+        loop = VectorLoop(cfgs, device=device)
+        if state is not None:
+            loop.load_state_dict(state)
+        reporters: list[MlflowReporter | None] = []
+        for k, (inner, cfg) in enumerate(zip(inners, cfgs)):
+            if loop.done[k] or finished[k]:  # its run is complete: leave it as it is
+                loop.done[k] = True
+                reporters.append(None)
+                if inner.run_id is None:
+                    inner.run_id = inner._find_existing()
+                continue
+            tags = {**loop.dataset.tags(), **trial_tags(cfg), **provenance_tags(),
+                    **loop.metric.provenance(loop.dataset), **notes,
+                    names.TAG_VECTOR_TRIAL: trial_id, names.TAG_VECTOR_COPY: str(k),
+                    names.TAG_VECTOR_COPIES: str(len(cfgs))}
+            started.append(inner)
+            inner.start(TrialInfo(cfg, cfg.flat_params(), tags, loop.copy_step(k)))
+            reporters.append(inner)
+
+        def after_evaluation(step: int, values, checkpoint) -> None:
+            if all(loop.done):
+                return  # the final report below ends the trial
+            with tempfile.TemporaryDirectory() as d:
+                save_checkpoint(d, checkpoint(), {
+                    "mlflow_run_id": inners[0].run_id, "step": step,
+                    "mlflow_run_ids": [inner.run_id for inner in inners]})
+                tune.report({**_combined(values), "step": step, "final": False,
+                             "label": label, "copies": len(cfgs)},
+                            checkpoint=tune.Checkpoint.from_directory(d))
+
+        loop.fit(reporters, after_evaluation)
+        final_report()
+    except BaseException as exc:
+        if not (isinstance(exc, SystemExit) and exc.code == 0):  # 0: Tune stopped it
+            for inner in started:  # a run finished before a restore stays finished
+                inner.fail(exc)
+        raise
 
 
 # ---------------------------------------------------------------------------------------
@@ -231,7 +347,13 @@ def seed_for(base: int, phase: str, index: int) -> int:
     return base + index if phase == names.PHASE_SEARCH else base + 10_000 + index
 
 
-def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, base_seed: int):
+def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, base_seed: int,
+                  vectorize: dict[str, int] | None = None):
+    """The study's Tune searcher. ``vectorize``: ``{pair key: copies per trial}`` for the
+    pairs whose seeds phase runs vectorized (study key ``vectorize``): their seeds phase
+    is ``ceil(seeds / copies)`` trials, each with ``copy_seeds`` (the seeds of
+    :func:`seed_for` indices ``j .. j + copies - 1``) and ``copy_labels`` in its config;
+    a trial left with one seed is an ordinary seeds trial."""
     import optuna
     from ray.tune.search import Searcher
     from ray.tune.search.optuna import OptunaSearch
@@ -256,7 +378,8 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
             self.completed = {k: 0 for k in self.order}
             self.results: dict[str, list[tuple[dict, float, float]]] = {k: [] for k in self.order}
             self.first_params: dict[str, dict] = {}
-            self.seeds_launched = {k: 0 for k in self.order}
+            self.seeds_launched = {k: 0 for k in self.order}  # seeds, not trials
+            self.vector = dict(vectorize or {})
             self.live: dict[str, tuple[str, str, dict]] = {}
             self.rr = 0
 
@@ -276,13 +399,23 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
             label = f"{key} {phase} #{index}"
             return {"trial": cfg.model_dump(mode="json"), "label": label, "params": params}
 
+        def _vector_config(self, key: str, params: dict, j: int, n: int) -> dict:
+            out = self._config(key, params, names.PHASE_SEEDS, j)
+            out["label"] = f"{key} {names.PHASE_SEEDS} #{j}-{j + n - 1}"
+            out["copy_seeds"] = [seed_for(base_seed, names.PHASE_SEEDS, j + i) for i in range(n)]
+            out["copy_labels"] = [f"{key} {names.PHASE_SEEDS} #{j + i}" for i in range(n)]
+            return out
+
         def suggest(self, trial_id: str) -> dict | None:
             for key in self.order:  # seeds of pairs whose search is complete come first
                 if self.completed[key] >= search.trials and self.seeds_launched[key] < seeds:
                     j = self.seeds_launched[key]
-                    self.seeds_launched[key] += 1
+                    n = min(self.vector.get(key, 1), seeds - j)
+                    self.seeds_launched[key] += n
                     params = self.best_params(key)
                     self.live[trial_id] = (key, names.PHASE_SEEDS, params)
+                    if n > 1:
+                        return self._vector_config(key, params, j, n)
                     return self._config(key, params, names.PHASE_SEEDS, j)
             n = len(self.order)
             for off in range(n):
@@ -329,6 +462,7 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
         def restore(self, checkpoint_path: str) -> None:
             with open(checkpoint_path, "rb") as f:
                 self.__dict__.update(pickle.load(f))
+            self.__dict__.setdefault("vector", {})  # saved before the vectorize key existed
 
     return StudySearcher()
 

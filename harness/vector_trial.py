@@ -1,0 +1,254 @@
+"""One trial, N seeds: the seeds phase of a plain MLP GAN pair as one vectorized model.
+
+The study key ``vectorize: N`` (:class:`harness.config.StudySpec`) makes the searcher
+emit, for every pair :func:`fallback_reason` accepts, ``ceil(seeds / N)`` seeds-phase
+trials holding up to N copy seeds each. Such a trial trains a
+:class:`harness.vectorized.VectorizedGAN` (copy ``k`` plays exactly the game of the
+single seeds trial with that seed) inside :class:`VectorLoop`, which mirrors
+:meth:`harness.loop.TrainingLoop.fit` per copy:
+
+* the same evaluation cadence (every ``eval_every`` steps and at the end), the same
+  history rows (every ``log_every`` steps), the same ``mode_coverage`` values;
+* one :class:`~harness.reporting.Reporter` per copy (in a study: one MLflow child run
+  each, named and tagged as the single seeds trial would be), called in the order the
+  single loop calls its reporter: ``start``, then per evaluation ``history`` and
+  ``evaluation`` (with that evaluation's picture), finally ``finish`` with the copy's
+  :func:`~harness.diagnostics.summarize` status, final metrics and artifacts
+  (``final_samples.png``, the copy's ``generator.pt``);
+* a copy that diverges is frozen at that step (:class:`~harness.vectorized.VectorizedGAN`),
+  evaluated and finished at the next evaluation boundary with the step it diverged at,
+  as the single loop would have stopped there; the other copies go on.
+
+Differences from N single trials, by design: ``train_seconds`` of a copy is its share of
+the shared training time (the wall time divided by the copies still training), and a
+loss that turns NaN inside an optimiser step (not at a logged step) ends the copy at that
+step rather than at the next logged one. Knows nothing of Ray or MLflow.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from harness import names
+from harness.config import TrialConfig
+from harness.diagnostics import EvalRecord, summarize
+from harness.reporting import Reporter, TrialResult
+
+#: the built-in losses the vectorized GAN applies per copy
+VECTOR_LOSSES = ("minimax", "non_saturating", "least_squares", "maximum_likelihood")
+#: the one metric a vectorized trial computes (batched over copies)
+VECTOR_METRIC = "mode_coverage"
+
+
+def fallback_reason(cfg: TrialConfig) -> str | None:
+    """Why the seeds phase of ``cfg``'s pair cannot be vectorized, or None when it can."""
+    if cfg.model.name != "mlp":
+        return f"model {cfg.model.name!r} is not the plain MLP GAN"
+    if cfg.tricks:
+        return f"tricks {', '.join(t.name for t in cfg.tricks)}"
+    if cfg.loss is None or cfg.loss.name not in VECTOR_LOSSES:
+        return f"loss {cfg.loss.name if cfg.loss else None!r} is not a built-in loss"
+    if [m.name for m in cfg.metrics] != [VECTOR_METRIC]:
+        return f"metrics other than one {VECTOR_METRIC}"
+    if cfg.diagnostics.stop_early:
+        return "diagnostics.stop_early"
+    from harness.vectorized import VectorizedGAN
+
+    try:
+        vec = VectorizedGAN([cfg], device="cpu")
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    if not hasattr(vec.dataset, "centres"):
+        return "the dataset has no mixture centres"
+    return None
+
+
+def copy_configs(cfg: TrialConfig, seeds: Sequence[int]) -> list[TrialConfig]:
+    """``cfg`` once per seed: the configs of the single seeds trials the copies stand for."""
+    return [TrialConfig.model_validate({**cfg.model_dump(), "seed": int(s)}) for s in seeds]
+
+
+def _records(evals: list[EvalRecord]) -> list:
+    return [(e.step, dict(e.values), sorted(e.covered) if e.covered is not None else None)
+            for e in evals]
+
+
+class VectorLoop:
+    """``TrainingLoop.fit`` for the N copies of one :class:`~harness.vectorized.VectorizedGAN`
+    (module docstring); :meth:`fit` runs the whole budget."""
+
+    def __init__(self, cfgs: Sequence[TrialConfig], device: torch.device | str | None = None):
+        from harness.registry import METRICS
+        from harness.vectorized import VectorizedGAN
+
+        self.cfgs = list(cfgs)
+        self.n = len(self.cfgs)
+        self.vec = VectorizedGAN(self.cfgs, device=device)
+        first = self.cfgs[0]
+        self.settings, self.diag = first.train, first.diagnostics
+        self.metric = METRICS.build(first.metrics[0].name, first.metrics[0].params, "metrics[0].params")
+        self.dataset = self.vec.dataset
+        self.n_modes = int(self.dataset.centres.shape[0])
+        self.history: list[list[tuple[int, dict[str, float]]]] = [[] for _ in self.cfgs]
+        self.evals: list[list[EvalRecord]] = [[] for _ in self.cfgs]
+        self.train_seconds = [0.0] * self.n
+        #: copies whose run is finished (budget spent or diverged)
+        self.done = [False] * self.n
+
+    @property
+    def step(self) -> int:
+        return self.vec.step
+
+    def copy_step(self, k: int) -> int:
+        """The step copy ``k`` is at: where it was frozen, else the shared step."""
+        return self.vec.diverged.get(k, self.vec.step)
+
+    # -- the whole budget -----------------------------------------------------------------
+    def fit(self, reporters: Sequence[Reporter | None],
+            after_evaluation: Callable[[int, list[dict[str, float] | None],
+                                        Callable[[], dict]], None] | None = None,
+            ) -> list[TrialResult | None]:
+        """Train every unfinished copy to its end. ``reporters[k]`` (None: nobody listens)
+        receives copy ``k``'s calls; ``after_evaluation(step, values, checkpoint)`` is
+        called once per evaluation round with each copy's values (None for copies finished
+        before it) and a function building the state of every copy. Returns each copy's
+        result (None for copies finished before this call)."""
+        s = self.settings
+        results: list[TrialResult | None] = [None] * self.n
+        pending: list[list[tuple[int, dict[str, float]]]] = [[] for _ in self.cfgs]
+        while not all(self.done):
+            stop_at = min(s.steps, (self.step // s.eval_every + 1) * s.eval_every)
+            training = [k for k in range(self.n) if not self.done[k]]
+            t0 = time.perf_counter()
+            while self.step < stop_at:
+                rows = self.vec.train_step(measure=(self.step + 1) % s.log_every == 0)
+                if rows is None:
+                    continue
+                for k, row in enumerate(rows):
+                    if row is not None and not self.done[k]:
+                        pending[k].append((self.step, row))
+                if not bool(self.vec.active.any()):  # every copy frozen: nothing to train
+                    break
+            if self.vec.device.type == "cuda":
+                torch.cuda.synchronize(self.vec.device)
+            elapsed = time.perf_counter() - t0
+            samples = self.vec.sample()
+            covs = self._coverage(samples)
+            values: list[dict[str, float] | None] = [None] * self.n
+            for k in training:
+                self.train_seconds[k] += elapsed / len(training)
+                step = self.copy_step(k)
+                cov = covs[k]
+                values[k] = {names.MODES_COVERED: float(cov.modes_covered),
+                             names.HQ_FRACTION: cov.hq_fraction, names.MODE_KL: cov.mode_kl}
+                record = EvalRecord(step, values[k], cov.covered)
+                self.evals[k].append(record)
+                self.history[k].extend(pending[k])
+                rep = reporters[k]
+                if rep is not None:
+                    rep.history(pending[k])
+                pending[k] = []
+                if rep is not None:
+                    art = self._pictures(k, samples[k], self._title(k, record),
+                                         f"{names.ARTIFACT_SAMPLES_DIR}/step_{step:07d}")
+                    rep.evaluation(step, values[k], art, self.state_dict)
+                if k in self.vec.diverged or step >= s.steps:
+                    self.done[k] = True
+                    results[k] = self._finish(k, rep, samples[k])
+            if after_evaluation is not None:
+                after_evaluation(self.step, values, self.state_dict)
+        return results
+
+    def _coverage(self, samples: torch.Tensor) -> list:
+        from harness.vectorized import batched_mode_coverage
+
+        return batched_mode_coverage(samples, self.dataset.centres, self.dataset.std,
+                                     self.metric.n_std, self.metric.min_hq_per_mode)
+
+    def _title(self, k: int, record: EvalRecord) -> str:
+        cov = record.values.get(names.MODES_COVERED)
+        extra = f" - {int(cov)}/{self.n_modes} modes" if cov is not None else ""
+        return f"{self.cfgs[k].key} step {record.step}{extra}".strip()
+
+    def _pictures(self, k: int, samples: torch.Tensor, title: str, prefix: str) -> dict[str, bytes]:
+        png = self.dataset.plot_samples(samples, title)
+        return {} if png is None else {f"{prefix}.png": png}
+
+    def _finish(self, k: int, reporter: Reporter | None, samples: torch.Tensor) -> TrialResult:
+        """Copy ``k``'s result, as ``TrainingLoop._finish`` builds a single trial's."""
+        steps, step = self.settings.steps, self.copy_step(k)
+        diverged = k in self.vec.diverged
+        evals = self.evals[k]
+        summary = summarize(evals, self.history[k], self.n_modes, steps, self.diag, diverged)
+        final = dict(evals[-1].values) if evals else {}
+        final.update(summary.metrics)
+        final[names.STEPS_DONE] = float(step)
+        final[names.STEPS_BUDGET] = float(steps)
+        final[names.STOPPED_EARLY] = float(step < steps)
+        final[names.TRAIN_SECONDS] = self.train_seconds[k]
+        if self.train_seconds[k] > 0:
+            final[names.STEPS_PER_SECOND] = step / self.train_seconds[k]
+        final[names.N_MODES] = float(self.n_modes)
+        result = TrialResult(status=summary.status, final=final, steps_done=step,
+                             train_seconds=self.train_seconds[k], evals=list(evals),
+                             history=list(self.history[k]))
+        if reporter is not None:
+            buf = io.BytesIO()
+            torch.save(self.vec.G.copy_state(k), buf)
+            artifacts = {names.ARTIFACT_GENERATOR: buf.getvalue()}
+            title = (f"{self._title(k, evals[-1])} [{summary.status}]" if evals
+                     else f"{self.cfgs[k].key} [{summary.status}]")
+            artifacts.update(self._pictures(k, samples, title,
+                                            names.ARTIFACT_FINAL_SAMPLES.removesuffix(".png")))
+            reporter.finish(result, artifacts)
+        return result
+
+    # -- checkpointing ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Every copy's state: the stacked networks and optimisers, each copy's RNG, which
+        copies are frozen and finished, and each copy's histories and evaluations."""
+        v = self.vec
+        return {
+            "G": v.G.state_dict(), "D": v.D.state_dict(),
+            "opt": [{"steps": o.steps, "exp_avg": list(o.exp_avg), "exp_avg_sq": list(o.exp_avg_sq)}
+                    for o in (v.opt_d, v.opt_g)],
+            "rngs": [g.get_state() for g in v.rngs],
+            "step": v.step, "active": v.active, "diverged_at": v.diverged_at,
+            "vec_history": [list(h) for h in v.history],
+            "torch_rng": torch.get_rng_state(),
+            "history": [list(h) for h in self.history],
+            "evals": [_records(e) for e in self.evals],
+            "train_seconds": list(self.train_seconds),
+            "done": list(self.done),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        v = self.vec
+        v.G.load_state_dict(state["G"])
+        v.D.load_state_dict(state["D"])
+        for o, st in zip((v.opt_d, v.opt_g), state["opt"]):
+            o.steps.copy_(st["steps"])
+            for mine, saved in zip(o.exp_avg, st["exp_avg"]):
+                mine.copy_(saved)
+            for mine, saved in zip(o.exp_avg_sq, st["exp_avg_sq"]):
+                mine.copy_(saved)
+        for g, st in zip(v.rngs, state["rngs"]):
+            g.set_state(st)
+        v.step = int(state["step"])
+        v.active = state["active"].to(v.device)
+        v.diverged_at = state["diverged_at"].to(v.device)
+        v.history = [list(h) for h in state["vec_history"]]
+        torch.set_rng_state(state["torch_rng"])
+        self.history = [list(h) for h in state["history"]]
+        self.evals = [[EvalRecord(s, dict(vals), frozenset(c) if c is not None else None)
+                       for s, vals, c in e] for e in state["evals"]]
+        self.train_seconds = [float(x) for x in state["train_seconds"]]
+        self.done = [bool(x) for x in state["done"]]
+
+
+__all__ = ["VECTOR_LOSSES", "VectorLoop", "copy_configs", "fallback_reason"]

@@ -1,0 +1,306 @@
+"""Study key ``vectorize``: the seeds phase of a plain MLP GAN pair as one Tune trial.
+
+The same tiny study runs twice, without and with ``vectorize: 3``: the vectorized study's
+seeds phase is one Tune trial, yet MLflow holds the same child runs with the same seeds,
+params, statuses, metric histories (bit for bit on the CPU; 1e-6 allowed) and artifacts.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import names
+from harness.config import parse_study
+from harness.errors import ConfigError
+
+SEEDS = 3
+STUDY = {
+    "name": "vectorize",
+    "seed": 3,
+    "seeds": SEEDS,
+    "datasets": ["ring8"],
+    "train": {"steps": 120, "eval_every": 60, "eval_samples": 400, "log_every": 10,
+              "batch_size": 32, "device": "cpu"},
+    "search": {"trials": 2, "algorithm": "random",
+               "space": {"lr_d": {"type": "loguniform", "low": 3e-4, "high": 3e-3},
+                         "beta1": {"type": "choice", "values": [0.5, 0.9]}}},
+    "variants": [{"name": "ns", "loss": "non_saturating",
+                  "model": {"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}}}],
+}
+TIMING = {names.TRAIN_SECONDS, names.STEPS_PER_SECOND}
+
+
+# --- the config key (fast) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, -2, 1.5, "three", True, [3]])
+def test_bad_vectorize_values_refused(value):
+    raw = copy.deepcopy(STUDY)
+    raw["vectorize"] = value
+    with pytest.raises(ConfigError) as exc:
+        parse_study(raw)
+    msg = str(exc.value)
+    assert msg.startswith("study: vectorize: ")
+    assert "greater than or equal to 1" in msg or "allowed: a whole number of seeds" in msg
+
+
+def test_vectorize_accepted_and_off_by_default():
+    assert parse_study(copy.deepcopy(STUDY)).vectorize is None
+    assert parse_study({**copy.deepcopy(STUDY), "vectorize": 4}).vectorize == 4
+
+
+def test_fallback_pairs_and_trial_count():
+    from harness.config import resolve
+    from harness.study import tune_trials, vectorized_pairs
+
+    raw = copy.deepcopy(STUDY)
+    raw["vectorize"] = 2
+    raw["variants"].append({"name": "fm", "loss": "non_saturating", "model": "mlp",
+                            "tricks": ["feature_matching"]})
+    spec = parse_study(raw)
+    plans = resolve(spec)
+    vector, lines = vectorized_pairs(spec, plans)
+    assert vector == {"ns/ring8": 2}
+    text = "\n".join(lines)
+    assert "ns/ring8" in text and "fm/ring8 (tricks feature_matching)" in text
+    # ns: 2 search + ceil(3 / 2) seeds trials; fm: 2 search + 3 seeds trials
+    assert tune_trials(spec, plans, vector) == (2 + 2) + (2 + 3)
+
+
+# --- the same study, plain and vectorized ----------------------------------------------
+
+
+def _run(tmp: Path, label: str, vectorize: int | None):
+    from harness.study import run_study
+    from harness.tracking import child_runs, open_store
+
+    work = tmp / label
+    work.mkdir()
+    raw = copy.deepcopy(STUDY)
+    if vectorize is not None:
+        raw["vectorize"] = vectorize
+    path = work / "study.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    stream = io.StringIO()
+    outcome = run_study(path, workdir=work, max_concurrent=2, write_report=False, stream=stream)
+    client = open_store(outcome.tracking_uri, create=False)
+    kids = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
+    tune_dirs = [p for p in (work / "runs" / "tune").glob("*/trial_*") if p.is_dir()]
+    return outcome, client, kids, tune_dirs, stream.getvalue()
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("vectorize")
+    return _run(tmp, "plain", None), _run(tmp, "vectorized", SEEDS)
+
+
+def _by_seed(kids, phase):
+    return {r.data.tags[names.TAG_SEED]: r for r in kids if r.data.tags[names.TAG_PHASE] == phase}
+
+
+def _histories(client, run):
+    return {m: [(h.step, h.value) for h in client.get_metric_history(run.info.run_id, m)]
+            for m in run.data.metrics if m not in TIMING}
+
+
+def _artifacts(client, run_id, path=None):
+    out = set()
+    for a in client.list_artifacts(run_id, path):
+        out |= _artifacts(client, run_id, a.path) if a.is_dir else {a.path}
+    return out
+
+
+def test_same_child_runs_and_one_tune_trial_for_the_seeds(studies):
+    (p_out, _, p_kids, p_dirs, p_text), (v_out, _, v_kids, v_dirs, v_text) = studies
+    assert not p_out.interrupted and not v_out.interrupted
+    assert len(p_kids) == len(v_kids) == 2 + SEEDS
+    assert len(p_dirs) == 2 + SEEDS and p_out.n_trials == 2 + SEEDS
+    assert len(v_dirs) == 2 + 1 and v_out.n_trials == 2 + 1  # the seeds phase: one Tune trial
+    assert v_out.n_runs == 2 + SEEDS
+    assert "5 runs (3 Tune trials)" in v_text and "5 runs (5 Tune trials)" in p_text
+    assert "vectorize: 3 seeds per seeds-phase trial as one model for ns/ring8" in v_text
+    seeds = _by_seed(v_kids, names.PHASE_SEEDS)
+    assert len(seeds) == SEEDS
+    # the vector_* tags exist only in this tree's harness: the Ray workers imported it
+    trial_ids = {r.data.tags[names.TAG_VECTOR_TRIAL] for r in seeds.values()}
+    assert len(trial_ids) == 1
+    (tid,) = trial_ids
+    assert sorted(r.data.tags[names.TAG_TRIAL_ID] for r in seeds.values()) == [
+        f"{tid}{names.COPY_SUFFIX}{k}" for k in range(SEEDS)]
+    assert {r.data.tags[names.TAG_VECTOR_COPIES] for r in seeds.values()} == {str(SEEDS)}
+    assert any(d.name == f"trial_{tid}" for d in v_dirs)
+    for r in _by_seed(p_kids, names.PHASE_SEEDS).values():
+        assert names.TAG_VECTOR_TRIAL not in r.data.tags
+
+
+def test_vectorized_seed_runs_equal_the_plain_ones(studies):
+    (_, p_client, p_kids, *_), (_, v_client, v_kids, *_) = studies
+    for phase in (names.PHASE_SEARCH, names.PHASE_SEEDS):
+        plain, vec = _by_seed(p_kids, phase), _by_seed(v_kids, phase)
+        assert plain.keys() == vec.keys(), phase
+        for seed, p in plain.items():
+            v = vec[seed]
+            where = f"{phase} seed {seed}"
+            assert v.info.status == p.info.status == "FINISHED", where
+            assert v.info.run_name == p.info.run_name, where
+            assert v.data.params == p.data.params, where
+            for tag in (names.TAG_STATUS, names.TAG_SEED, names.TAG_PHASE, names.TAG_VARIANT,
+                        names.TAG_LOSS, names.TAG_CONFIG_DIGEST):
+                assert v.data.tags[tag] == p.data.tags[tag], (where, tag)
+            ph, vh = _histories(p_client, p), _histories(v_client, v)
+            assert ph.keys() == vh.keys(), where
+            for key in (names.MODES_COVERED, names.LOSS_D, names.LOSS_G, names.D_REAL,
+                        names.D_FAKE):
+                assert key in ph and len(ph[key]) > 0, (where, key)
+            for key, points in ph.items():
+                assert [s for s, _ in vh[key]] == [s for s, _ in points], (where, key)
+                for (_, a), (_, b) in zip(points, vh[key]):
+                    assert a == b or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6), \
+                        (where, key, a, b)
+            assert _artifacts(v_client, v.info.run_id) == _artifacts(p_client, p.info.run_id), where
+            assert {names.ARTIFACT_CONFIG, names.ARTIFACT_GENERATOR,
+                    names.ARTIFACT_FINAL_SAMPLES} <= _artifacts(v_client, v.info.run_id), where
+
+
+def test_vectorized_generator_artifact_loads_into_the_mlp(studies):
+    import torch
+
+    from harness.config import TrialConfig
+    from harness.trial import build_trainer
+
+    _, (_, client, kids, *_) = studies
+    run = next(iter(_by_seed(kids, names.PHASE_SEEDS).values()))
+    d = Path(client.download_artifacts(run.info.run_id, names.ARTIFACT_CONFIG))
+    cfg = TrialConfig.model_validate_json(d.read_text())
+    trainer = build_trainer(cfg)
+    g = Path(client.download_artifacts(run.info.run_id, names.ARTIFACT_GENERATOR))
+    trainer.G.load_state_dict(torch.load(g, weights_only=True))
+
+
+# --- a vectorized trial whose process dies is retried in the same runs ------------------
+
+
+def test_a_dead_vectorized_trial_continues_every_copys_run(studies, tmp_path, monkeypatch):
+    (_, p_client, p_kids, *_), _ = studies
+    marker = tmp_path / "died"
+    monkeypatch.setenv("HARNESS_TEST_VECTOR_DIES", str(marker))  # Ray's workers inherit it
+    from harness.study import run_study
+    from harness.tracking import child_runs, open_store
+
+    raw = copy.deepcopy(STUDY)
+    raw.update(vectorize=SEEDS, max_failures=1, plugins=["tests.plugin_vector_dies"])
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    outcome = run_study(path, workdir=tmp_path, max_concurrent=2, write_report=False,
+                        stream=io.StringIO())
+    assert marker.read_text() == "died at 60" and not outcome.interrupted
+    client = open_store(outcome.tracking_uri, create=False)
+    kids = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
+    assert len(kids) == 2 + SEEDS  # the retry reopened the copies' runs, made no new ones
+    seeds = _by_seed(kids, names.PHASE_SEEDS)
+    plain = _by_seed(p_kids, names.PHASE_SEEDS)
+    assert seeds.keys() == plain.keys()
+    for seed, run in seeds.items():
+        assert run.info.status == "FINISHED", seed
+        assert run.data.tags[names.TAG_RESTARTS] == "1", seed
+        assert run.data.tags[names.TAG_RESUMED_FROM_STEP] == "60", seed  # the checkpoint
+        assert run.data.tags[names.TAG_STATUS] == plain[seed].data.tags[names.TAG_STATUS]
+        assert _histories(client, run) == _histories(p_client, plain[seed]), seed
+
+
+# --- VectorLoop against run_trial, in-process (fast) ------------------------------------
+
+
+def test_vector_loop_equals_single_trials_and_resumes(one_torch_thread):
+    from harness.config import TrialConfig
+    from harness.reporting import MemoryReporter
+    from harness.trial import run_trial
+    from harness.vector_trial import VectorLoop, copy_configs, fallback_reason
+
+    cfg = TrialConfig(study="t", variant="v", dataset_key="ring8", dataset="ring8",
+                      model={"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
+                      loss="least_squares", metrics=["mode_coverage"], seed=0,
+                      phase=names.PHASE_SEEDS,
+                      train={"steps": 40, "eval_every": 20, "log_every": 5, "eval_samples": 200,
+                             "batch_size": 32})
+    assert fallback_reason(cfg) is None
+    cfgs = copy_configs(cfg, [11, 12])
+    reps = [MemoryReporter() for _ in cfgs]
+    saved = []
+    results = VectorLoop(cfgs).fit(reps, lambda step, values, ck: saved.append(copy.deepcopy(ck())))
+    assert len(saved) == 2  # one combined checkpoint per evaluation round
+    for k, c in enumerate(cfgs):
+        single = MemoryReporter()
+        result = run_trial(c, single)
+        assert single.rows == reps[k].rows and single.evals == reps[k].evals, k
+        assert result.status == results[k].status, k
+        assert ({x: v for x, v in result.final.items() if x not in TIMING}
+                == {x: v for x, v in results[k].final.items() if x not in TIMING}), k
+        assert set(single.artifacts) == set(reps[k].artifacts), k
+    resumed = VectorLoop(cfgs)
+    resumed.load_state_dict(saved[0])
+    again = resumed.fit([MemoryReporter() for _ in cfgs])
+    for k in range(len(cfgs)):
+        assert again[k].history == results[k].history
+        assert [e.values for e in again[k].evals] == [e.values for e in results[k].evals]
+
+
+def test_fallback_reasons():
+    from harness.config import TrialConfig
+    from harness.vector_trial import fallback_reason
+
+    def cfg(**kw):
+        base = {"study": "t", "variant": "v", "dataset_key": "ring8", "dataset": "ring8",
+                "model": {"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
+                "loss": "minimax", "metrics": ["mode_coverage"], "seed": 0}
+        base.update(kw)
+        return TrialConfig(**base)
+
+    assert fallback_reason(cfg()) is None
+    assert "tricks" in fallback_reason(cfg(tricks=["feature_matching"]))
+    assert "not a built-in loss" in fallback_reason(cfg(loss="test_hinge"))
+    assert "stop_early" in fallback_reason(cfg(diagnostics={"stop_early": ["collapsed"]}))
+    bn = {"g_hidden": [16], "d_hidden": [16], "g_batchnorm": True}
+    assert "only plain MLPs" in fallback_reason(cfg(model={"name": "mlp", "params": bn}))
+
+
+@pytest.fixture
+def one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_searcher_emits_copy_seeds_for_the_vectorized_seeds_phase():
+    from harness.config import resolve
+    from harness.tune_glue import make_searcher, seed_for
+
+    raw = {**copy.deepcopy(STUDY), "seeds": 4, "vectorize": 3}
+    spec = parse_study(raw)
+    plans = resolve(spec)
+    key = plans[0].key
+    searcher = make_searcher(plans, spec.search, spec.seeds, spec.seed, {key: 3})
+    for t in ("s1", "s2"):
+        assert searcher.suggest(t)["trial"]["phase"] == names.PHASE_SEARCH
+    assert searcher.suggest("wait") is None  # the seeds wait for the search
+    for i, t in enumerate(("s1", "s2")):
+        searcher.on_trial_complete(t, {names.MODES_COVERED: float(i), names.HQ_FRACTION: 0.5})
+    first, second = searcher.suggest("v1"), searcher.suggest("v2")
+    assert first["copy_seeds"] == [seed_for(spec.seed, names.PHASE_SEEDS, j) for j in range(3)]
+    assert first["copy_labels"] == [f"{key} seeds #{j}" for j in range(3)]
+    assert first["label"] == f"{key} seeds #0-2"
+    assert first["trial"]["seed"] == first["copy_seeds"][0]
+    assert "copy_seeds" not in second  # the one seed left: an ordinary seeds trial
+    assert second["trial"]["seed"] == seed_for(spec.seed, names.PHASE_SEEDS, 3)
+    assert second["label"] == f"{key} seeds #3"
+    assert searcher.suggest("done") == searcher.FINISHED
