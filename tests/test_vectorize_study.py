@@ -117,6 +117,7 @@ def _artifacts(client, run_id, path=None):
     return out
 
 
+@pytest.mark.slow  # two real studies (~3 min on 2 cores)
 def test_same_child_runs_and_one_tune_trial_for_the_seeds(studies):
     (p_out, _, p_kids, p_dirs, p_text), (v_out, _, v_kids, v_dirs, v_text) = studies
     assert not p_out.interrupted and not v_out.interrupted
@@ -140,6 +141,7 @@ def test_same_child_runs_and_one_tune_trial_for_the_seeds(studies):
         assert names.TAG_VECTOR_TRIAL not in r.data.tags
 
 
+@pytest.mark.slow  # two real studies (~3 min on 2 cores)
 def test_vectorized_seed_runs_equal_the_plain_ones(studies):
     (_, p_client, p_kids, *_), (_, v_client, v_kids, *_) = studies
     for phase in (names.PHASE_SEARCH, names.PHASE_SEEDS):
@@ -169,6 +171,7 @@ def test_vectorized_seed_runs_equal_the_plain_ones(studies):
                     names.ARTIFACT_FINAL_SAMPLES} <= _artifacts(v_client, v.info.run_id), where
 
 
+@pytest.mark.slow  # two real studies (~3 min on 2 cores)
 def test_vectorized_generator_artifact_loads_into_the_mlp(studies):
     import torch
 
@@ -187,6 +190,7 @@ def test_vectorized_generator_artifact_loads_into_the_mlp(studies):
 # --- a vectorized trial whose process dies is retried in the same runs ------------------
 
 
+@pytest.mark.slow  # two real studies (~3 min on 2 cores)
 def test_a_dead_vectorized_trial_continues_every_copys_run(studies, tmp_path, monkeypatch):
     (_, p_client, p_kids, *_), _ = studies
     marker = tmp_path / "died"
