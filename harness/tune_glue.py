@@ -381,16 +381,20 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
             self.seeds_launched = {k: 0 for k in self.order}  # seeds, not trials
             self.vector = dict(vectorize or {})
             self.live: dict[str, tuple[str, str, dict]] = {}
+            self.search_index: dict[str, int] = {}  # trial id -> its search-phase index
             self.rr = 0
 
         # -- protocol -----------------------------------------------------------------
         def best_params(self, key: str) -> dict:
-            """Best search result by the metric, ties broken by hq_fraction then order."""
+            """Best search result by the metric, ties broken by hq_fraction, then by the
+            earlier suggestion (its search index, not when it finished: trials running side
+            by side finish in any order, and the seeds phase must not depend on that)."""
             rows = self.results[key]
             if not rows:
                 return self.first_params.get(key, {})
             sign = 1 if search.direction == "max" else -1
-            best = max(enumerate(rows), key=lambda r: (sign * r[1][1], r[1][2], -r[0]))
+            best = max(enumerate(rows), key=lambda r: (
+                sign * r[1][1], r[1][2], -(r[1][3] if len(r[1]) > 3 else r[0])))
             return best[1][0]
 
         def _config(self, key: str, params: dict, phase: str, index: int) -> dict:
@@ -429,6 +433,7 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
                     self.suggested[key] += 1
                     self.first_params.setdefault(key, params)
                     self.live[trial_id] = (key, names.PHASE_SEARCH, params)
+                    self.search_index[trial_id] = i
                     return self._config(key, params, names.PHASE_SEARCH, i)
             if all(self.seeds_launched[k] >= seeds for k in self.order):
                 return Searcher.FINISHED
@@ -442,6 +447,7 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
         def on_trial_complete(self, trial_id: str, result: dict | None = None,
                               error: bool = False) -> None:
             key, phase, params = self.live.pop(trial_id, (None, None, None))
+            index = self.search_index.pop(trial_id, None)
             if phase != names.PHASE_SEARCH:
                 return
             value = (result or {}).get(search.metric)
@@ -452,7 +458,8 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
                                                error=not ok and not pruned)
             if ok:
                 self.results[key].append(
-                    (params, float(value), float(result.get(names.HQ_FRACTION, 0.0))))
+                    (params, float(value), float(result.get(names.HQ_FRACTION, 0.0)),
+                     len(self.results[key]) if index is None else index))
             self.completed[key] += 1
 
         def save(self, checkpoint_path: str) -> None:
@@ -463,6 +470,7 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
             with open(checkpoint_path, "rb") as f:
                 self.__dict__.update(pickle.load(f))
             self.__dict__.setdefault("vector", {})  # saved before the vectorize key existed
+            self.__dict__.setdefault("search_index", {})  # saved before ties used it
 
     return StudySearcher()
 

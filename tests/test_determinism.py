@@ -107,3 +107,25 @@ def test_library_versions_are_the_installed_ones():
     import torch
 
     assert versions[f"{names.TAG_VERSION_PREFIX}cuda"] == (torch.version.cuda or "none")
+
+
+def test_a_tie_goes_to_the_earlier_suggestion_whatever_order_trials_finish_in():
+    """Two search trials with equal results: the seeds phase re-runs the first suggested,
+    also when it finished last (trials side by side finish in any order)."""
+    from harness.config import parse_study, resolve
+    from harness.tune_glue import make_searcher
+
+    spec = parse_study({**STUDY, "search": {**STUDY["search"], "algorithm": "random"}})
+    plans = resolve(spec)
+    picked = []
+    for finish_order in (("t1", "t2"), ("t2", "t1")):
+        searcher = make_searcher(plans, spec.search, spec.seeds, spec.seed)
+        first, second = searcher.suggest("t1"), searcher.suggest("t2")
+        assert first["params"] != second["params"]
+        for trial_id in finish_order:
+            searcher.on_trial_complete(trial_id, {names.MODES_COVERED: 5.0,
+                                                  names.HQ_FRACTION: 0.5, "step": 80})
+        seeds = searcher.suggest("t3")
+        assert seeds["trial"]["phase"] == names.PHASE_SEEDS
+        picked.append(seeds["params"])
+    assert picked == [first["params"], first["params"]]

@@ -352,7 +352,7 @@ def test_the_searcher_tells_optuna_a_pruned_trial_was_pruned():
     assert states == [TrialState.PRUNED, TrialState.COMPLETE]
     # the pruned trial counts as done, but only the completed one can be the best
     assert searcher.completed[key] == 2
-    assert [v for _, v, _ in searcher.results[key]] == [3.0]
+    assert [row[1] for row in searcher.results[key]] == [3.0]
     assert searcher.best_params(key) == second["params"]
 
 
