@@ -59,6 +59,8 @@ def run_events(rows: pd.DataFrame, hist: dict, n_modes: dict[str, float],
                run_id_col: str = "run_id") -> pd.DataFrame:
     """One row per run with a ``modes_covered`` history: variant, dataset, run id, fate,
     collapse step, peak and final coverage, mode hops, status and steps done."""
+    from reports.stability import _isnan
+
     out = []
     for _, row in rows.iterrows():
         s = hist.get((row[run_id_col], names.MODES_COVERED))
@@ -75,13 +77,6 @@ def run_events(rows: pd.DataFrame, hist: dict, n_modes: dict[str, float],
             "steps": s.sort_index(),
         })
     return pd.DataFrame(out)
-
-
-def _isnan(value) -> bool:
-    try:
-        return value is None or math.isnan(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def collapse_table(events: pd.DataFrame) -> list[list[str]]:
@@ -110,6 +105,7 @@ def _timeline_figure(dataset: str, events: pd.DataFrame, colours: dict) -> bytes
     from matplotlib.colors import Normalize
 
     from reports import stability as st
+    from reports.stability import _isnan
 
     events = events.sort_values([names.TAG_VARIANT, names.TAG_SEED], kind="stable")
     height_runs = len(events)
