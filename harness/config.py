@@ -286,15 +286,18 @@ class VariantSpec(Strict):
 class StudySpec(Strict):
     """A whole study file.
 
-    ``vectorize: N`` (optional, a whole number >= 1; absent: off) trains the seeds phase
-    of every (variant, dataset) pair whose model is the plain MLP GAN -- model ``mlp``
-    without batch norm, maxout or dropout, no tricks, one of the four built-in losses,
-    only the ``mode_coverage`` metric, no ``diagnostics.stop_early`` -- as
-    ``ceil(seeds / N)`` Tune trials of up to N seeds each, every trial one vectorized model
-    (:mod:`harness.vector_trial`). MLflow still gets one ordinary child run per seed (its
+    ``vectorize: N`` (optional: a whole number >= 1, or ``auto``; absent: off) trains up
+    to N copies of a (variant, dataset) pair in one Tune trial, as one vectorized model
+    (:mod:`harness.vector_trial`), when the pair's model is the plain MLP GAN -- model
+    ``mlp`` without batch norm, maxout or dropout, no tricks, one of the four built-in
+    losses, only the ``mode_coverage`` metric, no ``diagnostics.stop_early``: its seeds
+    phase as ``ceil(seeds / N)`` trials of up to N seeds, and its search phase as batches
+    of up to N Optuna suggestions when it searches only ``lr_d``, ``lr_g``, ``beta1`` and
+    ``beta2`` and sets no pruner. ``auto`` chooses N per pair and phase for the device
+    (:mod:`harness.vector_plan`). MLflow still gets one ordinary child run per copy (its
     seed, params, histories, artifacts and status, equal to the unvectorized run's on the
-    CPU). Other pairs and every search phase keep one model per trial; the study prints
-    which pairs fell back, once, at its start.
+    CPU). The study prints what runs vectorized, and which pairs fell back and why, once,
+    at its start.
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -312,23 +315,24 @@ class StudySpec(Strict):
     #: Tune ``FailureConfig(max_failures)``: a trial whose process dies or raises is
     #: restarted this many times from its last checkpoint, continuing the same MLflow run
     max_failures: int = Field(1, ge=0)
-    #: opt-in: the seeds phase of every pair whose model is the plain MLP GAN (model
-    #: ``mlp`` without batch norm, maxout or dropout; no tricks; one of the four built-in
-    #: losses; only the ``mode_coverage`` metric; no ``diagnostics.stop_early``) trains up
-    #: to this many seeds in one Tune trial as one vectorized model
-    #: (:mod:`harness.vector_trial`); each seed still gets its own MLflow child run. Other
-    #: pairs, and every search phase, keep one model per trial (the study prints which
-    #: pairs fell back, at its start). None (default): off.
-    vectorize: int | None = Field(None, ge=1, description="seeds per seeds-phase trial of the "
-                                  "plain MLP GAN, trained as one vectorized model")
+    #: opt-in: up to this many copies of a plain MLP GAN pair per Tune trial, trained as
+    #: one vectorized model (seeds, and search suggestions of per-copy settings), or
+    #: ``auto`` (chosen for the device); each copy gets its own MLflow child run. None
+    #: (default): off. See the class docstring and :mod:`harness.vector_plan`.
+    vectorize: int | Literal["auto"] | None = Field(
+        None, description="copies per trial of the plain MLP GAN, trained as one vectorized "
+        "model, or auto")
     variants: list[VariantSpec] = Field(min_length=1)
 
     @field_validator("vectorize", mode="before")
     @classmethod
     def _vectorize(cls, v: Any) -> Any:
-        if isinstance(v, bool) or (v is not None and not isinstance(v, int)):
-            raise ValueError("allowed: a whole number of seeds per trial >= 1, or no "
-                             "vectorize key (off)")
+        if v == "auto":
+            return v
+        if isinstance(v, bool) or (v is not None and not isinstance(v, int)) or (
+                isinstance(v, int) and v < 1):
+            raise ValueError("allowed: a whole number of copies per trial >= 1, auto (chosen "
+                             "for the device), or no vectorize key (off)")
         return v
 
     @field_validator("datasets", mode="before")

@@ -286,40 +286,14 @@ def _run(spec, plans, file, uri, client, workdir, max_concurrent, stream, write_
     return outcome
 
 
-def vectorized_pairs(spec: StudySpec, plans: list[VariantPlan]) -> tuple[dict[str, int], list[str]]:
-    """``({pair key: copies per seeds trial}, lines)`` under the study key ``vectorize``
-    (``({}, [])`` when it is absent or 1): the pairs
-    :func:`harness.vector_trial.fallback_reason` accepts, and the lines the study prints
-    once at its start: which pairs run vectorized, which fell back to one seed per trial
-    and why."""
-    if not spec.vectorize or spec.vectorize < 2 or spec.seeds < 2:
-        return {}, []
-    from harness.vector_trial import fallback_reason
+def tune_trials(spec: StudySpec, plans: list[VariantPlan], vector=None) -> int:
+    """How many Tune trials the study runs (``num_samples``): per pair its search trials
+    and seeds trials, fewer where :class:`~harness.vector_plan.VectorPlan` ``vector``
+    puts several copies in one trial."""
+    from harness.vector_plan import VectorPlan
 
-    n = min(spec.vectorize, spec.seeds)
-    out: dict[str, int] = {}
-    fell_back: list[str] = []
-    for plan in plans:
-        reason = fallback_reason(plan.base)
-        if reason is None:
-            out[plan.base.key] = n
-        else:
-            fell_back.append(f"{plan.base.key} ({reason})")
-    lines = []
-    if out:
-        lines.append(f"  vectorize: {n} seeds per seeds-phase trial as one model for "
-                     f"{', '.join(out)}")
-    if fell_back:
-        lines.append(f"  vectorize: one seed per trial (not the plain MLP GAN) for "
-                     f"{'; '.join(fell_back)}")
-    return out, lines
-
-
-def tune_trials(spec: StudySpec, plans: list[VariantPlan], vector: dict[str, int]) -> int:
-    """How many Tune trials the study runs (``num_samples``): per pair ``search.trials``
-    plus ``seeds`` seeds trials, or ``ceil(seeds / copies)`` when its seeds run vectorized."""
-    return sum(spec.search.trials + math.ceil(spec.seeds / vector.get(p.base.key, 1))
-               for p in plans)
+    vector = vector or VectorPlan()
+    return sum(vector.trials(p.base.key, spec.search.trials, spec.seeds) for p in plans)
 
 
 def _trial_name(trial) -> str:
@@ -342,7 +316,9 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
             "study/resolved.json": json.dumps([p.base.model_dump(mode="json") for p in plans],
                                               indent=2).encode(),
         })
-    vector, vector_lines = vectorized_pairs(spec, plans)
+    from harness.vector_plan import plan_vectorize
+
+    vector = plan_vectorize(spec, plans)
     total = tune_trials(spec, plans, vector)
     concurrency = max_concurrent or spec.max_concurrent_trials or default_concurrency(spec)
     outcome.n_trials, outcome.concurrency = total, concurrency
@@ -351,7 +327,7 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
           f"search + {spec.seeds} seed trials) = {runs_total} runs"
           + (f" in {total} Tune trials" if total != runs_total else " (trials)")
           + f", {concurrency} at a time", file=stream)
-    for line in vector_lines:
+    for line in vector.lines:
         print(line, file=stream)
     print(f"  MLflow: {uri} (experiment {spec.name!r}, parent run {parent_id})", file=stream,
           flush=True)

@@ -192,7 +192,7 @@ def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
     from harness.trial import run_trial
 
     torch.set_num_threads(_granted_cpus())
-    if len(config.get("copy_seeds") or ()) > 1:
+    if config.get("copy_seeds"):
         vector_trainable(config, tracking_uri=tracking_uri, experiment_id=experiment_id,
                          parent_run_id=parent_run_id)
         return
@@ -218,8 +218,9 @@ def _combined(values: list[dict[str, float] | None]) -> dict[str, float]:
 
 def vector_trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
                      parent_run_id: str) -> None:
-    """A vectorized seeds-phase trial (study key ``vectorize``): the copies of
-    ``config["copy_seeds"]`` trained as one :class:`~harness.vector_trial.VectorLoop`.
+    """A vectorized trial (study key ``vectorize``): the copies of ``config["copy_seeds"]``
+    (with ``config["copy_params"]``, a batch of search suggestions) trained as one
+    :class:`~harness.vector_trial.VectorLoop`.
 
     Copy ``k`` writes its own MLflow child run, named (``config["copy_labels"][k]``),
     tagged and parametrised as the single seeds trial with its seed would be, plus
@@ -227,7 +228,8 @@ def vector_trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id
     result per evaluation (the copies' mean values) with one checkpoint holding every
     copy's state and its run id, so a retried trial continues every copy's run; the final
     result carries ``final``, the copies' statuses (``status``: ``ok`` when all are, else
-    the distinct statuses joined by commas) and every run id (``mlflow_run_ids``)."""
+    the distinct statuses joined by commas), every run id (``mlflow_run_ids``) and every
+    copy's final metrics and status (``copy_values``)."""
     from ray import tune
 
     from harness.environment import provenance_tags
@@ -236,7 +238,7 @@ def vector_trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id
     from harness.vector_trial import VectorLoop, copy_configs
 
     base = TrialConfig.model_validate(config["trial"])
-    cfgs = copy_configs(base, config["copy_seeds"])
+    cfgs = copy_configs(base, config["copy_seeds"], config.get("copy_params"))
     labels = list(config["copy_labels"])
     label = config.get("label", base.key)
     trial_id = tune.get_context().get_trial_id()
@@ -255,7 +257,10 @@ def vector_trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id
                      "final": True, "label": label, "copies": len(cfgs),
                      names.TAG_STATUS: ",".join(distinct),
                      "mlflow_run_id": runs[0].info.run_id,
-                     "mlflow_run_ids": [r.info.run_id for r in runs]})
+                     "mlflow_run_ids": [r.info.run_id for r in runs],
+                     # per copy, in copy order: what a batch's Optuna suggestions are told
+                     "copy_values": [{**r.data.metrics, names.TAG_STATUS: s}
+                                     for r, s in zip(runs, statuses)]})
 
     started: list[MlflowReporter] = []  # the runs this process reopened or created
     try:
@@ -338,8 +343,9 @@ def make_sampler(search: SearchSettings, space: dict[str, SearchParam], seed: in
         return optuna.samplers.RandomSampler(seed=seed)
     if search.algorithm == "grid":
         return optuna.samplers.GridSampler({k: list(p.values) for k, p in space.items()}, seed=seed)
-    # TPE's default 10 random start-up trials would make every small study pure random search
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, search.trials // 2)))
+    from harness.vector_plan import tpe_startup_trials
+
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=tpe_startup_trials(search.trials))
 
 
 def seed_for(base: int, phase: str, index: int) -> int:
@@ -348,12 +354,16 @@ def seed_for(base: int, phase: str, index: int) -> int:
 
 
 def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, base_seed: int,
-                  vectorize: dict[str, int] | None = None):
-    """The study's Tune searcher. ``vectorize``: ``{pair key: copies per trial}`` for the
-    pairs whose seeds phase runs vectorized (study key ``vectorize``): their seeds phase
-    is ``ceil(seeds / copies)`` trials, each with ``copy_seeds`` (the seeds of
-    :func:`seed_for` indices ``j .. j + copies - 1``) and ``copy_labels`` in its config;
-    a trial left with one seed is an ordinary seeds trial."""
+                  vectorize=None):
+    """The study's Tune searcher. ``vectorize``: the study's
+    :class:`~harness.vector_plan.VectorPlan` (or just its ``{pair key: copies per seeds
+    trial}``). A pair in its ``seeds`` runs its seeds phase as ``ceil(seeds / copies)``
+    trials, each with ``copy_seeds`` (the seeds of :func:`seed_for` indices
+    ``j .. j + copies - 1``) and ``copy_labels`` in its config; a pair in its ``search``
+    runs each batch of its search phase as one trial holding that many Optuna
+    suggestions (``copy_params``, ``copy_seeds``, ``copy_labels``), every suggestion told
+    its own copy's result (the final result's ``copy_values``). A trial left with one copy
+    is an ordinary trial."""
     import optuna
     from ray.tune.search import Searcher
     from ray.tune.search.optuna import OptunaSearch
@@ -379,7 +389,15 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
             self.results: dict[str, list[tuple[dict, float, float]]] = {k: [] for k in self.order}
             self.first_params: dict[str, dict] = {}
             self.seeds_launched = {k: 0 for k in self.order}  # seeds, not trials
-            self.vector = dict(vectorize or {})
+            from harness.vector_plan import VectorPlan
+
+            vplan = vectorize if isinstance(vectorize, VectorPlan) else VectorPlan(
+                seeds=dict(vectorize or {}))
+            self.vector = dict(vplan.seeds)
+            self.search_batches = {k: list(v) for k, v in vplan.search.items()}
+            self.batches_launched = {k: 0 for k in self.order}
+            #: a batched search trial's copies: trial id -> [(Optuna id, params, index)]
+            self.batch: dict[str, list[tuple[str, dict, int]]] = {}
             self.live: dict[str, tuple[str, str, dict]] = {}
             self.search_index: dict[str, int] = {}  # trial id -> its search-phase index
             self.rr = 0
@@ -410,6 +428,31 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
             out["copy_labels"] = [f"{key} {names.PHASE_SEEDS} #{j + i}" for i in range(n)]
             return out
 
+        def _search_batch(self, trial_id: str, key: str, size: int) -> dict | None:
+            """One trial holding up to ``size`` (> 1) Optuna suggestions for ``key``, each
+            its own Optuna trial (None when Optuna has none now)."""
+            got: list[tuple[str, dict, int]] = []
+            for c in range(size):
+                sub = f"{trial_id}{names.COPY_SUFFIX}{c}"
+                params = self.optuna[key].suggest(sub)
+                if params is None:
+                    break
+                got.append((sub, params, self.suggested[key] + c))
+            if not got:
+                return None
+            i = self.suggested[key]
+            self.suggested[key] += len(got)
+            self.batches_launched[key] += 1
+            self.first_params.setdefault(key, got[0][1])
+            self.live[trial_id] = (key, names.PHASE_SEARCH, got[0][1])
+            self.batch[trial_id] = got  # (Optuna left with one suggestion: a batch of one)
+            out = self._config(key, got[0][1], names.PHASE_SEARCH, i)
+            out["label"] = f"{key} {names.PHASE_SEARCH} #{i}-{i + len(got) - 1}"
+            out["copy_seeds"] = [seed_for(base_seed, names.PHASE_SEARCH, x) for _, _, x in got]
+            out["copy_labels"] = [f"{key} {names.PHASE_SEARCH} #{x}" for _, _, x in got]
+            out["copy_params"] = [p for _, p, _ in got]
+            return out
+
         def suggest(self, trial_id: str) -> dict | None:
             for key in self.order:  # seeds of pairs whose search is complete come first
                 if self.completed[key] >= search.trials and self.seeds_launched[key] < seeds:
@@ -424,6 +467,17 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
             n = len(self.order)
             for off in range(n):
                 key = self.order[(self.rr + off) % n]
+                batches = self.search_batches.get(key)
+                if batches and self.suggested[key] < search.trials:
+                    b = self.batches_launched[key]
+                    size = min(batches[b] if b < len(batches) else 1,
+                               search.trials - self.suggested[key])
+                    if size > 1:
+                        out = self._search_batch(trial_id, key, size)
+                        if out is None:
+                            continue
+                        self.rr = (self.rr + off + 1) % n
+                        return out
                 if self.suggested[key] < search.trials:
                     params = self.optuna[key].suggest(trial_id)
                     if params is None:
@@ -431,6 +485,7 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
                     self.rr = (self.rr + off + 1) % n
                     i = self.suggested[key]
                     self.suggested[key] += 1
+                    self.batches_launched[key] += 1
                     self.first_params.setdefault(key, params)
                     self.live[trial_id] = (key, names.PHASE_SEARCH, params)
                     self.search_index[trial_id] = i
@@ -441,7 +496,7 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             key, phase, _ = self.live.get(trial_id, (None, None, None))
-            if phase == names.PHASE_SEARCH:
+            if phase == names.PHASE_SEARCH and trial_id not in self.batch:
                 self.optuna[key].on_trial_result(trial_id, result)
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None,
@@ -450,6 +505,18 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
             index = self.search_index.pop(trial_id, None)
             if phase != names.PHASE_SEARCH:
                 return
+            copies = self.batch.pop(trial_id, None)
+            if copies is not None:  # a batch: each suggestion is told its own copy's result
+                values = list((result or {}).get("copy_values") or [])
+                for c, (sub, sub_params, sub_index) in enumerate(copies):
+                    own = values[c] if c < len(values) and not error else None
+                    self._told(key, sub, sub_params, sub_index, own, error or own is None)
+                return
+            self._told(key, trial_id, params, index, result, error)
+
+        def _told(self, key: str, trial_id: str, params: dict, index: int | None,
+                  result: dict | None, error: bool) -> None:
+            """Tell Optuna one search suggestion's outcome and keep it for :meth:`best_params`."""
             value = (result or {}).get(search.metric)
             pruned = stopped_by_scheduler(result)  # Optuna: PRUNED; never the best
             ok = (not error and not pruned and result is not None and value is not None
@@ -471,6 +538,9 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
                 self.__dict__.update(pickle.load(f))
             self.__dict__.setdefault("vector", {})  # saved before the vectorize key existed
             self.__dict__.setdefault("search_index", {})  # saved before ties used it
+            self.__dict__.setdefault("search_batches", {})  # saved before search batches
+            self.__dict__.setdefault("batches_launched", {k: 0 for k in self.order})
+            self.__dict__.setdefault("batch", {})
 
     return StudySearcher()
 

@@ -1,8 +1,10 @@
-"""One trial, N seeds: the seeds phase of a plain MLP GAN pair as one vectorized model.
+"""One trial, N copies: seeds or search suggestions of a plain MLP GAN pair as one model.
 
-The study key ``vectorize: N`` (:class:`harness.config.StudySpec`) makes the searcher
-emit, for every pair :func:`fallback_reason` accepts, ``ceil(seeds / N)`` seeds-phase
-trials holding up to N copy seeds each. Such a trial trains a
+The study key ``vectorize`` (:class:`harness.config.StudySpec`, planned by
+:mod:`harness.vector_plan`) makes the searcher emit, for every pair
+:func:`fallback_reason` accepts, seeds-phase trials holding up to N copy seeds each and,
+when the pair searches only per-copy settings, search trials holding up to N Optuna
+suggestions (each with its own seed). Such a trial trains a
 :class:`harness.vectorized.VectorizedGAN` (copy ``k`` plays exactly the game of the
 single seeds trial with that seed) inside :class:`VectorLoop`, which mirrors
 :meth:`harness.loop.TrainingLoop.fit` per copy:
@@ -68,9 +70,15 @@ def fallback_reason(cfg: TrialConfig) -> str | None:
     return None
 
 
-def copy_configs(cfg: TrialConfig, seeds: Sequence[int]) -> list[TrialConfig]:
-    """``cfg`` once per seed: the configs of the single seeds trials the copies stand for."""
-    return [TrialConfig.model_validate({**cfg.model_dump(), "seed": int(s)}) for s in seeds]
+def copy_configs(cfg: TrialConfig, seeds: Sequence[int],
+                 params: Sequence[dict[str, Any]] | None = None) -> list[TrialConfig]:
+    """``cfg`` once per seed, with copy ``k``'s searched ``params[k]`` applied (a batch of
+    search suggestions): the configs of the single trials the copies stand for."""
+    out = []
+    for k, seed in enumerate(seeds):
+        c = cfg.with_params(params[k]) if params else cfg
+        out.append(TrialConfig.model_validate({**c.model_dump(), "seed": int(seed)}))
+    return out
 
 
 def _records(evals: list[EvalRecord]) -> list:

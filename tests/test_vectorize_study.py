@@ -1,7 +1,8 @@
-"""Study key ``vectorize``: the seeds phase of a plain MLP GAN pair as one Tune trial.
+"""Study key ``vectorize``: copies of a plain MLP GAN pair as one Tune trial.
 
 The same tiny study runs twice, without and with ``vectorize: 3``: the vectorized study's
-seeds phase is one Tune trial, yet MLflow holds the same child runs with the same seeds,
+search phase (two random-search suggestions of ``lr_d`` and ``beta1``) is one Tune trial
+and its seeds phase another, yet MLflow holds the same child runs with the same seeds,
 params, statuses, metric histories (bit for bit on the CPU; 1e-6 allowed) and artifacts.
 """
 
@@ -39,7 +40,7 @@ TIMING = {names.TRAIN_SECONDS, names.STEPS_PER_SECOND}
 # --- the config key (fast) ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", [0, -2, 1.5, "three", True, [3]])
+@pytest.mark.parametrize("value", [0, -2, 1.5, "three", "Auto", True, [3]])
 def test_bad_vectorize_values_refused(value):
     raw = copy.deepcopy(STUDY)
     raw["vectorize"] = value
@@ -47,30 +48,81 @@ def test_bad_vectorize_values_refused(value):
         parse_study(raw)
     msg = str(exc.value)
     assert msg.startswith("study: vectorize: ")
-    assert "greater than or equal to 1" in msg or "allowed: a whole number of seeds" in msg
+    assert "allowed: a whole number of copies per trial >= 1, auto" in msg
+    if not isinstance(value, list):
+        assert f"(got {value!r})" in msg
 
 
 def test_vectorize_accepted_and_off_by_default():
     assert parse_study(copy.deepcopy(STUDY)).vectorize is None
     assert parse_study({**copy.deepcopy(STUDY), "vectorize": 4}).vectorize == 4
+    assert parse_study({**copy.deepcopy(STUDY), "vectorize": "auto"}).vectorize == "auto"
+
+
+def _plan(**changes):
+    from harness.config import resolve
+    from harness.vector_plan import plan_vectorize
+
+    raw = copy.deepcopy(STUDY)
+    raw.update(changes)
+    spec = parse_study(raw)
+    plans = resolve(spec)
+    return spec, plans, plan_vectorize(spec, plans)
 
 
 def test_fallback_pairs_and_trial_count():
-    from harness.config import resolve
-    from harness.study import tune_trials, vectorized_pairs
+    from harness.study import tune_trials
 
-    raw = copy.deepcopy(STUDY)
-    raw["vectorize"] = 2
-    raw["variants"].append({"name": "fm", "loss": "non_saturating", "model": "mlp",
-                            "tricks": ["feature_matching"]})
-    spec = parse_study(raw)
-    plans = resolve(spec)
-    vector, lines = vectorized_pairs(spec, plans)
-    assert vector == {"ns/ring8": 2}
-    text = "\n".join(lines)
-    assert "ns/ring8" in text and "fm/ring8 (tricks feature_matching)" in text
-    # ns: 2 search + ceil(3 / 2) seeds trials; fm: 2 search + 3 seeds trials
-    assert tune_trials(spec, plans, vector) == (2 + 2) + (2 + 3)
+    variants = STUDY["variants"] + [{"name": "fm", "loss": "non_saturating", "model": "mlp",
+                                     "tricks": ["feature_matching"]}]
+    spec, plans, vector = _plan(vectorize=2, variants=variants)
+    assert vector.seeds == {"ns/ring8": 2}
+    assert vector.search == {"ns/ring8": [2]}  # lr_d and beta1 are per-copy settings
+    text = "\n".join(vector.lines)
+    assert "vectorize 2: 2 seeds per seeds-phase trial as one model for ns/ring8" in text
+    assert "search suggestions in 1 trial(s) of 2 for ns/ring8" in text
+    assert "fm/ring8 (tricks feature_matching)" in text
+    # ns: 1 search trial (2 copies) + ceil(3 / 2) seeds trials; fm: 2 search + 3 seeds trials
+    assert tune_trials(spec, plans, vector) == (1 + 2) + (2 + 3)
+    assert tune_trials(spec, plans) == (2 + 3) + (2 + 3)
+
+
+def test_search_of_structural_settings_or_with_a_pruner_is_one_suggestion_per_trial():
+    space = {**STUDY["search"]["space"], "model.z_dim": {"type": "choice", "values": [2, 4]}}
+    _, _, vector = _plan(vectorize=3, search={**STUDY["search"], "space": space})
+    assert vector.seeds == {"ns/ring8": 3} and vector.search == {}
+    text = "\n".join(vector.lines)
+    assert ("one search suggestion per trial for ns/ring8 (it searches model.z_dim; copies of "
+            "one trial may differ only in lr_d, lr_g, beta1, beta2)") in text
+    pruner = {**STUDY["search"], "pruner": {"type": "median"}, "trials": 4}
+    _, _, vector = _plan(vectorize=3, search=pruner)
+    assert vector.search == {} and "search.pruner 'median' stops whole trials" in "\n".join(
+        vector.lines)
+
+
+def test_auto_chooses_copies_for_the_device_and_keeps_tpe_learning():
+    from harness.vector_plan import AUTO_CAP, tpe_startup_trials
+
+    # random search: every suggestion in one batch; all seeds in one trial
+    _, _, vector = _plan(vectorize="auto", search={**STUDY["search"], "trials": 6})
+    assert vector.search == {"ns/ring8": [6]} and vector.seeds == {"ns/ring8": SEEDS}
+    assert f"vectorize auto (cpu: up to {AUTO_CAP['cpu']} copies per trial)" in vector.lines[0]
+    # TPE: its random start-up trials as one batch, then one suggestion per trial
+    _, _, vector = _plan(vectorize="auto", search={**STUDY["search"], "trials": 8,
+                                                   "algorithm": "tpe"})
+    assert tpe_startup_trials(8) == 4
+    assert vector.search == {"ns/ring8": [4, 1, 1, 1, 1]}
+    # the device's cap: more seeds than the CPU's cap; a GPU share takes more
+    _, _, vector = _plan(vectorize="auto", seeds=40)
+    assert vector.seeds == {"ns/ring8": AUTO_CAP["cpu"]}
+    train = {k: v for k, v in STUDY["train"].items() if k != "device"}
+    _, _, vector = _plan(vectorize="auto", seeds=200, train=train,
+                         resources={"cpu": 1, "gpu": 0.25})
+    assert vector.seeds == {"ns/ring8": AUTO_CAP["cuda"]}
+    assert "vectorize auto (cuda: up to 128 copies per trial)" in vector.lines[0]
+    # explicit N: batches of N, also for TPE
+    _, _, vector = _plan(vectorize=3, search={**STUDY["search"], "trials": 8, "algorithm": "tpe"})
+    assert vector.search == {"ns/ring8": [3, 3, 2]}
 
 
 # --- the same study, plain and vectorized ----------------------------------------------
@@ -123,21 +175,24 @@ def test_same_child_runs_and_one_tune_trial_for_the_seeds(studies):
     assert not p_out.interrupted and not v_out.interrupted
     assert len(p_kids) == len(v_kids) == 2 + SEEDS
     assert len(p_dirs) == 2 + SEEDS and p_out.n_trials == 2 + SEEDS
-    assert len(v_dirs) == 2 + 1 and v_out.n_trials == 2 + 1  # the seeds phase: one Tune trial
+    # each phase: one Tune trial
+    assert len(v_dirs) == 1 + 1 and v_out.n_trials == 1 + 1
     assert v_out.n_runs == 2 + SEEDS
-    assert "5 runs (3 Tune trials)" in v_text and "5 runs (5 Tune trials)" in p_text
-    assert "vectorize: 3 seeds per seeds-phase trial as one model for ns/ring8" in v_text
-    seeds = _by_seed(v_kids, names.PHASE_SEEDS)
-    assert len(seeds) == SEEDS
-    # the vector_* tags exist only in this tree's harness: the Ray workers imported it
-    trial_ids = {r.data.tags[names.TAG_VECTOR_TRIAL] for r in seeds.values()}
-    assert len(trial_ids) == 1
-    (tid,) = trial_ids
-    assert sorted(r.data.tags[names.TAG_TRIAL_ID] for r in seeds.values()) == [
-        f"{tid}{names.COPY_SUFFIX}{k}" for k in range(SEEDS)]
-    assert {r.data.tags[names.TAG_VECTOR_COPIES] for r in seeds.values()} == {str(SEEDS)}
-    assert any(d.name == f"trial_{tid}" for d in v_dirs)
-    for r in _by_seed(p_kids, names.PHASE_SEEDS).values():
+    assert "5 runs (2 Tune trials)" in v_text and "5 runs (5 Tune trials)" in p_text
+    assert "vectorize 3: 3 seeds per seeds-phase trial as one model for ns/ring8" in v_text
+    assert "vectorize 3: search suggestions in 1 trial(s) of 2 for ns/ring8" in v_text
+    for phase, copies in ((names.PHASE_SEARCH, 2), (names.PHASE_SEEDS, SEEDS)):
+        runs = _by_seed(v_kids, phase)
+        assert len(runs) == copies
+        # the vector_* tags exist only in this tree's harness: the Ray workers imported it
+        trial_ids = {r.data.tags[names.TAG_VECTOR_TRIAL] for r in runs.values()}
+        assert len(trial_ids) == 1, phase
+        (tid,) = trial_ids
+        assert sorted(r.data.tags[names.TAG_TRIAL_ID] for r in runs.values()) == [
+            f"{tid}{names.COPY_SUFFIX}{k}" for k in range(copies)]
+        assert {r.data.tags[names.TAG_VECTOR_COPIES] for r in runs.values()} == {str(copies)}
+        assert any(d.name == f"trial_{tid}" for d in v_dirs)
+    for r in p_kids:
         assert names.TAG_VECTOR_TRIAL not in r.data.tags
 
 
@@ -208,15 +263,20 @@ def test_a_dead_vectorized_trial_continues_every_copys_run(studies, tmp_path, mo
     client = open_store(outcome.tracking_uri, create=False)
     kids = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
     assert len(kids) == 2 + SEEDS  # the retry reopened the copies' runs, made no new ones
-    seeds = _by_seed(kids, names.PHASE_SEEDS)
-    plain = _by_seed(p_kids, names.PHASE_SEEDS)
-    assert seeds.keys() == plain.keys()
-    for seed, run in seeds.items():
-        assert run.info.status == "FINISHED", seed
-        assert run.data.tags[names.TAG_RESTARTS] == "1", seed
-        assert run.data.tags[names.TAG_RESUMED_FROM_STEP] == "60", seed  # the checkpoint
-        assert run.data.tags[names.TAG_STATUS] == plain[seed].data.tags[names.TAG_STATUS]
-        assert _histories(client, run) == _histories(p_client, plain[seed]), seed
+    # the first vectorized trial to evaluate died (the search batch: the seeds wait for it)
+    restarted = [r for r in kids if r.data.tags.get(names.TAG_RESTARTS) == "1"]
+    assert len(restarted) == 2
+    assert {r.data.tags[names.TAG_PHASE] for r in restarted} == {names.PHASE_SEARCH}
+    assert len({r.data.tags[names.TAG_VECTOR_TRIAL] for r in restarted}) == 1
+    for phase in (names.PHASE_SEARCH, names.PHASE_SEEDS):
+        runs, plain = _by_seed(kids, phase), _by_seed(p_kids, phase)
+        assert runs.keys() == plain.keys(), phase
+        for seed, run in runs.items():
+            assert run.info.status == "FINISHED", seed
+            if phase == names.PHASE_SEARCH:
+                assert run.data.tags[names.TAG_RESUMED_FROM_STEP] == "60", seed  # checkpoint
+            assert run.data.tags[names.TAG_STATUS] == plain[seed].data.tags[names.TAG_STATUS]
+            assert _histories(client, run) == _histories(p_client, plain[seed]), seed
 
 
 # --- VectorLoop against run_trial, in-process (fast) ------------------------------------
@@ -308,3 +368,67 @@ def test_searcher_emits_copy_seeds_for_the_vectorized_seeds_phase():
     assert second["trial"]["seed"] == seed_for(spec.seed, names.PHASE_SEEDS, 3)
     assert second["label"] == f"{key} seeds #3"
     assert searcher.suggest("done") == searcher.FINISHED
+
+
+def test_searcher_batches_search_suggestions_and_tells_each_its_own_result():
+    from harness.config import resolve
+    from harness.tune_glue import make_searcher, seed_for
+    from harness.vector_plan import plan_vectorize
+
+    raw = {**copy.deepcopy(STUDY), "seeds": 1, "vectorize": 3,
+           "search": {**STUDY["search"], "trials": 4}}
+    spec = parse_study(raw)
+    plans = resolve(spec)
+    key = plans[0].key
+    vector = plan_vectorize(spec, plans)
+    assert vector.search == {key: [3, 1]}
+    plain = make_searcher(plans, spec.search, spec.seeds, spec.seed)
+    expected = [plain.suggest(f"p{i}")["params"] for i in range(4)]
+
+    searcher = make_searcher(plans, spec.search, spec.seeds, spec.seed, vector)
+    batch = searcher.suggest("b")
+    assert batch["copy_params"] == expected[:3]  # random search: what it suggests one by one
+    assert batch["params"] == expected[0] and batch["trial"]["seed"] == batch["copy_seeds"][0]
+    assert batch["copy_seeds"] == [seed_for(spec.seed, names.PHASE_SEARCH, i) for i in range(3)]
+    assert batch["copy_labels"] == [f"{key} search #{i}" for i in range(3)]
+    assert batch["label"] == f"{key} search #0-2"
+    single = searcher.suggest("s")
+    assert "copy_seeds" not in single and single["params"] == expected[3]
+    assert single["label"] == f"{key} search #3"
+    assert searcher.suggest("wait") is None  # the seeds wait for the search
+    # copy 1 is best, copy 2 has no result (it failed): Optuna hears FAIL for it alone
+    values = [{names.MODES_COVERED: 3.0, names.HQ_FRACTION: 0.5},
+              {names.MODES_COVERED: 7.0, names.HQ_FRACTION: 0.5},
+              {names.TAG_STATUS: "failed"}]
+    searcher.on_trial_complete("b", {"final": True, names.MODES_COVERED: 5.0,
+                                     "copy_values": values})
+    searcher.on_trial_complete("s", {"final": True, names.MODES_COVERED: 4.0,
+                                     names.HQ_FRACTION: 0.5})
+    assert searcher.completed[key] == 4
+    assert [r[1] for r in searcher.results[key]] == [3.0, 7.0, 4.0]
+    assert [r[3] for r in searcher.results[key]] == [0, 1, 3]
+    assert searcher.best_params(key) == expected[1]
+    study = searcher.optuna[key]._ot_study
+    states = sorted(t.state.name for t in study.trials)
+    assert states == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
+    seeds = searcher.suggest("seed")
+    assert seeds["params"] == expected[1] and seeds["trial"]["phase"] == names.PHASE_SEEDS
+    assert searcher.suggest("done") == searcher.FINISHED
+
+
+def test_an_errored_search_batch_fails_every_suggestion():
+    from harness.config import resolve
+    from harness.tune_glue import make_searcher
+    from harness.vector_plan import plan_vectorize
+
+    spec = parse_study({**copy.deepcopy(STUDY), "vectorize": 2})
+    plans = resolve(spec)
+    key = plans[0].key
+    searcher = make_searcher(plans, spec.search, spec.seeds, spec.seed,
+                             plan_vectorize(spec, plans))
+    assert len(searcher.suggest("b")["copy_params"]) == 2
+    searcher.on_trial_complete("b", None, error=True)
+    assert searcher.completed[key] == 2 and searcher.results[key] == []
+    states = [t.state.name for t in searcher.optuna[key]._ot_study.trials]
+    assert states == ["FAIL", "FAIL"]
+    assert searcher.suggest("seeds")["trial"]["phase"] == names.PHASE_SEEDS  # first_params
