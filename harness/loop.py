@@ -162,24 +162,12 @@ class TrainingLoop(ABC):
         return f"{self.title} step {record.step}{extra}".strip()
 
     def _finish(self, reporter: Reporter, samples: torch.Tensor) -> TrialResult:
-        summary = summarize(self.evals, self.history, self.n_modes(), self.settings.steps,
-                            self.diag, self.diverged, self.stopped)
-        final = dict(self.evals[-1].values) if self.evals else {}
-        final.update(summary.metrics)
-        final[names.STEPS_DONE] = float(self.step)
-        final[names.STEPS_BUDGET] = float(self.settings.steps)
-        final[names.STOPPED_EARLY] = float(self.step < self.settings.steps)
-        final[names.TRAIN_SECONDS] = self.train_seconds
-        if self.train_seconds > 0:
-            final[names.STEPS_PER_SECOND] = self.step / self.train_seconds
-        if self.n_modes():
-            final[names.N_MODES] = float(self.n_modes())
-        result = TrialResult(status=summary.status, final=final, steps_done=self.step,
-                             train_seconds=self.train_seconds, evals=list(self.evals),
-                             history=list(self.history), tags=self.summary_tags())
+        result = trial_result(self.evals, self.history, self.n_modes(), self.settings,
+                              self.diag, self.step, self.train_seconds, self.diverged,
+                              self.stopped, tags=self.summary_tags())
         artifacts = self.final_artifacts()
-        title = (f"{self._plot_title(self.evals[-1])} [{summary.status}]" if self.evals
-                 else f"{self.title} [{summary.status}]")
+        title = (f"{self._plot_title(self.evals[-1])} [{result.status}]" if self.evals
+                 else f"{self.title} [{result.status}]")
         artifacts.update(self.pictures(samples, title,
                                        names.ARTIFACT_FINAL_SAMPLES.removesuffix(".png")))
         reporter.finish(result, artifacts)
@@ -197,8 +185,7 @@ class TrainingLoop(ABC):
             "diverged": self.diverged,
             "stopped": self.stopped,
             "history": list(self.history),
-            "evals": [(e.step, dict(e.values), sorted(e.covered) if e.covered is not None else None)
-                      for e in self.evals],
+            "evals": evals_state(self.evals),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -209,5 +196,38 @@ class TrainingLoop(ABC):
         self.diverged = bool(state["diverged"])
         self.stopped = state.get("stopped")  # absent from checkpoints older than stop_early
         self.history = list(state["history"])
-        self.evals = [EvalRecord(s, v, frozenset(c) if c is not None else None)
-                      for s, v, c in state["evals"]]
+        self.evals = evals_from_state(state["evals"])
+
+
+def evals_state(evals: list[EvalRecord]) -> list:
+    """Evaluation records as checkpoint state (plain tuples; modes as sorted lists)."""
+    return [(e.step, dict(e.values), sorted(e.covered) if e.covered is not None else None)
+            for e in evals]
+
+
+def evals_from_state(state: list) -> list[EvalRecord]:
+    """The inverse of :func:`evals_state`."""
+    return [EvalRecord(s, dict(v), frozenset(c) if c is not None else None) for s, v, c in state]
+
+
+def trial_result(evals: list[EvalRecord], history: list[tuple[int, dict[str, float]]],
+                 n_modes: int | None, settings: TrainSettings, diag: DiagnosticSettings,
+                 step: int, train_seconds: float, diverged: bool, stopped: str | None = None,
+                 tags: dict[str, str] | None = None) -> TrialResult:
+    """A finished trial's :class:`~harness.reporting.TrialResult`: its status and summary
+    metrics (:func:`~harness.diagnostics.summarize`), the last evaluation's values, and the
+    budget and timing values every run records."""
+    summary = summarize(evals, history, n_modes, settings.steps, diag, diverged, stopped)
+    final = dict(evals[-1].values) if evals else {}
+    final.update(summary.metrics)
+    final[names.STEPS_DONE] = float(step)
+    final[names.STEPS_BUDGET] = float(settings.steps)
+    final[names.STOPPED_EARLY] = float(step < settings.steps)
+    final[names.TRAIN_SECONDS] = train_seconds
+    if train_seconds > 0:
+        final[names.STEPS_PER_SECOND] = step / train_seconds
+    if n_modes:
+        final[names.N_MODES] = float(n_modes)
+    return TrialResult(status=summary.status, final=final, steps_done=step,
+                       train_seconds=train_seconds, evals=list(evals), history=list(history),
+                       tags=dict(tags or {}))

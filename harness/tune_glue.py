@@ -600,6 +600,8 @@ class Progress(Callback):
         label = trial.config.get("label", trial.trial_id)
         cov, n = r.get(names.MODES_COVERED), r.get(names.N_MODES)
         cov_s = f"{int(cov)}/{int(n)} modes" if cov is not None and n else ""
+        if cov_s and int(r.get("copies", 1)) > 1:  # a vectorized trial: the copies' mean
+            cov_s = f"{cov:.1f}/{int(n)} mean"
         status = (names.STATUS_PRUNED if stopped_by_scheduler(r)
                   else r.get(names.TAG_STATUS, "?"))
         print(f"  done  {label:<40} {cov_s:<11} {status:<13} "

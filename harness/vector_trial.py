@@ -38,7 +38,8 @@ import torch
 
 from harness import names
 from harness.config import TrialConfig
-from harness.diagnostics import EvalRecord, summarize
+from harness.diagnostics import EvalRecord
+from harness.loop import evals_from_state, evals_state, trial_result
 from harness.reporting import Reporter, TrialResult
 
 #: the built-in losses the vectorized GAN applies per copy
@@ -79,11 +80,6 @@ def copy_configs(cfg: TrialConfig, seeds: Sequence[int],
         c = cfg.with_params(params[k]) if params else cfg
         out.append(TrialConfig.model_validate({**c.model_dump(), "seed": int(seed)}))
     return out
-
-
-def _records(evals: list[EvalRecord]) -> list:
-    return [(e.step, dict(e.values), sorted(e.covered) if e.covered is not None else None)
-            for e in evals]
 
 
 class VectorLoop:
@@ -189,28 +185,15 @@ class VectorLoop:
 
     def _finish(self, k: int, reporter: Reporter | None, samples: torch.Tensor) -> TrialResult:
         """Copy ``k``'s result, as ``TrainingLoop._finish`` builds a single trial's."""
-        steps, step = self.settings.steps, self.copy_step(k)
-        diverged = k in self.vec.diverged
         evals = self.evals[k]
-        summary = summarize(evals, self.history[k], self.n_modes, steps, self.diag, diverged)
-        final = dict(evals[-1].values) if evals else {}
-        final.update(summary.metrics)
-        final[names.STEPS_DONE] = float(step)
-        final[names.STEPS_BUDGET] = float(steps)
-        final[names.STOPPED_EARLY] = float(step < steps)
-        final[names.TRAIN_SECONDS] = self.train_seconds[k]
-        if self.train_seconds[k] > 0:
-            final[names.STEPS_PER_SECOND] = step / self.train_seconds[k]
-        final[names.N_MODES] = float(self.n_modes)
-        result = TrialResult(status=summary.status, final=final, steps_done=step,
-                             train_seconds=self.train_seconds[k], evals=list(evals),
-                             history=list(self.history[k]))
+        result = trial_result(evals, self.history[k], self.n_modes, self.settings, self.diag,
+                              self.copy_step(k), self.train_seconds[k], k in self.vec.diverged)
         if reporter is not None:
             buf = io.BytesIO()
             torch.save(self.vec.G.copy_state(k), buf)
             artifacts = {names.ARTIFACT_GENERATOR: buf.getvalue()}
-            title = (f"{self._title(k, evals[-1])} [{summary.status}]" if evals
-                     else f"{self.cfgs[k].key} [{summary.status}]")
+            title = (f"{self._title(k, evals[-1])} [{result.status}]" if evals
+                     else f"{self.cfgs[k].key} [{result.status}]")
             artifacts.update(self._pictures(k, samples, title,
                                             names.ARTIFACT_FINAL_SAMPLES.removesuffix(".png")))
             reporter.finish(result, artifacts)
@@ -230,7 +213,7 @@ class VectorLoop:
             "vec_history": [list(h) for h in v.history],
             "torch_rng": torch.get_rng_state(),
             "history": [list(h) for h in self.history],
-            "evals": [_records(e) for e in self.evals],
+            "evals": [evals_state(e) for e in self.evals],
             "train_seconds": list(self.train_seconds),
             "done": list(self.done),
         }
@@ -253,8 +236,7 @@ class VectorLoop:
         v.history = [list(h) for h in state["vec_history"]]
         torch.set_rng_state(state["torch_rng"])
         self.history = [list(h) for h in state["history"]]
-        self.evals = [[EvalRecord(s, dict(vals), frozenset(c) if c is not None else None)
-                       for s, vals, c in e] for e in state["evals"]]
+        self.evals = [evals_from_state(e) for e in state["evals"]]
         self.train_seconds = [float(x) for x in state["train_seconds"]]
         self.done = [bool(x) for x in state["done"]]
 
