@@ -32,7 +32,8 @@ def test_default_study_from_any_folder(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     err = proc.stderr
-    assert "40/40 trials finished" in err
+    # vectorize: auto -- per pair one trial of its 2 search suggestions, one of its 3 seeds
+    assert "40 runs in 16 Tune trials" in err and "16/16 trials finished" in err
     assert "modes covered" in err and "report:" in err and "harness ui" in err
     client = store(tmp_path)
     exp = client.get_experiment_by_name("stability")

@@ -24,3 +24,20 @@ def test_study_file_validates(path, request):
     plans = resolve(spec, str(path), path.parent)
     assert plans, f"{path.name} expands to no (variant, dataset) pair"
     assert len({p.key for p in plans}) == len(plans)
+
+
+def test_the_default_study_runs_each_pairs_copies_vectorized():
+    """stability.yaml's ``vectorize: auto``: per pair, one trial holding its two search
+    suggestions and one holding its three seeds (the README's 40 runs in 16 Tune trials)."""
+    from harness.study import tune_trials
+    from harness.vector_plan import plan_vectorize
+
+    path = next(p for p in STUDIES if p.name == "stability.yaml")
+    spec = load_study(path)
+    plans = resolve(spec, str(path), path.parent)
+    vector = plan_vectorize(spec, plans)
+    keys = {p.key for p in plans}
+    assert spec.vectorize == "auto" and len(keys) == 8
+    assert vector.seeds == dict.fromkeys(keys, 3)
+    assert vector.search == {k: [2] for k in keys}
+    assert tune_trials(spec, plans, vector) == 16
