@@ -17,8 +17,8 @@ One Tune trial can train several copies of a plain MLP GAN pair as one stacked m
 chooses per pair and phase, and the study prints the choice at its start:
 
 * the copies per trial are capped by the device the trials train on (:data:`AUTO_CAP`:
-  the CPU benchmark's gain levels off by 32 copies, see the README; a GPU keeps gaining
-  to far more copies of these small networks);
+  the CPU benchmark's gain levels off by 32 copies, see the README; the GPU cap of 128
+  is not measured yet: no GPU was lent to this project's tasks);
 * seeds: all of the pair's seeds up to the cap;
 * search with random or grid sampling: all of the pair's trials up to the cap;
 * search with TPE: its random start-up trials (independent draws, so batching them loses
@@ -60,14 +60,14 @@ class VectorPlan:
                 + math.ceil(seeds / self.seeds.get(key, 1)))
 
 
-def trial_device(spec) -> str:
-    """``cuda`` when the study's trials train on a GPU (``train.device: cuda``, or ``auto``
-    with a GPU share in ``resources``), else ``cpu``."""
-    device = spec.train.device
-    if device == "cuda" or (device == "auto" and spec.resources.gpu > 0):
-        return "cuda"
-    if device == "cpu" and "device" not in spec.train.model_fields_set and spec.resources.gpu > 0:
-        return "cuda"  # harness.config.resolve turns the default into auto under a GPU share
+def trial_device(spec, plans) -> str:
+    """``cuda`` when the study's trials train on a GPU, else ``cpu``: read from the resolved
+    trial configs (:func:`harness.config.resolve` has already turned the default device
+    into ``auto`` under a GPU share), ``auto`` meaning a GPU when ``resources.gpu > 0``."""
+    for plan in plans:
+        device = plan.base.train.device
+        if device == "cuda" or (device == "auto" and spec.resources.gpu > 0):
+            return "cuda"
     return "cpu"
 
 
@@ -107,7 +107,7 @@ def plan_vectorize(spec, plans) -> VectorPlan:
     if not spec.vectorize or spec.vectorize == 1:
         return VectorPlan()
     auto = spec.vectorize == "auto"
-    device = trial_device(spec)
+    device = trial_device(spec, plans)
     cap = AUTO_CAP[device] if auto else int(spec.vectorize)
     n = None if auto else int(spec.vectorize)
     out = VectorPlan()
