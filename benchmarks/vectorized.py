@@ -1,8 +1,14 @@
 """Aggregate trial-steps/s: N vectorized copies vs the single-copy Trainer.
 
-Same game everywhere: the plain MLP (G and D with 4 hidden layers of 128 ReLU units),
-batch 64, ring8, the non-saturating loss, d_steps 1, diagnostics every 10th step. Measured
-in one run:
+Same game everywhere, one of two models (``--model``):
+
+* ``mlp`` (default): the plain MLP (G and D with 4 hidden layers of 128 ReLU units) on ring8;
+* ``dcgan``: the DCGAN on MNIST 28x28 (``variants/dcgan.py``; z 100, ``--width`` feature
+  maps for ngf = ndf, 64 being the paper's; default 32 so a CPU run stays short), the real
+  test split from ``--data`` (default ``../shared/datasets/mnist``);
+
+batch 64, the non-saturating loss, d_steps 1, diagnostics every 10th step. Measured in
+one run:
 
 * ``single``: one harness ``Trainer`` (``build_trainer``) stepping in this process;
 * ``2 procs``: two such Trainers in two processes side by side (one per core), each with
@@ -13,7 +19,10 @@ in one run:
 Every measurement runs ``--steps`` steps or ``--max-seconds``, whichever comes first
 (after a short warm-up), so big N stays short.
 
-    python benchmarks/vectorized.py [--steps 200] [--copies 1,8,32,128] [--threads 1] [--quick]
+    python benchmarks/vectorized.py [--model mlp|dcgan] [--steps 200] [--copies 1,8,32,128]
+                                    [--threads 1] [--device cpu|cuda] [--quick]
+
+On a GPU (``--device cuda``) the two processes share the one GPU.
 """
 
 from __future__ import annotations
@@ -22,30 +31,49 @@ import argparse
 import multiprocessing as mp
 import os
 import time
+from pathlib import Path
 
 import torch
+
+#: what ``config`` builds: set once from the command line (and passed to the workers)
+SETUP = {"model": "mlp", "width": 32, "data": None, "device": "cpu"}
 
 
 def config(seed: int = 0, lr_d: float = 1e-3, lr_g: float = 1e-3, steps: int = 100_000):
     from harness.config import TrialConfig
 
+    train = {"steps": steps, "eval_every": steps, "log_every": 10, "batch_size": 64,
+             "lr_d": lr_d, "lr_g": lr_g, "device": SETUP["device"]}
+    if SETUP["model"] == "dcgan":
+        w = SETUP["width"]
+        return TrialConfig(
+            study="bench", variant="dcgan-ns", dataset_key="mnist",
+            model={"name": "dcgan", "params": {"z_dim": 100, "ngf": w, "ndf": w}},
+            loss="non_saturating", dataset={"name": "mnist", "params": {"root": SETUP["data"]}},
+            metrics=[], seed=seed, train={**train, "lr_d": lr_d / 5, "lr_g": lr_g / 5})
     return TrialConfig(
         study="bench", variant="mlp-ns", dataset_key="ring8",
         model={"name": "mlp", "params": {"g_hidden": [128] * 4, "d_hidden": [128] * 4}},
         loss="non_saturating", dataset="ring8", metrics=["mode_coverage"], seed=seed,
-        train={"steps": steps, "eval_every": steps, "log_every": 10, "batch_size": 64,
-               "lr_d": lr_d, "lr_g": lr_g},
+        train=train,
     )
+
+
+def _sync() -> None:
+    if SETUP["device"] == "cuda":
+        torch.cuda.synchronize()
 
 
 def _timed(step, steps: int, max_seconds: float, warmup: int = 3) -> tuple[int, float]:
     for i in range(warmup):
         step(i)
+    _sync()
     t0 = time.perf_counter()
     done = 0
     while done < steps and (time.perf_counter() - t0) < max_seconds:
         step(warmup + done)
         done += 1
+    _sync()
     return done, time.perf_counter() - t0
 
 
@@ -65,8 +93,9 @@ def single_rate(steps: int, max_seconds: float, seed: int = 0) -> float:
     return done / seconds
 
 
-def _worker(seed: int, steps: int, max_seconds: float, barrier, out) -> None:
+def _worker(setup: dict, seed: int, steps: int, max_seconds: float, barrier, out) -> None:
     torch.set_num_threads(1)
+    SETUP.update(setup)
     from harness.plugins import load_plugins
     from harness.trial import build_trainer
 
@@ -74,19 +103,21 @@ def _worker(seed: int, steps: int, max_seconds: float, barrier, out) -> None:
     trainer = build_trainer(config(seed))
     for i in range(3):
         trainer.train_step(measure=False)
+    _sync()
     barrier.wait()
     t0 = time.perf_counter()
     done = 0
     while done < steps and (time.perf_counter() - t0) < max_seconds:
         trainer.train_step(measure=(done + 1) % 10 == 0)
         done += 1
+    _sync()
     out.put((done, time.perf_counter() - t0))
 
 
 def two_process_rate(steps: int, max_seconds: float) -> float:
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(seed, steps, max_seconds, barrier, out))
+    procs = [ctx.Process(target=_worker, args=(dict(SETUP), seed, steps, max_seconds, barrier, out))
              for seed in (0, 1)]
     for p in procs:
         p.start()
@@ -120,6 +151,12 @@ def load_average() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=("mlp", "dcgan"), default="mlp",
+                    help="ring MLP (default) or DCGAN-MNIST")
+    ap.add_argument("--width", type=int, default=32, help="DCGAN ngf = ndf (64: the paper's)")
+    ap.add_argument("--data", default=None,
+                    help="MNIST IDX directory (default: ../shared/datasets/mnist)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--steps", type=int, default=200, help="steps per measurement (at most)")
     ap.add_argument("--copies", default="1,8,32,128", help="comma-separated N")
     ap.add_argument("--threads", type=int, default=1, help="torch threads in this process")
@@ -134,8 +171,13 @@ def main() -> None:
         args.steps, args.copies, args.max_seconds = 40, "1,8,32", 4.0
     copies = [int(c) for c in args.copies.split(",") if c.strip()]
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {args.threads} torch thread(s) "
-          f"in this process, load average before: {load_average()}")
+    data = args.data or str(Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist")
+    SETUP.update(model=args.model, width=args.width, data=data, device=args.device)
+    what = (f"DCGAN-MNIST ngf = ndf = {args.width}" if args.model == "dcgan"
+            else "ring8 MLP 4x128")
+    print(f"{what}, batch 64, device {args.device}; torch {torch.__version__}, "
+          f"{os.cpu_count()} CPUs, {args.threads} torch thread(s) in this process, "
+          f"load average before: {load_average()}")
 
     single = single_rate(args.steps, args.max_seconds)
     two = two_process_rate(args.steps, args.max_seconds)

@@ -288,15 +288,17 @@ class StudySpec(Strict):
 
     ``vectorize: N`` (optional: a whole number >= 1, or ``auto``; absent: off) trains up
     to N copies of a (variant, dataset) pair in one Tune trial, as one vectorized model
-    (:mod:`harness.vector_trial`), when the pair's model is the plain MLP GAN -- model
-    ``mlp`` without batch norm, maxout or dropout, no tricks, one of the four built-in
-    losses, only the ``mode_coverage`` metric, no ``diagnostics.stop_early``: its seeds
+    (:mod:`harness.vector_trial`), when the pair's model is the plain MLP GAN (model
+    ``mlp`` without batch norm, maxout or dropout) or the unconditional DCGAN (``dcgan``),
+    with no tricks, one of the four built-in losses and no ``diagnostics.stop_early``
+    (any metrics; ``mode_coverage``, ``class_modes`` and ``fidelity`` score all copies
+    at once): its seeds
     phase as ``ceil(seeds / N)`` trials of up to N seeds, and its search phase as batches
     of up to N Optuna suggestions when it searches only ``lr_d``, ``lr_g``, ``beta1`` and
     ``beta2`` and sets no pruner. ``auto`` chooses N per pair and phase for the device
     (:mod:`harness.vector_plan`). MLflow still gets one ordinary child run per copy (its
     seed, params, histories, artifacts and status, equal to the unvectorized run's on the
-    CPU). The study prints what runs vectorized, and which pairs fell back and why, once,
+    CPU: bit for bit for the MLP, to float rounding for the DCGAN). The study prints what runs vectorized, and which pairs fell back and why, once,
     at its start.
     """
 
@@ -315,12 +317,12 @@ class StudySpec(Strict):
     #: Tune ``FailureConfig(max_failures)``: a trial whose process dies or raises is
     #: restarted this many times from its last checkpoint, continuing the same MLflow run
     max_failures: int = Field(1, ge=0)
-    #: opt-in: up to this many copies of a plain MLP GAN pair per Tune trial, trained as
+    #: opt-in: up to this many copies of an MLP GAN or DCGAN pair per Tune trial, trained as
     #: one vectorized model (seeds, and search suggestions of per-copy settings), or
     #: ``auto`` (chosen for the device); each copy gets its own MLflow child run. None
     #: (default): off. See the class docstring and :mod:`harness.vector_plan`.
     vectorize: int | Literal["auto"] | None = Field(
-        None, description="copies per trial of the plain MLP GAN, trained as one vectorized "
+        None, description="copies per trial of an MLP GAN or DCGAN pair, trained as one vectorized "
         "model, or auto")
     variants: list[VariantSpec] = Field(min_length=1)
 

@@ -55,6 +55,7 @@ import functools
 import hashlib
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -292,6 +293,65 @@ def fidelity_cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     return cache_root(cache_dir) / "fidelity"
 
 
+@dataclass
+class _Call:
+    """What :func:`compute` and :func:`compute_many` hand torch-fidelity: its kwargs and
+    the contexts (CUDA device, single classifier thread) the call runs under."""
+
+    kwargs: dict
+    contexts: list
+
+
+def _prepare(n1: int, real: RealImages | torch.Tensor, extractor: Extractor,
+             classifier: TrainedClassifier | None, flags: dict[str, bool],
+             cache_dir, cuda: bool | None, inception_weights, kid_subsets: int,
+             device) -> tuple[_Call, torch.Tensor]:
+    """torch-fidelity's arguments for ``n1`` generated images against ``real``, and the
+    real images (uint8, three channels for Inception)."""
+    if not any(flags.values()):
+        raise ValueError("nothing to compute: fid, isc, kid and prc are all off")
+    if isinstance(real, RealImages):
+        ref, ref_name = real.images, real.name
+    else:
+        ref, ref_name = to_uint8(real), None
+    n2 = int(ref.shape[0])
+    if n1 < 2 or n2 < 2:
+        raise ValueError(f"need at least 2 generated and 2 real images, got {n1} and {n2}")
+    gpu = contextlib.nullcontext()
+    if device is not None:
+        device = torch.device(device)
+        cuda = device.type == "cuda"
+        if cuda and device.index is not None:
+            gpu = torch.cuda.device(device)
+    if cuda is None:
+        cuda = torch.cuda.is_available()
+    kwargs: dict = {}
+    if extractor == "classifier":
+        if classifier is None:
+            raise ValueError("extractor 'classifier' needs a trained classifier")
+        fe_name = register_classifier_extractor(classifier)
+        kwargs["feature_extractor_weights_path"] = str(classifier.weights_path)
+    elif extractor == "inception":
+        fe_name = INCEPTION_NAME
+        ref = _three_channels(ref)
+        if inception_weights:
+            kwargs["feature_extractor_weights_path"] = str(inception_weights)
+    else:
+        raise ValueError(f"unknown extractor {extractor!r}; one of {', '.join(EXTRACTORS)}")
+    if ref_name is not None:
+        weights_tag = _weights_tag(inception_weights) if extractor == "inception" else ""
+        kwargs["input2_cache_name"] = f"{ref_name}-{fe_name}{weights_tag}"
+    root = fidelity_cache_root(cache_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    threads = single_thread() if extractor == "classifier" and not cuda else contextlib.nullcontext()
+    kwargs.update(
+        input2=ImageSet(ref), cuda=bool(cuda), feature_extractor=fe_name,
+        kid_subset_size=min(1000, n1, n2), kid_subsets=kid_subsets, isc_splits=min(10, n1),
+        batch_size=256, save_cpu_ram=True, prc_batch_size=1000,
+        cache=True, cache_root=str(root), verbose=False, **flags)
+    return _Call(kwargs, [threads, gpu]), ref
+
+
 def compute(
     samples: torch.Tensor,
     real: RealImages | torch.Tensor,
@@ -317,50 +377,100 @@ def compute(
     the whole call with the classifier extractor. ``device`` (when given, it overrides
     ``cuda``) is where the extractor runs: the trial's device inside a metric.
     """
-    if not (fid or isc or kid or prc):
-        raise ValueError("nothing to compute: fid, isc, kid and prc are all off")
     import torch_fidelity
 
     gen = to_uint8(samples)
-    if isinstance(real, RealImages):
-        ref, ref_name = real.images, real.name
-    else:
-        ref, ref_name = to_uint8(real), None
-    n1, n2 = int(gen.shape[0]), int(ref.shape[0])
-    if n1 < 2 or n2 < 2:
-        raise ValueError(f"need at least 2 generated and 2 real images, got {n1} and {n2}")
-    gpu = contextlib.nullcontext()
-    if device is not None:
-        device = torch.device(device)
-        cuda = device.type == "cuda"
-        if cuda and device.index is not None:
-            gpu = torch.cuda.device(device)
-    if cuda is None:
-        cuda = torch.cuda.is_available()
-    kwargs: dict = {}
-    if extractor == "classifier":
-        if classifier is None:
-            raise ValueError("extractor 'classifier' needs a trained classifier")
-        fe_name = register_classifier_extractor(classifier)
-        kwargs["feature_extractor_weights_path"] = str(classifier.weights_path)
-    elif extractor == "inception":
-        fe_name = INCEPTION_NAME
-        gen, ref = _three_channels(gen), _three_channels(ref)
-        if inception_weights:
-            kwargs["feature_extractor_weights_path"] = str(inception_weights)
-    else:
-        raise ValueError(f"unknown extractor {extractor!r}; one of {', '.join(EXTRACTORS)}")
-    if ref_name is not None:
-        weights_tag = _weights_tag(inception_weights) if extractor == "inception" else ""
-        kwargs["input2_cache_name"] = f"{ref_name}-{fe_name}{weights_tag}"
-    root = fidelity_cache_root(cache_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    threads = single_thread() if extractor == "classifier" and not cuda else contextlib.nullcontext()
-    with threads, gpu:
-        raw = torch_fidelity.calculate_metrics(
-            input1=ImageSet(gen), input2=ImageSet(ref), cuda=bool(cuda),
-            isc=isc, fid=fid, kid=kid, prc=prc, feature_extractor=fe_name,
-            kid_subset_size=min(1000, n1, n2), kid_subsets=kid_subsets, isc_splits=min(10, n1),
-            batch_size=256, save_cpu_ram=True, prc_batch_size=1000,
-            cache=True, cache_root=str(root), verbose=False, **kwargs)
+    flags = {"fid": fid, "isc": isc, "kid": kid, "prc": prc}
+    call, _ = _prepare(int(gen.shape[0]), real, extractor, classifier, flags, cache_dir, cuda,
+                       inception_weights, kid_subsets, device)
+    if extractor == "inception":
+        gen = _three_channels(gen)
+    with contextlib.ExitStack() as stack:
+        for ctx in call.contexts:
+            stack.enter_context(ctx)
+        raw = torch_fidelity.calculate_metrics(input1=ImageSet(gen), **call.kwargs)
     return {_RESULT_NAMES[k]: float(v) for k, v in raw.items() if k in _RESULT_NAMES}
+
+
+def compute_many(
+    samples: Sequence[torch.Tensor],
+    real: RealImages | torch.Tensor,
+    *,
+    extractor: Extractor = "classifier",
+    classifier: TrainedClassifier | None = None,
+    fid: bool = True,
+    isc: bool = True,
+    kid: bool = True,
+    prc: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    cuda: bool | None = None,
+    inception_weights: str | os.PathLike | None = None,
+    kid_subsets: int = 100,
+    device: torch.device | str | None = None,
+) -> list[dict[str, float]]:
+    """:func:`compute` of every image set in ``samples`` (the copies of a vectorized
+    trial, all of one size), with one feature-extractor pass over all of them.
+
+    The steps are ``torch_fidelity.calculate_metrics``'s for one extractor, with input 1's
+    features extracted once for the concatenation of the sets and split per set: the real
+    features and FID statistics come from (or go into) torch-fidelity's cache as in
+    :func:`compute`; IS, FID, KID and precision/recall are torch-fidelity's own functions
+    of each set's features with the same arguments (KID subsets and IS splits seeded alike),
+    so set ``k``'s values equal ``compute(samples[k], ...)`` up to the rounding of a feature
+    computed in another batch.
+    """
+    from torch_fidelity.metric_fid import (
+        fid_featuresdict_to_statistics,
+        fid_featuresdict_to_statistics_cached,
+        fid_statistics_to_metric,
+    )
+    from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+    from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+    from torch_fidelity.metric_prc import prc_featuresdict_to_metric
+    from torch_fidelity.utils import (
+        create_feature_extractor,
+        extract_featuresdict_from_input_id_cached,
+        get_cacheable_input_name,
+        get_featuresdict_from_dataset,
+        resolve_feature_layer_for_metric,
+    )
+
+    gens = [to_uint8(s) for s in samples]
+    sizes = {int(g.shape[0]) for g in gens}
+    if len(sizes) != 1:
+        raise ValueError(f"compute_many needs image sets of one size, got sizes {sorted(sizes)}")
+    flags = {"fid": fid, "isc": isc, "kid": kid, "prc": prc}
+    call, _ = _prepare(sizes.pop(), real, extractor, classifier, flags, cache_dir, cuda,
+                       inception_weights, kid_subsets, device)
+    if extractor == "inception":
+        gens = [_three_channels(g) for g in gens]
+    kw = call.kwargs
+    layers = {m: resolve_feature_layer_for_metric(m, **kw) for m, on in flags.items() if on}
+    out: list[dict] = [{} for _ in gens]
+    with contextlib.ExitStack() as stack:
+        for ctx in call.contexts:
+            stack.enter_context(ctx)
+        fe = create_feature_extractor(kw["feature_extractor"], sorted(set(layers.values())), **kw)
+        every = get_featuresdict_from_dataset(ImageSet(torch.cat(gens)), fe, kw["batch_size"],
+                                              kw["cuda"], kw["save_cpu_ram"], False)
+        n = int(gens[0].shape[0])
+        per_set = [{name: f[k * n:(k + 1) * n] for name, f in every.items()}
+                   for k in range(len(gens))]
+        real_feats = None
+        if fid or kid or prc:
+            real_feats = extract_featuresdict_from_input_id_cached(2, fe, **kw)
+        if fid:
+            stats_2 = fid_featuresdict_to_statistics_cached(
+                real_feats, get_cacheable_input_name(2, **kw), fe, layers["fid"], **kw)
+        for feats, res in zip(per_set, out):
+            if isc:
+                res.update(isc_featuresdict_to_metric(feats, layers["isc"], **kw))
+            if fid:
+                stats_1 = fid_featuresdict_to_statistics(feats, layers["fid"])
+                res.update(fid_statistics_to_metric(stats_1, stats_2, False))
+            if kid:
+                res.update(kid_featuresdict_to_metric(feats, real_feats, layers["kid"], **kw))
+            if prc:
+                res.update(prc_featuresdict_to_metric(feats, real_feats, layers["prc"], **kw))
+    return [{_RESULT_NAMES[k]: float(v) for k, v in raw.items() if k in _RESULT_NAMES}
+            for raw in out]

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -60,7 +61,7 @@ class EvalContext:
     labels: torch.Tensor | None = None
     codes: torch.Tensor | None = None
     #: two-way translators (CycleGAN): held-out images of both domains, translated
-    translations: "Translations | None" = None
+    translations: Translations | None = None
     #: the trial's device (set by the training loop): metrics run their networks there
     #: (classifier features, torch-fidelity's extractor); None means the CPU
     device: torch.device | None = None
@@ -121,6 +122,17 @@ class Metric(ABC):
         """Score ``samples`` (shape ``(n, *dataset.shape)``); ``context`` is always given
         by the trainer (None only when a test calls the metric directly)."""
 
+    def evaluate_copies(self, samples: Sequence[torch.Tensor], dataset: Dataset,
+                        contexts: Sequence[EvalContext]) -> list[Evaluation]:
+        """Called by a vectorized trial (:mod:`harness.vector_trial`) once per evaluation
+        round, instead of :meth:`evaluate`, with the samples and context of every copy
+        still training (each context's ``generate`` draws that copy's extra samples; all
+        copies' are generated in one batch). Copy ``k``'s result must equal
+        ``evaluate(samples[k], dataset, contexts[k])`` up to float rounding; the default
+        is exactly that loop. Metrics override it to share work between the copies (one
+        classifier pass over every copy's samples, one distance computation)."""
+        return [self.evaluate(s, dataset, c) for s, c in zip(samples, contexts)]
+
 
 @dataclass(frozen=True)
 class Coverage:
@@ -179,6 +191,34 @@ def mode_coverage(
     )
 
 
+def batched_mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float,
+                          n_std: float = 3.0, min_hq_per_mode: int = 1) -> list[Coverage]:
+    """:func:`harness.metrics.mode_coverage` of every copy's samples ``[N, n, d]`` at once.
+
+    Copy ``k``'s result equals ``mode_coverage(samples[k], ...)``: non-finite samples never
+    count as high quality but still count in the denominator of ``hq_fraction``.
+    """
+    if samples.ndim != 3 or samples.shape[2] != centres.shape[1]:
+        raise ValueError(f"samples must have shape (N, n, {centres.shape[1]}), "
+                         f"got {tuple(samples.shape)}")
+    n_copies, n, _ = samples.shape
+    k = int(centres.shape[0])
+    s = samples.detach().to(torch.float64).cpu()
+    finite = torch.isfinite(s).all(dim=2)
+    s = torch.where(finite.unsqueeze(-1), s, torch.zeros((), dtype=s.dtype))
+    dist = torch.cdist(s, centres.to(torch.float64).cpu().expand(n_copies, k, -1))
+    nearest_d, nearest = dist.min(dim=2)
+    hq = (nearest_d <= n_std * std) & finite
+    counts = torch.zeros(n_copies, k, dtype=torch.long).scatter_add_(1, nearest, hq.long())
+    out = []
+    for c in counts:
+        covered = frozenset(int(i) for i in torch.nonzero(c >= min_hq_per_mode).flatten())
+        out.append(Coverage(modes_covered=len(covered), hq_fraction=int(c.sum()) / max(1, n),
+                            mode_kl=kl_to_uniform(c), covered=covered,
+                            counts=tuple(int(x) for x in c)))
+    return out
+
+
 class ModeCoverage(Metric):
     """Modes covered, high-quality fraction and KL to uniform (VEEGAN/PacGAN protocol)."""
 
@@ -208,3 +248,16 @@ class ModeCoverage(Metric):
             },
             extras={"covered_modes": cov.covered, names.N_MODES: int(dataset.centres.shape[0])},
         )
+
+    def evaluate_copies(self, samples: Sequence[torch.Tensor], dataset: Dataset,
+                        contexts: Sequence[EvalContext]) -> list[Evaluation]:
+        """All copies' coverage in one distance computation (:func:`batched_mode_coverage`)."""
+        if len({tuple(s.shape) for s in samples}) != 1:
+            return super().evaluate_copies(samples, dataset, contexts)
+        covs = batched_mode_coverage(torch.stack(list(samples)), dataset.centres, dataset.std,
+                                     self.n_std, self.min_hq_per_mode)
+        k = int(dataset.centres.shape[0])
+        return [Evaluation(values={names.MODES_COVERED: float(c.modes_covered),
+                                   names.HQ_FRACTION: c.hq_fraction, names.MODE_KL: c.mode_kl},
+                           extras={"covered_modes": c.covered, names.N_MODES: k})
+                for c in covs]

@@ -290,7 +290,8 @@ def vector_trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id
                     inner.run_id = inner._find_existing()
                 continue
             tags = {**loop.dataset.tags(), **trial_tags(cfg), **provenance_tags(),
-                    **loop.metric.provenance(loop.dataset), **notes,
+                    **{t: v for m in loop.metrics for t, v in m.provenance(loop.dataset).items()},
+                    **notes,
                     names.TAG_VECTOR_TRIAL: trial_id, names.TAG_VECTOR_COPY: str(k),
                     names.TAG_VECTOR_COPIES: str(len(cfgs))}
             started.append(inner)

@@ -1,6 +1,6 @@
 """Which trials of a study run vectorized, and with how many copies (study key ``vectorize``).
 
-One Tune trial can train several copies of a plain MLP GAN pair as one stacked model
+One Tune trial can train several copies of a plain MLP GAN or DCGAN pair as one stacked model
 (:mod:`harness.vector_trial`): copies may differ only in their seed and in the settings
 :data:`~harness.vectorized.PER_COPY_TRAIN` (``lr_d``, ``lr_g``, ``beta1``, ``beta2``). So:
 
@@ -35,6 +35,11 @@ from dataclasses import dataclass, field
 
 #: ``vectorize: auto``: at most this many copies per trial, by the device trials train on
 AUTO_CAP = {"cpu": 32, "cuda": 128}
+#: ``vectorize: auto``: model families vectorized only on a GPU. On a CPU the DCGAN's
+#: grouped convolutions are compute-bound: N copies in one process ran at the rate of one
+#: trial per core (``benchmarks/vectorized.py --model dcgan``, 1.0x), so auto keeps the
+#: trials apart, where they use every core the study grants; ``vectorize: N`` still stacks.
+AUTO_GPU_ONLY = ("dcgan",)
 
 
 def tpe_startup_trials(trials: int) -> int:
@@ -116,6 +121,9 @@ def plan_vectorize(spec, plans) -> VectorPlan:
     for plan in plans:
         key = plan.base.key
         reason = fallback_reason(plan.base)
+        if reason is None and auto and device == "cpu" and plan.base.model.name in AUTO_GPU_ONLY:
+            reason = (f"model {plan.base.model.name!r}: auto stacks it on a GPU only, "
+                      "a CPU gains nothing from it")
         if reason is not None:
             fell_back.append(f"{key} ({reason})")
             continue
@@ -143,10 +151,10 @@ def plan_vectorize(spec, plans) -> VectorPlan:
     if search_off:
         out.lines.append(f"{head} one search suggestion per trial for {'; '.join(search_off)}")
     if fell_back:
-        out.lines.append(f"{head} one copy per trial (not the plain MLP GAN) for "
+        out.lines.append(f"{head} one copy per trial for "
                          f"{'; '.join(fell_back)}")
     return out
 
 
-__all__ = ["AUTO_CAP", "VectorPlan", "plan_vectorize", "search_fallback_reason",
+__all__ = ["AUTO_CAP", "AUTO_GPU_ONLY", "VectorPlan", "plan_vectorize", "search_fallback_reason",
            "tpe_startup_trials", "trial_device"]

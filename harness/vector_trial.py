@@ -1,4 +1,4 @@
-"""One trial, N copies: seeds or search suggestions of a plain MLP GAN pair as one model.
+"""One trial, N copies: seeds or search suggestions of an MLP GAN or DCGAN pair as one model.
 
 The study key ``vectorize`` (:class:`harness.config.StudySpec`, planned by
 :mod:`harness.vector_plan`) makes the searcher emit, for every pair
@@ -10,7 +10,13 @@ single seeds trial with that seed) inside :class:`VectorLoop`, which mirrors
 :meth:`harness.loop.TrainingLoop.fit` per copy:
 
 * the same evaluation cadence (every ``eval_every`` steps and at the end), the same
-  history rows (every ``log_every`` steps), the same ``mode_coverage`` values;
+  history rows (every ``log_every`` steps), the same metric values: every metric of the
+  pair is called once per evaluation round through
+  :meth:`~harness.metrics.Metric.evaluate_copies` with every training copy's samples and
+  :class:`~harness.metrics.EvalContext` (``mode_coverage`` computes all copies' distances
+  at once, ``class_modes`` and ``fidelity`` pass all copies' samples through the
+  classifier / torch-fidelity's extractor at once; a context's ``generate`` draws the
+  extra samples of every copy in one batched generation);
 * one :class:`~harness.reporting.Reporter` per copy (in a study: one MLflow child run
   each, named and tagged as the single seeds trial would be), called in the order the
   single loop calls its reporter: ``start``, then per evaluation ``history`` and
@@ -40,34 +46,31 @@ from harness import names
 from harness.config import TrialConfig
 from harness.diagnostics import EvalRecord
 from harness.loop import evals_from_state, evals_state, trial_result
+from harness.metrics import EvalContext
 from harness.reporting import Reporter, TrialResult
 
 #: the built-in losses the vectorized GAN applies per copy
 VECTOR_LOSSES = ("minimax", "non_saturating", "least_squares", "maximum_likelihood")
-#: the one metric a vectorized trial computes (batched over copies)
-VECTOR_METRIC = "mode_coverage"
+#: the model families the vectorized GAN stacks (:func:`harness.vectorized.stack_networks`)
+VECTOR_MODELS = ("mlp", "dcgan")
 
 
 def fallback_reason(cfg: TrialConfig) -> str | None:
     """Why the seeds phase of ``cfg``'s pair cannot be vectorized, or None when it can."""
-    if cfg.model.name != "mlp":
-        return f"model {cfg.model.name!r} is not the plain MLP GAN"
+    if cfg.model.name not in VECTOR_MODELS:
+        return f"model {cfg.model.name!r} is not one of {', '.join(VECTOR_MODELS)}"
     if cfg.tricks:
         return f"tricks {', '.join(t.name for t in cfg.tricks)}"
     if cfg.loss is None or cfg.loss.name not in VECTOR_LOSSES:
         return f"loss {cfg.loss.name if cfg.loss else None!r} is not a built-in loss"
-    if [m.name for m in cfg.metrics] != [VECTOR_METRIC]:
-        return f"metrics other than one {VECTOR_METRIC}"
     if cfg.diagnostics.stop_early:
         return "diagnostics.stop_early"
     from harness.vectorized import VectorizedGAN
 
     try:
-        vec = VectorizedGAN([cfg], device="cpu")
+        VectorizedGAN([cfg], device="cpu")
     except (ValueError, TypeError) as exc:
         return str(exc)
-    if not hasattr(vec.dataset, "centres"):
-        return "the dataset has no mixture centres"
     return None
 
 
@@ -95,9 +98,11 @@ class VectorLoop:
         self.vec = VectorizedGAN(self.cfgs, device=device)
         first = self.cfgs[0]
         self.settings, self.diag = first.train, first.diagnostics
-        self.metric = METRICS.build(first.metrics[0].name, first.metrics[0].params, "metrics[0].params")
+        self.metrics = [METRICS.build(m.name, m.params, f"metrics[{i}].params")
+                        for i, m in enumerate(first.metrics)]
         self.dataset = self.vec.dataset
-        self.n_modes = int(self.dataset.centres.shape[0])
+        n_modes = getattr(self.dataset, "n_modes", None) or getattr(self.dataset, "n_classes", None)
+        self.n_modes = int(n_modes) if n_modes else None
         self.history: list[list[tuple[int, dict[str, float]]]] = [[] for _ in self.cfgs]
         self.evals: list[list[EvalRecord]] = [[] for _ in self.cfgs]
         self.train_seconds = [0.0] * self.n
@@ -142,15 +147,12 @@ class VectorLoop:
                 torch.cuda.synchronize(self.vec.device)
             elapsed = time.perf_counter() - t0
             samples = self.vec.sample()
-            covs = self._coverage(samples)
             values: list[dict[str, float] | None] = [None] * self.n
+            covered = self._evaluate(training, samples, values)
             for k in training:
                 self.train_seconds[k] += elapsed / len(training)
                 step = self.copy_step(k)
-                cov = covs[k]
-                values[k] = {names.MODES_COVERED: float(cov.modes_covered),
-                             names.HQ_FRACTION: cov.hq_fraction, names.MODE_KL: cov.mode_kl}
-                record = EvalRecord(step, values[k], cov.covered)
+                record = EvalRecord(step, values[k], covered[k])
                 self.evals[k].append(record)
                 self.history[k].extend(pending[k])
                 rep = reporters[k]
@@ -168,15 +170,34 @@ class VectorLoop:
                 after_evaluation(self.step, values, self.state_dict)
         return results
 
-    def _coverage(self, samples: torch.Tensor) -> list:
-        from harness.vectorized import batched_mode_coverage
+    def _evaluate(self, training: list[int], samples: torch.Tensor,
+                  values: list[dict[str, float] | None]) -> dict[int, frozenset[int] | None]:
+        """Every metric's values for the copies ``training`` into ``values[k]`` (as
+        ``TrainingLoop.evaluate`` gathers them); returns each copy's covered modes."""
+        extra: dict[int, torch.Tensor] = {}
 
-        return batched_mode_coverage(samples, self.dataset.centres, self.dataset.std,
-                                     self.metric.n_std, self.metric.min_hq_per_mode)
+        def generate_all(n: int) -> torch.Tensor:  # every copy's extra samples, once per round
+            if n not in extra:
+                extra[n] = self.vec.sample(n)
+            return extra[n]
+
+        contexts = [EvalContext(step=self.copy_step(k),
+                                final=k in self.vec.diverged or self.copy_step(k) >= self.settings.steps,
+                                generate=lambda n, k=k: generate_all(n)[k], device=self.vec.device)
+                    for k in training]
+        covered: dict[int, frozenset[int] | None] = {k: None for k in training}
+        for k in training:
+            values[k] = {}
+        for metric in self.metrics:
+            evs = metric.evaluate_copies([samples[k] for k in training], self.dataset, contexts)
+            for k, ev in zip(training, evs):
+                values[k].update(ev.values)
+                covered[k] = ev.extras.get("covered_modes", covered[k])
+        return covered
 
     def _title(self, k: int, record: EvalRecord) -> str:
         cov = record.values.get(names.MODES_COVERED)
-        extra = f" - {int(cov)}/{self.n_modes} modes" if cov is not None else ""
+        extra = f" - {int(cov)}/{self.n_modes} modes" if cov is not None and self.n_modes else ""
         return f"{self.cfgs[k].key} step {record.step}{extra}".strip()
 
     def _pictures(self, k: int, samples: torch.Tensor, title: str, prefix: str) -> dict[str, bytes]:
@@ -241,4 +262,4 @@ class VectorLoop:
         self.done = [bool(x) for x in state["done"]]
 
 
-__all__ = ["VECTOR_LOSSES", "VectorLoop", "copy_configs", "fallback_reason"]
+__all__ = ["VECTOR_LOSSES", "VECTOR_MODELS", "VectorLoop", "copy_configs", "fallback_reason"]

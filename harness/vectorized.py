@@ -1,4 +1,4 @@
-"""N copies of the plain MLP GAN trained as one vectorized model.
+"""N copies of a plain MLP GAN or a DCGAN trained as one vectorized model.
 
 Copy ``k`` of a :class:`VectorizedGAN` built from trial configs ``cfgs`` plays exactly the
 game a single-copy :class:`harness.trainer.Trainer` built by
@@ -6,8 +6,9 @@ game a single-copy :class:`harness.trainer.Trainer` built by
 
 * **Initialisation.** Each copy's networks are built the way ``build_trainer`` builds them
   (``torch.manual_seed(cfg.seed)``, then the dataset, the model and ``model.build``), and
-  their parameters are *stacked* (:class:`StackedMLP`), so copy ``k`` starts from bit-equal
-  weights.
+  their parameters are *stacked* (:class:`StackedMLP` for ``variants/mlp.py``'s networks,
+  :class:`~harness.vectorized_conv.StackedConvNet` -- grouped convolutions -- for
+  ``variants/dcgan.py``'s), so copy ``k`` starts from bit-equal weights.
 * **Noise and data.** ``Trainer`` draws every minibatch index and every latent from one
   ``torch.Generator(device).manual_seed(seed)`` (not from the global RNG), in a fixed
   order per step: ``d_steps`` x (``randint`` for the real batch, ``model.noise`` for the
@@ -56,8 +57,12 @@ equal those of a run without the diverged copy. A single-copy Trainer would repo
 non-finite loss only at its next logged step (its ``steps_done`` is that step); its
 parameters by then may be NaN, a frozen copy's are its last finite ones.
 
+The DCGAN's copies are equal to float32 rounding rather than bit for bit: a grouped
+convolution is another kernel than the single one (:mod:`harness.vectorized_conv`).
+
 Scope: the unconditional MLP family without tricks, batch norm, maxout or dropout
-(``variants/mlp.py``'s plain networks), with any registered loss.
+(``variants/mlp.py``'s plain networks) and the unconditional DCGAN
+(``variants/dcgan.py``, batch norm included), with any registered loss.
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ from torch import nn
 from harness import names
 from harness.config import TrialConfig
 from harness.diagnostics import is_bad
-from harness.metrics import Coverage, ModeCoverage, kl_to_uniform
+from harness.metrics import ModeCoverage, batched_mode_coverage
 
 #: element-wise modules a stacked network applies unchanged to ``[N, batch, width]``
 _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Identity)
@@ -332,39 +337,6 @@ class StackedAdam:
 
 
 # --------------------------------------------------------------------------------------
-# Batched evaluation
-# --------------------------------------------------------------------------------------
-
-
-def batched_mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float,
-                          n_std: float = 3.0, min_hq_per_mode: int = 1) -> list[Coverage]:
-    """:func:`harness.metrics.mode_coverage` of every copy's samples ``[N, n, d]`` at once.
-
-    Copy ``k``'s result equals ``mode_coverage(samples[k], ...)``: non-finite samples never
-    count as high quality but still count in the denominator of ``hq_fraction``.
-    """
-    if samples.ndim != 3 or samples.shape[2] != centres.shape[1]:
-        raise ValueError(f"samples must have shape (N, n, {centres.shape[1]}), "
-                         f"got {tuple(samples.shape)}")
-    n_copies, n, _ = samples.shape
-    k = int(centres.shape[0])
-    s = samples.detach().to(torch.float64).cpu()
-    finite = torch.isfinite(s).all(dim=2)
-    s = torch.where(finite.unsqueeze(-1), s, torch.zeros((), dtype=s.dtype))
-    dist = torch.cdist(s, centres.to(torch.float64).cpu().expand(n_copies, k, -1))
-    nearest_d, nearest = dist.min(dim=2)
-    hq = (nearest_d <= n_std * std) & finite
-    counts = torch.zeros(n_copies, k, dtype=torch.long).scatter_add_(1, nearest, hq.long())
-    out = []
-    for c in counts:
-        covered = frozenset(int(i) for i in torch.nonzero(c >= min_hq_per_mode).flatten())
-        out.append(Coverage(modes_covered=len(covered), hq_fraction=int(c.sum()) / max(1, n),
-                            mode_kl=kl_to_uniform(c), covered=covered,
-                            counts=tuple(int(x) for x in c)))
-    return out
-
-
-# --------------------------------------------------------------------------------------
 # The vectorized game
 # --------------------------------------------------------------------------------------
 
@@ -386,13 +358,26 @@ def _check_compatible(cfgs: Sequence[TrialConfig]) -> None:
             raise ValueError(f"copy {i} differs from copy 0 in train.{', train.'.join(diff)}; "
                              f"copies may differ only in seed and {', '.join(PER_COPY_TRAIN)}")
     if first.tricks:
-        raise ValueError("the vectorized GAN trains plain MLPs without tricks")
+        raise ValueError("the vectorized GAN trains networks without tricks")
     if first.loss is None:
         raise ValueError("the vectorized GAN needs a loss")
 
 
+def stack_networks(modules: Sequence[nn.Module]) -> nn.Module:
+    """The stacked network of ``modules`` (one per copy): :class:`StackedMLP` for
+    ``variants.mlp`` networks, :class:`~harness.vectorized_conv.StackedConvNet` for
+    ``variants.dcgan`` ones; ValueError/TypeError naming what cannot be stacked."""
+    from variants.dcgan import ConvDiscriminator, ConvGenerator
+
+    if isinstance(modules[0], (ConvGenerator, ConvDiscriminator)):
+        from harness.vectorized_conv import StackedConvNet
+
+        return StackedConvNet.from_modules(modules)
+    return StackedMLP.from_modules(modules)
+
+
 class VectorizedGAN:
-    """``N`` plain MLP GANs, one per trial config, trained as one stacked model.
+    """``N`` plain MLP GANs or DCGANs, one per trial config, trained as one stacked model.
 
     Copy ``k`` equals the single-copy ``Trainer`` of ``build_trainer(cfgs[k])`` (see the
     module docstring for what is equal and why): same initial weights, same real batches
@@ -451,8 +436,8 @@ class VectorizedGAN:
         finally:
             torch.set_rng_state(rng_state)
         self.loss = LOSSES.build(first.loss.name, first.loss.params, "loss.params")
-        self.G = StackedMLP.from_modules(gens).to(self.device)
-        self.D = StackedMLP.from_modules(discs).to(self.device)
+        self.G = stack_networks(gens).to(self.device)
+        self.D = stack_networks(discs).to(self.device)
         self.g_params = list(self.G.parameters())
         self.d_params = list(self.D.parameters())
         betas = ([c.train.beta1 for c in cfgs], [c.train.beta2 for c in cfgs])
@@ -466,7 +451,7 @@ class VectorizedGAN:
             self.model.noise(self.settings.eval_samples, self.z_dim,
                              torch.Generator().manual_seed(s + 1_000_003)) for s in self.seeds
         ]).to(self.device)
-        self._extra: dict[int, torch.Tensor] = {}
+        self._extra: torch.Tensor | None = None
 
         self.step = 0
         self.active = torch.ones(self.n, dtype=torch.bool, device=self.device)
@@ -611,15 +596,16 @@ class VectorizedGAN:
 
         Without ``n``: from the Trainer's fixed evaluation noise (``train.eval_samples``
         per copy, seeded ``seed + 1_000_003``), i.e. ``Trainer.sample()`` per copy. With
-        ``n``: from noise seeded ``seed + 2_000_003`` (``Trainer.generate_extra(n)``'s).
+        ``n``: ``Trainer.generate_extra(n)`` per copy -- noise seeded ``seed + 2_000_003``,
+        drawn for the largest ``n`` asked so far and cut to ``n`` as the Trainer does.
         """
         if n is None:
             return self.generate(self.eval_noise)
-        if n not in self._extra:
-            self._extra[n] = torch.stack([
+        if self._extra is None or self._extra.shape[1] < n:
+            self._extra = torch.stack([
                 self.model.noise(n, self.z_dim, torch.Generator().manual_seed(s + 2_000_003))
                 for s in self.seeds])
-        return self.generate(self._extra[n])
+        return self.generate(self._extra[:, :n])
 
     def mode_coverage(self, metric: ModeCoverage | None = None,
                       samples: torch.Tensor | None = None) -> list[dict[str, float]]:
@@ -640,5 +626,6 @@ __all__ = [
     "StackedMLP",
     "VectorizedGAN",
     "batched_mode_coverage",
+    "stack_networks",
 ]
 

@@ -356,6 +356,50 @@ def test_fidelity_metric_prepares_the_cache_and_uses_the_sample_counts(mnist, ca
     assert ev_final.values[names.IS_MEAN] > 7
 
 
+def test_compute_many_equals_compute_per_set(mnist, clf, cache, halves):
+    """One extractor pass over three sets (a vectorized trial's copies) gives each set the
+    scores a separate torch-fidelity call gives it: real digits, digits 0-4 and noise, against
+    a cached real reference and against a plain tensor."""
+    (xa, ya), (xb, _) = halves
+    noise = torch.rand(600, 1, 28, 28, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    sets = [xa[:600], xa[ya < 5][:600], noise]
+    real = F.real_images(mnist, "train", 2000)
+    for ref in (real, xb[:1500]):
+        many = F.compute_many(sets, ref, classifier=clf, cache_dir=cache, kid_subsets=4)
+        assert len(many) == 3
+        for s, got in zip(sets, many):
+            one = F.compute(s, ref, classifier=clf, cache_dir=cache, kid_subsets=4)
+            assert set(got) == set(one)
+            for key in one:
+                assert got[key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), key
+        assert many[0][names.FID] < many[1][names.FID] < many[2][names.FID]
+    only_fid = F.compute_many(sets[:2], real, classifier=clf, cache_dir=cache,
+                              isc=False, kid=False, prc=False)
+    assert [set(v) for v in only_fid] == [{names.FID}] * 2
+    with pytest.raises(ValueError, match="one size"):
+        F.compute_many([xa[:100], xa[:200]], real, classifier=clf, cache_dir=cache)
+
+
+def test_image_metrics_score_all_copies_at_once_as_one_by_one(mnist, cache, halves):
+    """``evaluate_copies`` of class_modes and fidelity (what a vectorized trial calls)
+    equals ``evaluate`` per copy, final and intermediate copies mixed in one round."""
+    (xa, ya), _ = halves
+    pools = [xa[:900], xa[ya < 5][:900], xa[ya == 1][:900]]
+    for name, params in (("class_modes", {"final_samples": 800}),
+                         ("fidelity", {"eval_samples": 300, "final_samples": 800,
+                                       "real_samples": 2000, "kid_subsets": 3})):
+        metric = METRICS.build(name, {"cache_dir": str(cache), **params})
+        contexts = [context(lambda n, p=p: p[:n], final=k == 1) for k, p in enumerate(pools)]
+        samples = [p[:200] for p in pools]
+        batched = metric.evaluate_copies(samples, mnist, contexts)
+        for s, c, got in zip(samples, contexts, batched):
+            one = metric.evaluate(s, mnist, c)
+            assert set(got.values) == set(one.values), name
+            for key, value in one.values.items():
+                assert got.values[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (name, key)
+            assert got.extras == one.extras, name
+
+
 def test_fidelity_metric_parameters_are_checked():
     with pytest.raises(ConfigError, match="nothing to compute"):
         METRICS.build("fidelity", {"fid": False, "isc": False, "kid": False, "prc": False})

@@ -25,6 +25,7 @@ about ``(K - 1) / (2 n)``; compare runs only at equal counts (the provenance tag
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,23 +88,32 @@ class ClassModes(ClassifierMetric):
 
     def evaluate(self, samples: torch.Tensor, dataset: Dataset,
                  context: EvalContext | None = None) -> Evaluation:
-        if context is not None and context.final:
-            samples = context.generate(self.final_samples)
+        return self.evaluate_copies([samples], dataset, [context])[0]
+
+    def evaluate_copies(self, samples: Sequence[torch.Tensor], dataset: Dataset,
+                        contexts: Sequence[EvalContext | None]) -> list[Evaluation]:
+        """Every copy's samples through the classifier in one pass, counted per copy."""
+        samples = [context.generate(self.final_samples) if context is not None and context.final
+                   else s for s, context in zip(samples, contexts)]
         clf = self.classifier(dataset)
         n_classes = int(dataset.n_classes)
         if clf.n_classes != n_classes:
             raise ValueError(f"the classifier predicts {clf.n_classes} classes but "
                              f"{type(dataset).__name__} has {n_classes}")
-        classes, conf = clf.classify(samples, eval_device(context))
-        cov = class_coverage(classes, conf, n_classes, self.min_count, self.confidence)
-        return Evaluation(
-            values={
-                names.MODES_COVERED: float(cov.modes_covered),
-                names.MODE_KL: cov.mode_kl,
-                names.HQ_FRACTION: cov.hq_fraction,
-            },
-            extras={"covered_modes": cov.covered, names.N_MODES: n_classes},
-        )
+        classes, conf = clf.classify(torch.cat(samples), eval_device(contexts[0]))
+        sizes = [int(s.shape[0]) for s in samples]
+        out = []
+        for c, p in zip(classes.split(sizes), conf.split(sizes)):
+            cov = class_coverage(c, p, n_classes, self.min_count, self.confidence)
+            out.append(Evaluation(
+                values={
+                    names.MODES_COVERED: float(cov.modes_covered),
+                    names.MODE_KL: cov.mode_kl,
+                    names.HQ_FRACTION: cov.hq_fraction,
+                },
+                extras={"covered_modes": cov.covered, names.N_MODES: n_classes},
+            ))
+        return out
 
 
 register_metric("class_modes", ClassModes)

@@ -24,6 +24,7 @@ Protocol:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -137,6 +138,29 @@ class Fidelity(ClassifierMetric):
         if context is not None:
             samples = context.generate(self.final_samples if context.final else self.eval_samples)
         return Evaluation(values=self._score(samples, dataset, eval_device(context)))
+
+    def evaluate_copies(self, samples: Sequence[torch.Tensor], dataset: Dataset,
+                        contexts: Sequence[EvalContext]) -> list[Evaluation]:
+        """Every copy's samples through the extractor in one pass
+        (:func:`harness.fidelity.compute_many`), scored per copy; copies at their final
+        evaluation and copies at an intermediate one are two such passes."""
+        from harness.fidelity import compute_many
+
+        clf = self.classifier(dataset) if self.extractor == "classifier" else None
+        out: list[Evaluation | None] = [None] * len(contexts)
+        for final in (False, True):
+            ks = [k for k, c in enumerate(contexts) if bool(c.final) == final]
+            if not ks:
+                continue
+            n = self.final_samples if final else self.eval_samples
+            values = compute_many(
+                [contexts[k].generate(n) for k in ks], self._real(dataset),
+                extractor=self.extractor, classifier=clf, cache_dir=self.cache_dir,
+                inception_weights=self.inception_weights, kid_subsets=self.kid_subsets,
+                device=eval_device(contexts[ks[0]]), **self.flags)
+            for k, v in zip(ks, values):
+                out[k] = Evaluation(values=v)
+        return out
 
 
 register_metric("fidelity", Fidelity)
