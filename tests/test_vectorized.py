@@ -72,13 +72,13 @@ def vector_run(cfgs, steps, **kw):
     return vec, rows
 
 
-def assert_same_networks(vec, k, trainer):
+def assert_same_networks(vec, k, trainer, tol=None):
     state = vec.copy_state(k)
     for net, module in (("generator", trainer.G), ("discriminator", trainer.D)):
         theirs = module.state_dict()
         assert set(state[net]) == set(theirs)
         for key, value in theirs.items():
-            torch.testing.assert_close(state[net][key], value, **TOL, msg=f"{net}.{key}")
+            torch.testing.assert_close(state[net][key], value, **(tol or TOL), msg=f"{net}.{key}")
 
 
 # --- StackedAdam ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from harness.plugins import load_plugins
 from harness.trial import build_trainer
 from harness.vectorized import VectorizedGAN
 from harness.vectorized_conv import StackedConvNet
+from tests.test_vectorized import assert_same_networks
 from variants.dcgan import ConvDiscriminator, ConvGenerator
 
 load_plugins()
@@ -93,12 +94,7 @@ def test_vectorized_dcgan_copies_train_like_single_trainers(mnist_dir, one_threa
         for _ in range(6):
             rows.append(trainer.train_step(measure=(trainer.step + 1) % 2 == 0))
             trainer.step += 1
-        state = vec.copy_state(k)
-        for net, module in (("generator", trainer.G), ("discriminator", trainer.D)):
-            theirs = module.state_dict()
-            assert set(state[net]) == set(theirs)
-            for key, value in theirs.items():
-                torch.testing.assert_close(state[net][key], value, **TOL, msg=f"{net}.{key}")
+        assert_same_networks(vec, k, trainer, TOL)  # parameters and running averages
         for mine, theirs in zip((r[k] if r else None for r in vec_rows), rows):
             assert (mine is None) == (theirs is None)
             if theirs is not None:
