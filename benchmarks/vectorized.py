@@ -10,9 +10,12 @@ Same game everywhere, one of two models (``--model``):
 batch 64, the non-saturating loss, d_steps 1, diagnostics every 10th step. Measured in
 one run:
 
+* ``bare``: the textbook PyTorch loop (``torch.optim.Adam``, softplus losses, fresh noise)
+  on the same networks and data, in this process: the floor the harness is measured on;
 * ``single``: one harness ``Trainer`` (``build_trainer``) stepping in this process;
-* ``2 procs``: two such Trainers in two processes side by side (one per core), each with
-  one torch thread; the aggregate is the sum of their steps/s;
+* ``K procs`` (``--procs``, default 2: one per core here): K such Trainers in K processes
+  side by side, each with one torch thread; the aggregate is the sum of their steps/s (on a
+  GPU: the process packing that ``vectorize`` is meant to beat);
 * ``vec N``: one :class:`harness.vectorized.VectorizedGAN` of N copies (seeds 0..N-1,
   different learning rates) in this process; aggregate = N x its steps/s.
 
@@ -20,9 +23,11 @@ Every measurement runs ``--steps`` steps or ``--max-seconds``, whichever comes f
 (after a short warm-up), so big N stays short.
 
     python benchmarks/vectorized.py [--model mlp|dcgan] [--steps 200] [--copies 1,8,32,128]
-                                    [--threads 1] [--device cpu|cuda] [--quick]
+                                    [--threads 1] [--procs 2] [--device cpu|cuda] [--quick]
 
-On a GPU (``--device cuda``) the two processes share the one GPU.
+On a GPU (``--device cuda``) the K processes share the one GPU; run it with ``--procs`` 1, 2,
+4, 8 to find the best packing. Ratios are printed against the bare loop, the single Trainer
+and the K processes.
 """
 
 from __future__ import annotations
@@ -77,6 +82,39 @@ def _timed(step, steps: int, max_seconds: float, warmup: int = 3) -> tuple[int, 
     return done, time.perf_counter() - t0
 
 
+def bare_rate(steps: int, max_seconds: float, seed: int = 0) -> float:
+    """Steps/s of the textbook loop on the Trainer's networks and data (no diagnostics)."""
+    import torch.nn.functional as F
+
+    from harness.plugins import load_plugins
+    from harness.trial import build_trainer
+
+    load_plugins()
+    trainer = build_trainer(config(seed))
+    G, D, data, z_dim = trainer.G, trainer.D, trainer.data, trainer.gan.z_dim
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    dev = data.device
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    batch = trainer.settings.batch_size
+
+    def step(i: int) -> None:
+        real = data[torch.randint(0, data.shape[0], (batch,), generator=gen, device=dev)]
+        with torch.no_grad():
+            fake = G(torch.randn(batch, z_dim, generator=gen, device=dev))
+        loss_d = F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        loss_g = F.softplus(-D(G(torch.randn(batch, z_dim, generator=gen, device=dev)))).mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+
+    done, seconds = _timed(step, steps, max_seconds)
+    return done / seconds
+
+
 def single_rate(steps: int, max_seconds: float, seed: int = 0) -> float:
     """Steps/s of one harness Trainer, stepped as TrainingLoop.fit steps it."""
     from harness.plugins import load_plugins
@@ -114,11 +152,12 @@ def _worker(setup: dict, seed: int, steps: int, max_seconds: float, barrier, out
     out.put((done, time.perf_counter() - t0))
 
 
-def two_process_rate(steps: int, max_seconds: float) -> float:
+def process_rate(k: int, steps: int, max_seconds: float) -> float:
+    """Aggregate steps/s of ``k`` Trainer processes side by side (one torch thread each)."""
     ctx = mp.get_context("spawn")
-    barrier, out = ctx.Barrier(2), ctx.Queue()
+    barrier, out = ctx.Barrier(k), ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(dict(SETUP), seed, steps, max_seconds, barrier, out))
-             for seed in (0, 1)]
+             for seed in range(k)]
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
@@ -160,6 +199,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200, help="steps per measurement (at most)")
     ap.add_argument("--copies", default="1,8,32,128", help="comma-separated N")
     ap.add_argument("--threads", type=int, default=1, help="torch threads in this process")
+    ap.add_argument("--procs", type=int, default=2,
+                    help="Trainer processes side by side for the packing row (default 2)")
     ap.add_argument("--max-seconds", type=float, default=10.0,
                     help="time cap per measurement")
     ap.add_argument("--quick", action="store_true",
@@ -179,9 +220,11 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, {args.threads} torch thread(s) in this process, "
           f"load average before: {load_average()}")
 
+    bare = bare_rate(args.steps, args.max_seconds)
     single = single_rate(args.steps, args.max_seconds)
-    two = two_process_rate(args.steps, args.max_seconds)
-    rows = [("single Trainer, 1 proc", single), ("2 single Trainers, 2 procs", two)]
+    two = process_rate(args.procs, args.steps, args.max_seconds)
+    rows = [("bare PyTorch loop, 1 proc", bare), ("single Trainer, 1 proc", single),
+            (f"{args.procs} single Trainers, {args.procs} procs", two)]
     for n in copies:
         rows.append((f"vectorized N={n}, 1 proc", vectorized_rate(n, args.steps, args.max_seconds)))
     if args.compare_loss_modes and copies:
@@ -190,9 +233,11 @@ def main() -> None:
         rows.append((f"vectorized N={n}, loss_mode={other}",
                      vectorized_rate(n, args.steps, args.max_seconds, other)))
 
-    print(f"\n{'setting':<40} {'trial-steps/s':>14} {'x single':>9} {'x 2 procs':>10}")
+    procs = f"x {args.procs} procs"
+    print(f"\n{'setting':<40} {'trial-steps/s':>14} {'x bare':>7} {'x single':>9} {procs:>10}")
     for name, rate in rows:
-        print(f"{name:<40} {rate:>14.1f} {rate / single:>9.2f} {rate / two:>10.2f}")
+        print(f"{name:<40} {rate:>14.1f} {rate / bare:>7.2f} {rate / single:>9.2f} "
+              f"{rate / two:>10.2f}")
     print(f"\nload average after: {load_average()}")
 
 
