@@ -93,8 +93,7 @@ class TrainingLoop(ABC):
         return {}
 
     def n_modes(self) -> int | None:
-        n = getattr(self.dataset, "n_modes", None) or getattr(self.dataset, "n_classes", None)
-        return int(n) if n else None
+        return dataset_modes(self.dataset)
 
     # -- evaluation ---------------------------------------------------------------------
     def evaluate(self) -> tuple[EvalRecord, torch.Tensor]:
@@ -197,6 +196,12 @@ class TrainingLoop(ABC):
         self.stopped = state.get("stopped")  # absent from checkpoints older than stop_early
         self.history = list(state["history"])
         self.evals = evals_from_state(state["evals"])
+
+
+def dataset_modes(dataset: Dataset) -> int | None:
+    """The modes a dataset's coverage counts: its mixture's components or its classes."""
+    n = getattr(dataset, "n_modes", None) or getattr(dataset, "n_classes", None)
+    return int(n) if n else None
 
 
 def evals_state(evals: list[EvalRecord]) -> list:

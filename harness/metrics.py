@@ -235,11 +235,8 @@ class ModeCoverage(Metric):
     def applies_to(self, dataset: Dataset) -> bool:
         return hasattr(dataset, "centres") and hasattr(dataset, "std")
 
-    def evaluate(self, samples: torch.Tensor, dataset: Dataset,
-                 context: EvalContext | None = None) -> Evaluation:
-        cov = mode_coverage(
-            samples, dataset.centres, dataset.std, self.n_std, self.min_hq_per_mode
-        )
+    @staticmethod
+    def _evaluation(cov: Coverage, dataset: Dataset) -> Evaluation:
         return Evaluation(
             values={
                 names.MODES_COVERED: float(cov.modes_covered),
@@ -249,6 +246,13 @@ class ModeCoverage(Metric):
             extras={"covered_modes": cov.covered, names.N_MODES: int(dataset.centres.shape[0])},
         )
 
+    def evaluate(self, samples: torch.Tensor, dataset: Dataset,
+                 context: EvalContext | None = None) -> Evaluation:
+        cov = mode_coverage(
+            samples, dataset.centres, dataset.std, self.n_std, self.min_hq_per_mode
+        )
+        return self._evaluation(cov, dataset)
+
     def evaluate_copies(self, samples: Sequence[torch.Tensor], dataset: Dataset,
                         contexts: Sequence[EvalContext]) -> list[Evaluation]:
         """All copies' coverage in one distance computation (:func:`batched_mode_coverage`)."""
@@ -256,8 +260,4 @@ class ModeCoverage(Metric):
             return super().evaluate_copies(samples, dataset, contexts)
         covs = batched_mode_coverage(torch.stack(list(samples)), dataset.centres, dataset.std,
                                      self.n_std, self.min_hq_per_mode)
-        k = int(dataset.centres.shape[0])
-        return [Evaluation(values={names.MODES_COVERED: float(c.modes_covered),
-                                   names.HQ_FRACTION: c.hq_fraction, names.MODE_KL: c.mode_kl},
-                           extras={"covered_modes": c.covered, names.N_MODES: k})
-                for c in covs]
+        return [self._evaluation(c, dataset) for c in covs]

@@ -45,7 +45,7 @@ import torch
 from harness import names
 from harness.config import TrialConfig
 from harness.diagnostics import EvalRecord
-from harness.loop import evals_from_state, evals_state, trial_result
+from harness.loop import dataset_modes, evals_from_state, evals_state, trial_result
 from harness.metrics import EvalContext
 from harness.reporting import Reporter, TrialResult
 
@@ -101,8 +101,7 @@ class VectorLoop:
         self.metrics = [METRICS.build(m.name, m.params, f"metrics[{i}].params")
                         for i, m in enumerate(first.metrics)]
         self.dataset = self.vec.dataset
-        n_modes = getattr(self.dataset, "n_modes", None) or getattr(self.dataset, "n_classes", None)
-        self.n_modes = int(n_modes) if n_modes else None
+        self.n_modes = dataset_modes(self.dataset)
         self.history: list[list[tuple[int, dict[str, float]]]] = [[] for _ in self.cfgs]
         self.evals: list[list[EvalRecord]] = [[] for _ in self.cfgs]
         self.train_seconds = [0.0] * self.n

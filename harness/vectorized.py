@@ -610,13 +610,11 @@ class VectorizedGAN:
     def mode_coverage(self, metric: ModeCoverage | None = None,
                       samples: torch.Tensor | None = None) -> list[dict[str, float]]:
         """Per copy, the values ``ModeCoverage.evaluate`` reports for its evaluation
-        samples, computed for all copies at once (:func:`batched_mode_coverage`)."""
+        samples, computed for all copies at once (``ModeCoverage.evaluate_copies``)."""
         metric = metric or ModeCoverage()
         samples = self.sample() if samples is None else samples
-        covs = batched_mode_coverage(samples, self.dataset.centres, self.dataset.std,
-                                     metric.n_std, metric.min_hq_per_mode)
-        return [{names.MODES_COVERED: float(c.modes_covered), names.HQ_FRACTION: c.hq_fraction,
-                 names.MODE_KL: c.mode_kl} for c in covs]
+        evs = metric.evaluate_copies(list(samples), self.dataset, [None] * self.n)
+        return [ev.values for ev in evs]
 
 
 __all__ = [
