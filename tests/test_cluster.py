@@ -191,7 +191,10 @@ def test_a_trial_whose_worker_node_dies_finishes_from_its_checkpoint(tracking_se
     run = client.get_run(killed["run_id"])
     assert run.data.tags[names.TAG_RESTARTS] == "1"
     resumed = int(run.data.tags[names.TAG_RESUMED_FROM_STEP])
-    assert 200 <= resumed <= killed["at"] and resumed % 200 == 0  # a checkpoint, not step 0
+    # a checkpoint, not step 0: the one before the watcher looked (metrics are logged before
+    # the checkpoint is reported) or a later one the trial wrote before the SIGKILL landed
+    # (remove_node takes a moment), never the end of training
+    assert killed["at"] - 200 <= resumed < KILL_STUDY["train"]["steps"] and resumed % 200 == 0
     assert run.data.tags[names.TAG_RAY_NODE] == head_id  # it moved to the node left
     # one value per step: the retry continued the history instead of logging it twice
     history = [m.step for m in client.get_metric_history(run.info.run_id, names.MODES_COVERED)]
