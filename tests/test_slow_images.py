@@ -1,6 +1,6 @@
 """Slow image tests: the MNIST smoke study end to end, and a trained conditional GAN
 reaching the accuracy the issue asks for (numbers recorded in the README). The trained
-InfoGAN's test is in ``test_seeded_infogan.py``.
+InfoGAN's test is in ``test_slow_infogan.py``.
 
 Marked ``slow`` (``pytest -m slow``); ``.ci/run`` runs them after the default suite.
 """
@@ -30,7 +30,7 @@ def test_mnist_smoke_study_end_to_end(tmp_path, mnist_dir):
     every image metric with its provenance, sample grids, and the report."""
     env = {**os.environ, "HARNESS_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "study", "mnist-smoke.yaml"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=1800, env=env)
+                          check=False, cwd=tmp_path, capture_output=True, text=True, timeout=1800, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "8/8 trials finished" in proc.stderr
     client = store(tmp_path)
