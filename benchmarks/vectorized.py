@@ -17,13 +17,18 @@ one run:
   side by side, each with one torch thread; the aggregate is the sum of their steps/s (on a
   GPU: the process packing that ``vectorize`` is meant to beat);
 * ``vec N``: one :class:`harness.vectorized.VectorizedGAN` of N copies (seeds 0..N-1,
-  different learning rates) in this process; aggregate = N x its steps/s.
+  different learning rates) in this process; aggregate = N x its steps/s;
+* ``vec N, compile=MODE`` (``--compile MODE[,MODE]``): the same with the training step
+  compiled by ``torch.compile`` in that mode (``reduce-overhead``: CUDA graphs on a GPU);
+  compilation happens before the clock starts. A mode that fails prints its error as
+  its row.
 
 Every measurement runs ``--steps`` steps or ``--max-seconds``, whichever comes first
 (after a short warm-up), so big N stays short.
 
     python benchmarks/vectorized.py [--model mlp|dcgan] [--steps 200] [--copies 1,8,32,128]
                                     [--threads 1] [--procs 2] [--device cpu|cuda] [--quick]
+                                    [--compile default,reduce-overhead]
 
 On a GPU (``--device cuda``) the K processes share the one GPU; run it with ``--procs`` 1, 2,
 4, 8 to find the best packing. Ratios are printed against the bare loop, the single Trainer
@@ -166,17 +171,22 @@ def process_rate(k: int, steps: int, max_seconds: float) -> float:
     return sum(done / seconds for done, seconds in results)
 
 
-def vectorized_rate(n: int, steps: int, max_seconds: float, loss_mode: str = "auto") -> float:
+def vectorized_rate(n: int, steps: int, max_seconds: float, loss_mode: str = "auto",
+                    compile: str | None = None) -> float:
     from harness.plugins import load_plugins
     from harness.vectorized import VectorizedGAN
 
     load_plugins()
     cfgs = [config(seed=k, lr_d=1e-3 * (1 + k % 4), lr_g=1e-3 * (1 + k % 3)) for k in range(n)]
-    vec = VectorizedGAN(cfgs, loss_mode=loss_mode)
+    vec = VectorizedGAN(cfgs, loss_mode=loss_mode, compile=compile)
 
     def step(i: int) -> None:
         vec.train_step(measure=(i + 1) % 10 == 0)
 
+    if compile is not None:  # compile outside the clock: both measure modes, both grad modes
+        torch._dynamo.reset()  # each N compiles afresh (not against dynamo's recompile limit)
+        for i in range(10):
+            step(i)
     done, seconds = _timed(step, steps, max_seconds)
     return n * done / seconds
 
@@ -205,12 +215,22 @@ def main() -> None:
                     help="time cap per measurement")
     ap.add_argument("--quick", action="store_true",
                     help="40 steps, copies 1,8,32, 4 s per measurement")
+    ap.add_argument("--compile", default="",
+                    help="comma-separated torch.compile modes to time as well, at every N "
+                         "(e.g. default,reduce-overhead)")
     ap.add_argument("--compare-loss-modes", action="store_true",
                     help="also time the loss mode 'auto' does not pick, at the largest N")
     args = ap.parse_args()
     if args.quick:
         args.steps, args.copies, args.max_seconds = 40, "1,8,32", 4.0
     copies = [int(c) for c in args.copies.split(",") if c.strip()]
+    compile_modes = [m.strip() for m in args.compile.split(",") if m.strip()]
+    from harness.vectorized import COMPILE_MODES
+
+    unknown = [m for m in compile_modes if m not in COMPILE_MODES[1:]]
+    if unknown:
+        ap.error(f"--compile: unknown mode(s) {', '.join(unknown)}; "
+                 f"choose from {', '.join(COMPILE_MODES[1:])}")
     torch.set_num_threads(args.threads)
     data = args.data or str(Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist")
     SETUP.update(model=args.model, width=args.width, data=data, device=args.device)
@@ -227,6 +247,15 @@ def main() -> None:
             (f"{args.procs} single Trainers, {args.procs} procs", two)]
     for n in copies:
         rows.append((f"vectorized N={n}, 1 proc", vectorized_rate(n, args.steps, args.max_seconds)))
+    failed = []
+    for mode in compile_modes:
+        for n in copies:
+            name = f"vectorized N={n}, compile={mode}"
+            try:
+                rows.append((name, vectorized_rate(n, args.steps, args.max_seconds,
+                                                   compile=mode)))
+            except Exception as exc:  # noqa: BLE001 -- a failed mode is a result too: report it
+                failed.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     if args.compare_loss_modes and copies:
         n = max(copies)
         other = "vmap" if n <= 2 else "loop"  # the mode "auto" does not pick for this N
@@ -238,6 +267,8 @@ def main() -> None:
     for name, rate in rows:
         print(f"{name:<40} {rate:>14.1f} {rate / bare:>7.2f} {rate / single:>9.2f} "
               f"{rate / two:>10.2f}")
+    for line in failed:
+        print(f"failed  {line}")
     print(f"\nload average after: {load_average()}")
 
 

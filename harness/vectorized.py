@@ -44,7 +44,10 @@ differ in the last bit.
 
 Throughput. Each step makes ``N x (2 d_steps + 1)`` small RNG calls (one per copy and
 draw, as the Trainer makes them); everything else is one batched operation for all
-copies. The loss is applied with ``torch.vmap`` (``loss_mode``).
+copies. The loss is applied with ``torch.vmap`` (``loss_mode``). ``compile`` compiles
+the networks and the Adam update with ``torch.compile``; on the 2-core CPU it measured no
+faster than eager (README, "Many copies per trial"), and it gives up bit-equality, so the
+default is eager.
 
 Divergence. A copy whose loss or gradient is NaN/inf at some optimiser step is *frozen*
 before that step is applied: its gradients are masked to zero and its Adam coefficients to
@@ -226,6 +229,35 @@ class StackedMLP(nn.Module):
 # --------------------------------------------------------------------------------------
 
 
+#: ``compile`` values of :class:`VectorizedGAN` and :class:`StackedAdam`: None (eager) or
+#: a ``torch.compile`` mode
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune",
+                 "max-autotune-no-cudagraphs")
+
+
+def check_compile_mode(mode: str | None) -> str | None:
+    """``mode`` if it is one of :data:`COMPILE_MODES`, else ValueError naming them."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile must be one of {', '.join(map(repr, COMPILE_MODES))}, "
+                         f"got {mode!r}")
+    return mode
+
+
+def _adam_update(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor,
+                 c_omb1: torch.Tensor, c_b2: torch.Tensor, c_omb2: torch.Tensor,
+                 c_bc2_sqrt: torch.Tensor, c_neg_step: torch.Tensor, eps: float) -> None:
+    """One tensor's Adam update in place, :class:`StackedAdam`'s arithmetic.
+
+    addcmul/addcdiv with value 1 on a pre-scaled operand: the kernels compute
+    ``self + (value * t1) * t2`` and ``self + (value * t1) / t2``, so this is torch's
+    arithmetic (including any fused multiply-add) with a per-copy value.
+    """
+    m.lerp_(g, c_omb1)
+    v.mul_(c_b2).addcmul_(c_omb2 * g, g)
+    denom = v.sqrt().div_(c_bc2_sqrt).add_(eps)
+    p.addcdiv_(c_neg_step * m, denom)
+
+
 def _per_copy(values: Any, n: int, name: str) -> torch.Tensor:
     t = torch.as_tensor(values, dtype=torch.float64).flatten()
     if t.numel() == 1:
@@ -258,10 +290,17 @@ class StackedAdam:
     their gradients are NaN, and their step counts do not advance. On CUDA this needs no
     host sync; on the CPU (where a sync is free) the gradient masking is skipped while
     every copy is active.
+
+    ``compile`` (a ``torch.compile`` mode, default None: eager) compiles the per-tensor
+    update into one fused kernel per parameter tensor instead of about nine. Each tensor
+    is updated as its ``[N, numel]`` view, so one compiled graph (dynamic in ``numel``)
+    serves every tensor. Fused kernels round differently from the eager ones (fewer
+    intermediate float32 roundings), so a compiled step equals ``torch.optim.Adam`` to
+    float32 rounding, not bit for bit.
     """
 
     def __init__(self, params: Sequence[torch.Tensor], lr: Any, betas: tuple[Any, Any] = (0.9, 0.999),
-                 eps: float = 1e-8):
+                 eps: float = 1e-8, compile: str | None = None):
         self.params = list(params)
         if not self.params:
             raise ValueError("no parameters")
@@ -278,6 +317,9 @@ class StackedAdam:
         self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format)
                            for p in self.params]
+        self.compile = check_compile_mode(compile)
+        self._update = (_adam_update if compile is None
+                        else torch.compile(_adam_update, mode=compile, dynamic=True))
 
     @torch.no_grad()
     def step(self, grads: Sequence[torch.Tensor] | None = None,
@@ -314,13 +356,16 @@ class StackedAdam:
             if mask_grads:
                 mask = active.view(-1, *([1] * (p.ndim - 1)))
                 g = torch.where(mask, g, torch.zeros((), dtype=g.dtype, device=g.device))
-            # addcmul/addcdiv with value 1 on a pre-scaled operand: the kernels compute
-            # self + (value * t1) * t2 and self + (value * t1) / t2, so this is torch's
-            # arithmetic (including any fused multiply-add) with a per-copy value
-            m.lerp_(g, c_omb1)
-            v.mul_(c_b2).addcmul_(c_omb2 * g, g)
-            denom = v.sqrt().div_(c_bc2_sqrt).add_(self.eps)
-            p.addcdiv_(c_neg_step * m, denom)
+            if self.compile is not None and p.is_contiguous() and m.is_contiguous() \
+                    and v.is_contiguous():
+                flat = (self.n, -1)
+                coefs = [c.reshape(self.n, 1) for c in (c_omb1, c_b2, c_omb2, c_bc2_sqrt,
+                                                        c_neg_step)]
+                self._update(p.view(flat), g.reshape(flat), m.view(flat), v.view(flat),
+                             *coefs, self.eps)
+            else:
+                _adam_update(p, g, m, v, c_omb1, c_b2, c_omb2, c_bc2_sqrt, c_neg_step,
+                             self.eps)
 
     def state_dict(self) -> dict[str, Any]:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
@@ -390,10 +435,18 @@ class VectorizedGAN:
     cannot batch). Both give the same per-copy losses ``[N]``. ``"auto"`` (default) loops
     for N <= 2, where vmap's fixed cost per call (about 0.8 ms on a CPU) exceeds the
     loop's, and vmaps otherwise (measured with ``benchmarks/vectorized.py``).
+
+    ``compile`` (default None: eager) is a ``torch.compile`` mode (:data:`COMPILE_MODES`)
+    for the training step: the stacked G and D forward passes (and, through AOTAutograd,
+    their backward passes) and both optimisers' updates (:class:`StackedAdam`). On CUDA,
+    ``"reduce-overhead"`` also replays the networks as CUDA graphs. Sampling for
+    evaluation stays eager. Compiled kernels round differently, so a compiled copy equals
+    its single-copy trial to float32 rounding, not bit for bit (the eager default does).
+    The first steps pay the compilation (seconds to a minute).
     """
 
     def __init__(self, cfgs: Sequence[TrialConfig], device: torch.device | str | None = None,
-                 loss_mode: str = "auto"):
+                 loss_mode: str = "auto", compile: str | None = None):
         from harness.plugins import load_plugins
         from harness.registry import DATASETS, LOSSES, MODELS
         from harness.trainer import Trainer
@@ -407,6 +460,7 @@ class VectorizedGAN:
             raise ValueError(f"loss_mode must be 'auto', 'vmap' or 'loop', got {loss_mode!r}")
         if loss_mode == "auto":
             loss_mode = "loop" if len(cfgs) <= 2 else "vmap"
+        self.compile = check_compile_mode(compile)
         first = cfgs[0]
         self.cfgs = cfgs
         self.n = len(cfgs)
@@ -441,8 +495,15 @@ class VectorizedGAN:
         self.g_params = list(self.G.parameters())
         self.d_params = list(self.D.parameters())
         betas = ([c.train.beta1 for c in cfgs], [c.train.beta2 for c in cfgs])
-        self.opt_d = StackedAdam(self.d_params, [c.train.lr_d for c in cfgs], betas)
-        self.opt_g = StackedAdam(self.g_params, [c.train.lr_g for c in cfgs], betas)
+        self.opt_d = StackedAdam(self.d_params, [c.train.lr_d for c in cfgs], betas,
+                                 compile=compile)
+        self.opt_g = StackedAdam(self.g_params, [c.train.lr_g for c in cfgs], betas,
+                                 compile=compile)
+        #: the networks as the training step calls them (compiled or not); ``self.G`` and
+        #: ``self.D`` stay the plain modules (state, copies, evaluation). Static shapes: a
+        #: trial's shapes do not change, and inductor failed on the DCGAN's dynamic ones
+        self._g = self.G if compile is None else torch.compile(self.G, mode=compile, dynamic=False)
+        self._d = self.D if compile is None else torch.compile(self.D, mode=compile, dynamic=False)
         self.data = self.dataset.train_data().to(self.device)
 
         # the Trainer's generators, one per copy
@@ -503,13 +564,16 @@ class VectorizedGAN:
         """
         loss = self.loss
         was_active = self.active.clone() if measure else None
+        if self.compile is not None and self.device.type == "cuda":
+            # CUDA graphs (reduce-overhead): a new step may reuse the last one's buffers
+            torch.compiler.cudagraph_mark_step_begin()
         for _ in range(self.settings.d_steps):
             real = self._real_batch()
             z = self._latent()
             with torch.no_grad():
-                fake = self.G(z)
-            real_logits = self.D(real)
-            fake_logits = self.D(fake)
+                fake = self._g(z)
+            real_logits = self._d(real)
+            fake_logits = self._d(fake)
             loss_d = self._per_copy(loss.d_loss, real_logits, fake_logits)
             grads = torch.autograd.grad(loss_d.sum(), self.d_params)
             grad_d = self._grad_norms(grads)
@@ -517,8 +581,12 @@ class VectorizedGAN:
             self.opt_d.step(grads, self.active)
 
         z = self._latent()
-        fake = self.G(z)
-        fake_logits = self.D(fake)
+        fake = self._g(z)
+        fake_logits = self._d(fake)
+        if measure:  # read now: a CUDA-graph replay may overwrite a graph's outputs
+            with torch.no_grad():
+                d_real = loss.d_prob(real_logits).mean(dim=1)
+                d_fake = loss.d_prob(fake_logits).mean(dim=1)
         loss_g = self._per_copy(loss.g_loss, fake_logits)
         grads = torch.autograd.grad(loss_g.sum(), self.g_params)
         grad_g = self._grad_norms(grads)
@@ -528,12 +596,12 @@ class VectorizedGAN:
         if not measure:
             return None
         with torch.no_grad():
-            d_fake_after = loss.d_prob(self.D(self.G(z))).mean(dim=1)
+            d_fake_after = loss.d_prob(self._d(self._g(z))).mean(dim=1)
             cols = {
                 names.LOSS_D: loss_d,
                 names.LOSS_G: loss_g,
-                names.D_REAL: loss.d_prob(real_logits).mean(dim=1),
-                names.D_FAKE: loss.d_prob(fake_logits).mean(dim=1),
+                names.D_REAL: d_real,
+                names.D_FAKE: d_fake,
                 names.D_FAKE_AFTER: d_fake_after,
                 names.GRAD_D: grad_d,
                 names.GRAD_G: grad_g,
@@ -618,6 +686,7 @@ class VectorizedGAN:
 
 
 __all__ = [
+    "COMPILE_MODES",
     "PER_COPY_TRAIN",
     "StackedAdam",
     "StackedLinear",

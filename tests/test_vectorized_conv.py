@@ -229,3 +229,22 @@ def test_a_vectorized_dcgan_study_writes_one_child_run_per_copy(mnist_dir, tmp_p
     assert search[0].data.params["lr_g"] != search[1].data.params["lr_g"]
     local = client.download_artifacts(kids[0].info.run_id, names.ARTIFACT_GENERATOR, str(tmp_path))
     ConvGenerator(8, 1, 28, 8).load_state_dict(torch.load(local))
+
+
+@pytest.mark.slow
+def test_a_compiled_vectorized_dcgan_trains_like_the_eager_one(mnist_dir, one_thread):
+    """``compile="default"`` on the grouped convolutions and batch norm (about a minute of
+    compilation on a CPU): four steps equal the eager ones to float32 rounding, parameters
+    and batch-norm running averages alike."""
+    cfgs = [dcgan_config(mnist_dir, seed=k, lr_d=1e-4 * (k + 1)) for k in range(2)]
+    eager = VectorizedGAN(cfgs)
+    compiled = VectorizedGAN(cfgs, compile="default")
+    for vec in (eager, compiled):
+        for _ in range(4):
+            vec.train_step(measure=(vec.step + 1) % 2 == 0)
+    for k in range(2):
+        for net in ("generator", "discriminator"):
+            for key, value in eager.copy_state(k)[net].items():
+                torch.testing.assert_close(compiled.copy_state(k)[net][key], value, **TOL,
+                                           msg=f"copy {k} {net}.{key}")
+    assert [s for s, _ in compiled.history[0]] == [2, 4]
