@@ -144,6 +144,61 @@ def test_stacked_adam_freezes_inactive_copies_even_with_nan_gradients(compile):
     assert torch.isfinite(p).all() and not torch.equal(p[0], before[0][0])
 
 
+def _bits(t):
+    return t.contiguous().view(torch.int32)
+
+
+@pytest.mark.parametrize("eps", [1e-8, 1e-6, 1e-3])
+@pytest.mark.parametrize("beta2", [0.0, 0.5, 0.999, 0.99999])
+def test_the_square_root_floor_changes_no_adam_denominator(beta2, eps):
+    """Raising v to StackedAdam.sqrt_floor before the square root gives, bit for bit, the
+    denominator sqrt(v) / sqrt(1 - beta2 ** t) + eps of v itself, for zeros, subnormals,
+    every value around the floor, and the bias corrections of early and late steps."""
+    opt = StackedAdam([torch.zeros(2, 3)], 1e-3, (0.9, [beta2, beta2 / 2]), eps=eps)
+    floor = opt.sqrt_floor(torch.float32)
+    assert floor >= torch.finfo(torch.float32).tiny  # a normal number, or it would not help
+    around = floor * torch.logspace(-6, 6, 4001, dtype=torch.float64)
+    v = torch.cat([torch.zeros(8), torch.tensor([1e-45, 1e-40, 1e-39, 1.1e-38]),
+                   around.float(), torch.rand(1000) * 1e-3]).float()
+    for t in (1, 2, 3, 10, 1000, 10**6):
+        c = torch.tensor((1 - beta2 ** t) ** 0.5, dtype=torch.float32)
+        plain = v.sqrt().div_(c).add_(eps)
+        floored = v.clamp_min(floor).sqrt_().div_(c).add_(eps)
+        assert torch.equal(_bits(floored), _bits(plain)), (t, beta2, eps)
+    assert (v < floor).sum() > 2000 and (v > floor).sum() > 2000  # both sides were checked
+
+
+def test_no_square_root_floor_where_none_is_exact_or_useful():
+    assert StackedAdam([torch.zeros(2, 3)], 1e-3, (0.9, 1.0)).sqrt_floor(torch.float32) == 0
+    assert StackedAdam([torch.zeros(2, 3)], 1e-3, eps=0.0).sqrt_floor(torch.float32) == 0
+    # a floor for eps 1e-30 would be subnormal in float32: none
+    assert StackedAdam([torch.zeros(2, 3)], 1e-3, eps=1e-30).sqrt_floor(torch.float32) == 0
+    assert StackedAdam([torch.zeros(2, 3)], 1e-3, eps=1e-30).sqrt_floor(torch.float64) > 0
+
+
+def test_the_allocation_free_update_equals_the_plain_one_bit_for_bit():
+    from harness.vectorized import _adam_update, _adam_update_eager
+
+    gen = torch.Generator().manual_seed(3)
+    shape = (4, 30, 20)
+    p, g, m = (torch.randn(shape, generator=gen) for _ in range(3))
+    v = torch.rand(shape, generator=gen) * 1e-4
+    v[:, :5] = 0.0  # never-updated parameters
+    v[:, 5:8] = 1e-40  # subnormal second moments
+    g[:, :8] = 0.0
+    # 1 - beta1, beta2, 1 - beta2, sqrt(1 - beta2 ** t) (>= sqrt(1 - 0.999)), -lr / (1 - beta1 ** t)
+    coef = [torch.rand(4, 1, 1, generator=gen) for _ in range(3)] + [
+        0.0317 + torch.rand(4, 1, 1, generator=gen), -1e-3 * torch.rand(4, 1, 1, generator=gen)]
+    opt = StackedAdam([p], 1e-3, (0.5, 0.999))
+    a = [t.clone() for t in (p, g, m, v)]
+    b = [t.clone() for t in (p, g, m, v)]
+    _adam_update(*a, *coef, 1e-8)
+    scratch = (torch.full(shape, float("nan")), torch.full(shape, float("nan")))
+    _adam_update_eager(*b, *coef, 1e-8, opt.sqrt_floor(torch.float32), scratch)
+    for mine, theirs in zip(b, a):
+        assert torch.equal(_bits(mine), _bits(theirs))
+
+
 # --- stacked networks ----------------------------------------------------------------------
 
 
@@ -156,6 +211,28 @@ def test_stacked_linear_equals_nn_linear_including_a_one_unit_head():
         out = stacked(x)
         for k, layer in enumerate(layers):
             torch.testing.assert_close(out[k], layer(x[k]), **TOL)
+
+
+@pytest.mark.parametrize("need_x", [True, False], ids=["input-grad", "no-input-grad"])
+def test_stacked_linear_backward_equals_nn_linear_with_weight_grads_in_weight_layout(need_x):
+    """StackedLinear's own backward: the gradients of nn.Linear, the weight's contiguous."""
+    torch.manual_seed(1)
+    for n_out in (1, 2, 32):
+        layers = [torch.nn.Linear(16, n_out) for _ in range(3)]
+        stacked = StackedLinear.from_linears(layers)
+        x = torch.randn(3, 20, 16, requires_grad=need_x)
+        up = torch.randn(3, 20, n_out)  # the gradient flowing in from above
+        (stacked(x) * up).sum().backward()
+        if n_out > 1:  # the one-unit head keeps autograd's baddbmm backward
+            assert stacked.weight.grad.is_contiguous()
+        for k, layer in enumerate(layers):
+            xk = x[k].detach().clone().requires_grad_(need_x)
+            (layer(xk) * up[k]).sum().backward()
+            torch.testing.assert_close(stacked.weight.grad[k], layer.weight.grad, **TOL)
+            torch.testing.assert_close(stacked.bias.grad[k], layer.bias.grad, **TOL)
+            if need_x:
+                torch.testing.assert_close(x.grad[k], xk.grad, **TOL)
+        assert (x.grad is None) == (not need_x)
 
 
 def test_stacked_mlp_refuses_batch_norm():
