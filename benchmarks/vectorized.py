@@ -18,6 +18,10 @@ one run:
   GPU: the process packing that ``vectorize`` is meant to beat);
 * ``vec N``: one :class:`harness.vectorized.VectorizedGAN` of N copies (seeds 0..N-1,
   different learning rates) in this process; aggregate = N x its steps/s;
+* ``K procs x vec N`` (CPU only): K such VectorizedGANs in K processes side by side, one
+  torch thread each -- how a study runs vectorized trials on a CPU (``resources: {cpu: 1}``
+  per trial, one trial per core); aggregate = the sum of N x their steps/s. This is the row
+  to hold against ``K procs``: the same cores, used the same way;
 * ``vec N, compile=MODE`` (``--compile MODE[,MODE]``): the same with the training step
   compiled by ``torch.compile`` in that mode (``reduce-overhead``: CUDA graphs on a GPU);
   compilation happens before the clock starts. A mode that fails prints its error as
@@ -28,7 +32,7 @@ Every measurement runs ``--steps`` steps or ``--max-seconds``, whichever comes f
 
     python benchmarks/vectorized.py [--model mlp|dcgan] [--steps 200] [--copies 1,8,32,128]
                                     [--threads 1] [--procs 2] [--device cpu|cuda] [--quick]
-                                    [--compile default,reduce-overhead]
+                                    [--compile default,reduce-overhead] [--repeat 3]
 
 On a GPU (``--device cuda``) the K processes share the one GPU; run it with ``--procs`` 1, 2,
 4, 8 to find the best packing. Ratios are printed against the bare loop, the single Trainer
@@ -40,6 +44,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -136,32 +141,51 @@ def single_rate(steps: int, max_seconds: float, seed: int = 0) -> float:
     return done / seconds
 
 
-def _worker(setup: dict, seed: int, steps: int, max_seconds: float, barrier, out) -> None:
+def _vector_configs(n: int, first_seed: int = 0) -> list:
+    """``n`` copies: seeds ``first_seed..``, different learning rates."""
+    return [config(seed=first_seed + k, lr_d=1e-3 * (1 + k % 4), lr_g=1e-3 * (1 + k % 3))
+            for k in range(n)]
+
+
+def _worker(setup: dict, seed: int, copies: int, steps: int, max_seconds: float,
+            barrier, out) -> None:
+    """One process with one torch thread, as a study's ``resources: {cpu: 1}`` trial runs:
+    a single Trainer (``copies`` 0) or a VectorizedGAN of ``copies`` copies. Puts
+    (trial-steps done, seconds)."""
     torch.set_num_threads(1)
     SETUP.update(setup)
+    from harness.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as harness.tune_glue does in every trial process
     from harness.plugins import load_plugins
     from harness.trial import build_trainer
+    from harness.vectorized import VectorizedGAN
 
     load_plugins()
-    trainer = build_trainer(config(seed))
+    if copies:
+        model = VectorizedGAN(_vector_configs(copies, first_seed=seed * copies))
+    else:
+        model = build_trainer(config(seed))
     for i in range(3):
-        trainer.train_step(measure=False)
+        model.train_step(measure=False)
     _sync()
     barrier.wait()
     t0 = time.perf_counter()
     done = 0
     while done < steps and (time.perf_counter() - t0) < max_seconds:
-        trainer.train_step(measure=(done + 1) % 10 == 0)
+        model.train_step(measure=(done + 1) % 10 == 0)
         done += 1
     _sync()
-    out.put((done, time.perf_counter() - t0))
+    out.put((done * max(copies, 1), time.perf_counter() - t0))
 
 
-def process_rate(k: int, steps: int, max_seconds: float) -> float:
-    """Aggregate steps/s of ``k`` Trainer processes side by side (one torch thread each)."""
+def process_rate(k: int, steps: int, max_seconds: float, copies: int = 0) -> float:
+    """Aggregate trial-steps/s of ``k`` processes side by side (one torch thread each),
+    each training one Trainer (``copies`` 0) or ``copies`` vectorized copies."""
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(k), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(dict(SETUP), seed, steps, max_seconds, barrier, out))
+    procs = [ctx.Process(target=_worker,
+                         args=(dict(SETUP), seed, copies, steps, max_seconds, barrier, out))
              for seed in range(k)]
     for p in procs:
         p.start()
@@ -177,8 +201,7 @@ def vectorized_rate(n: int, steps: int, max_seconds: float, loss_mode: str = "au
     from harness.vectorized import VectorizedGAN
 
     load_plugins()
-    cfgs = [config(seed=k, lr_d=1e-3 * (1 + k % 4), lr_g=1e-3 * (1 + k % 3)) for k in range(n)]
-    vec = VectorizedGAN(cfgs, loss_mode=loss_mode, compile=compile)
+    vec = VectorizedGAN(_vector_configs(n), loss_mode=loss_mode, compile=compile)
 
     def step(i: int) -> None:
         vec.train_step(measure=(i + 1) % 10 == 0)
@@ -189,6 +212,41 @@ def vectorized_rate(n: int, steps: int, max_seconds: float, loss_mode: str = "au
             step(i)
     done, seconds = _timed(step, steps, max_seconds)
     return n * done / seconds
+
+
+BARE, SINGLE = "bare PyTorch loop, 1 proc", "single Trainer, 1 proc"
+
+
+def procs_name(k: int) -> str:
+    return f"{k} single Trainers, {k} procs"
+
+
+def measure_round(args: argparse.Namespace, copies: list[int], compile_modes: list[str],
+                  failed: list[str]) -> list[tuple[str, float]]:
+    """Every row once: ``[(setting, trial-steps/s), ...]``; a compile mode that fails is
+    appended to ``failed`` instead."""
+    steps, secs = args.steps, args.max_seconds
+    rows = [(BARE, bare_rate(steps, secs)), (SINGLE, single_rate(steps, secs)),
+            (procs_name(args.procs), process_rate(args.procs, steps, secs))]
+    for n in copies:
+        rows.append((f"vectorized N={n}, 1 proc", vectorized_rate(n, steps, secs)))
+    if args.device == "cpu":
+        for n in copies:
+            rows.append((f"{args.procs} procs x vectorized N={n}",
+                         process_rate(args.procs, steps, secs, copies=n)))
+    for mode in compile_modes:
+        for n in copies:
+            name = f"vectorized N={n}, compile={mode}"
+            try:
+                rows.append((name, vectorized_rate(n, steps, secs, compile=mode)))
+            except Exception as exc:  # noqa: BLE001 -- a failed mode is a result too: report it
+                failed.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    if args.compare_loss_modes and copies:
+        n = max(copies)
+        other = "vmap" if n <= 2 else "loop"  # the mode "auto" does not pick for this N
+        rows.append((f"vectorized N={n}, loss_mode={other}",
+                     vectorized_rate(n, steps, secs, other)))
+    return rows
 
 
 def load_average() -> str:
@@ -218,9 +276,13 @@ def main() -> None:
     ap.add_argument("--compile", default="",
                     help="comma-separated torch.compile modes to time as well, at every N "
                          "(e.g. default,reduce-overhead)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds of every row, interleaved; the table shows medians")
     ap.add_argument("--compare-loss-modes", action="store_true",
                     help="also time the loss mode 'auto' does not pick, at the largest N")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error(f"--repeat must be at least 1, got {args.repeat}")
     if args.quick:
         args.steps, args.copies, args.max_seconds = 40, "1,8,32", 4.0
     copies = [int(c) for c in args.copies.split(",") if c.strip()]
@@ -240,34 +302,29 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, {args.threads} torch thread(s) in this process, "
           f"load average before: {load_average()}")
 
-    bare = bare_rate(args.steps, args.max_seconds)
-    single = single_rate(args.steps, args.max_seconds)
-    two = process_rate(args.procs, args.steps, args.max_seconds)
-    rows = [("bare PyTorch loop, 1 proc", bare), ("single Trainer, 1 proc", single),
-            (f"{args.procs} single Trainers, {args.procs} procs", two)]
-    for n in copies:
-        rows.append((f"vectorized N={n}, 1 proc", vectorized_rate(n, args.steps, args.max_seconds)))
-    failed = []
-    for mode in compile_modes:
-        for n in copies:
-            name = f"vectorized N={n}, compile={mode}"
-            try:
-                rows.append((name, vectorized_rate(n, args.steps, args.max_seconds,
-                                                   compile=mode)))
-            except Exception as exc:  # noqa: BLE001 -- a failed mode is a result too: report it
-                failed.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
-    if args.compare_loss_modes and copies:
-        n = max(copies)
-        other = "vmap" if n <= 2 else "loop"  # the mode "auto" does not pick for this N
-        rows.append((f"vectorized N={n}, loss_mode={other}",
-                     vectorized_rate(n, args.steps, args.max_seconds, other)))
+    from harness.allocator import keep_freed_memory
 
+    print(f"glibc malloc keeps freed memory (harness.allocator, as in trial processes): "
+          f"{keep_freed_memory()}")
+    rates: dict[str, list[float]] = {}
+    failed: list[str] = []
+    for _ in range(args.repeat):  # rounds interleave the rows, so a slow spell hits them all
+        for name, rate in measure_round(args, copies, compile_modes, failed):
+            rates.setdefault(name, []).append(rate)
+    med = {name: statistics.median(values) for name, values in rates.items()}
+    bare, single = med[BARE], med[SINGLE]
+    two = med[procs_name(args.procs)]
     procs = f"x {args.procs} procs"
-    print(f"\n{'setting':<40} {'trial-steps/s':>14} {'x bare':>7} {'x single':>9} {procs:>10}")
-    for name, rate in rows:
+    spread = "  min-max" if args.repeat > 1 else ""
+    print(f"\n{'setting':<40} {'trial-steps/s':>14} {'x bare':>7} {'x single':>9} "
+          f"{procs:>10}{spread}")
+    for name, rate in med.items():
+        extra = (f"  {min(rates[name]):.1f}-{max(rates[name]):.1f}" if args.repeat > 1 else "")
         print(f"{name:<40} {rate:>14.1f} {rate / bare:>7.2f} {rate / single:>9.2f} "
-              f"{rate / two:>10.2f}")
-    for line in failed:
+              f"{rate / two:>10.2f}{extra}")
+    if args.repeat > 1:
+        print(f"(medians of {args.repeat} interleaved rounds; ratios of medians)")
+    for line in dict.fromkeys(failed):
         print(f"failed  {line}")
     print(f"\nload average after: {load_average()}")
 

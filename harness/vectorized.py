@@ -44,7 +44,10 @@ differ in the last bit.
 
 Throughput. Each step makes ``N x (2 d_steps + 1)`` small RNG calls (one per copy and
 draw, as the Trainer makes them); everything else is one batched operation for all
-copies. The loss is applied with ``torch.vmap`` (``loss_mode``). ``compile`` compiles
+copies. :class:`StackedLinear`'s backward returns weight gradients in the weights' own
+layout, and :class:`StackedAdam`'s eager update allocates nothing and keeps zeros and
+subnormals out of ``torch.sqrt`` (both exact; the README's "Many copies per trial" has the
+measurements). The loss is applied with ``torch.vmap`` (``loss_mode``). ``compile`` compiles
 the networks and the Adam update with ``torch.compile``; on the 2-core CPU it measured no
 faster than eager (README, "Many copies per trial"), and it gives up bit-equality, so the
 default is eager.
