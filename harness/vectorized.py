@@ -161,11 +161,20 @@ class StackedLinear(nn.Module):
             bias = torch.stack([layer.bias.detach() for layer in layers]).contiguous()
         return cls(weight, bias)
 
+    #: from this many weight elements (all copies) on, the layer uses its own backward
+    #: (:class:`_StackedLinearFunction`), below it autograd's ``baddbmm`` backward: its
+    #: Python ``autograd.Function`` costs about 50 us a call, which the contiguous weight
+    #: gradient repays only for big weights (measured on the 2-core CPU, 4x128 ring MLP,
+    #: one thread: 9 % faster steps at N = 32, even at N = 8, 10-38 % slower at N = 1-3)
+    OWN_BACKWARD_FROM = 1 << 18
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.weight.shape[1] == 1:
             return torch.baddbmm(self.bias.unsqueeze(-1), self.weight,
                                  x.transpose(1, 2)).transpose(1, 2)
-        return _StackedLinearFunction.apply(x, self.weight, self.bias)
+        if self.weight.numel() >= self.OWN_BACKWARD_FROM:
+            return _StackedLinearFunction.apply(x, self.weight, self.bias)
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
 
     def copy_state(self, k: int, prefix: str) -> dict[str, torch.Tensor]:
         """Copy ``k`` as an ``nn.Linear`` state dict under ``prefix``."""

@@ -213,26 +213,31 @@ def test_stacked_linear_equals_nn_linear_including_a_one_unit_head():
             torch.testing.assert_close(out[k], layer(x[k]), **TOL)
 
 
+@pytest.mark.parametrize("own", [True, False], ids=["own-backward", "autograd-backward"])
 @pytest.mark.parametrize("need_x", [True, False], ids=["input-grad", "no-input-grad"])
-def test_stacked_linear_backward_equals_nn_linear_with_weight_grads_in_weight_layout(need_x):
-    """StackedLinear's own backward: the gradients of nn.Linear, the weight's contiguous."""
+def test_stacked_linear_backward_equals_nn_linear_with_weight_grads_in_weight_layout(
+        need_x, own, monkeypatch):
+    """Both backward passes of StackedLinear (its own, for big weights, and autograd's) give
+    nn.Linear's gradients; its own gives the weight's in the weight's layout, as
+    torch.autograd.grad (VectorizedGAN's call) hands it over."""
+    monkeypatch.setattr(StackedLinear, "OWN_BACKWARD_FROM", 0 if own else 1 << 40)
     torch.manual_seed(1)
     for n_out in (1, 2, 32):
         layers = [torch.nn.Linear(16, n_out) for _ in range(3)]
         stacked = StackedLinear.from_linears(layers)
         x = torch.randn(3, 20, 16, requires_grad=need_x)
         up = torch.randn(3, 20, n_out)  # the gradient flowing in from above
-        (stacked(x) * up).sum().backward()
+        wrt = [stacked.weight, stacked.bias] + ([x] if need_x else [])
+        grads = torch.autograd.grad((stacked(x) * up).sum(), wrt)
         if n_out > 1:  # the one-unit head keeps autograd's baddbmm backward
-            assert stacked.weight.grad.is_contiguous()
+            assert grads[0].is_contiguous() == own
         for k, layer in enumerate(layers):
             xk = x[k].detach().clone().requires_grad_(need_x)
             (layer(xk) * up[k]).sum().backward()
-            torch.testing.assert_close(stacked.weight.grad[k], layer.weight.grad, **TOL)
-            torch.testing.assert_close(stacked.bias.grad[k], layer.bias.grad, **TOL)
+            torch.testing.assert_close(grads[0][k], layer.weight.grad, **TOL)
+            torch.testing.assert_close(grads[1][k], layer.bias.grad, **TOL)
             if need_x:
-                torch.testing.assert_close(x.grad[k], xk.grad, **TOL)
-        assert (x.grad is None) == (not need_x)
+                torch.testing.assert_close(grads[2][k], xk.grad, **TOL)
 
 
 def test_stacked_mlp_refuses_batch_norm():
@@ -252,8 +257,11 @@ def test_copies_may_differ_only_in_seed_and_optimiser_settings():
 # --- copy k == the single-copy trial with seed k ----------------------------------------------
 
 
+@pytest.mark.parametrize("own_backward", [False, True], ids=["autograd-backward", "own-backward"])
 @pytest.mark.parametrize("d_steps", [1, 2])
-def test_copies_equal_single_copy_trainers(d_steps):
+def test_copies_equal_single_copy_trainers(d_steps, own_backward, monkeypatch):
+    # these small layers take autograd's backward; own-backward forces StackedLinear's own
+    monkeypatch.setattr(StackedLinear, "OWN_BACKWARD_FROM", 0 if own_backward else 1 << 40)
     cfgs = four_configs(d_steps=d_steps)
     vec, vrows = vector_run(cfgs, 20)
     assert vec.diverged == {}
