@@ -7,9 +7,9 @@ and gradients and frees them again gets new pages every step, each faulted in an
 by the kernel on first touch. Measured with ``/usr/bin/time`` on the 2-core CPU: a
 32-copy vectorized ring-MLP trial (``harness.vectorized``, one thread) took about 3,900
 page faults per step, 77 with the settings below, and its step ran 5-15 % faster in
-back-to-back runs (the README's vectorize section has the benchmark). PyTorch's performance guide recommends jemalloc
-or tcmalloc for the same reason; these three ``mallopt`` settings get the effect without
-preloading a library:
+back-to-back runs (the README's vectorize section has the benchmark). PyTorch's
+performance guide recommends jemalloc or tcmalloc for the same reason; these three
+``mallopt`` settings get the effect without preloading a library:
 
 * ``M_MMAP_THRESHOLD`` 32 MiB: blocks up to 32 MiB come from the heap, not from ``mmap``;
 * ``M_TRIM_THRESHOLD`` 1 GiB: free memory at the top of the heap stays in the process;

@@ -102,8 +102,9 @@ class _StackedLinearFunction(torch.autograd.Function):
     ``x^T @ grad`` (``[N, in, out]``) and hands the weight its transposed, non-contiguous
     view. Every later operation on it -- the sum of the two gradients of a discriminator
     called on the real and on the fake batch, the Adam update -- then runs over mixed
-    strides, several times slower than over contiguous tensors (measured on the 2-core CPU:
-    a third of the N = 32 step). ``F.linear``'s backward avoids this for a single layer
+    strides (measured on the 2-core CPU, 4x128 ring MLP, one thread: the step at N = 32 is
+    9 % faster with this backward; see :attr:`StackedLinear.OWN_BACKWARD_FROM` for where it
+    does not pay). ``F.linear``'s backward avoids this for a single layer
     (``mm_mat2_backward`` returns ``grad^T @ x`` for a column-major ``weight.t()``); this is
     the same for the batched layer: ``bmm(grad^T, x)``, contiguous. The input gradient
     ``bmm(grad, weight)`` and the bias gradient ``grad.sum(1)`` are the ones autograd
@@ -163,9 +164,10 @@ class StackedLinear(nn.Module):
 
     #: from this many weight elements (all copies) on, the layer uses its own backward
     #: (:class:`_StackedLinearFunction`), below it autograd's ``baddbmm`` backward: its
-    #: Python ``autograd.Function`` costs about 50 us a call, which the contiguous weight
-    #: gradient repays only for big weights (measured on the 2-core CPU, 4x128 ring MLP,
-    #: one thread: 9 % faster steps at N = 32, even at N = 8, 10-38 % slower at N = 1-3)
+    #: Python ``autograd.Function`` costs about 70 us per forward and backward, which the
+    #: contiguous weight gradient repays only for big weights (measured on the 2-core CPU,
+    #: 4x128 ring MLP, one thread: 9 % faster steps at N = 32, even at N = 8, 10-38 %
+    #: slower at N = 1-3)
     OWN_BACKWARD_FROM = 1 << 18
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,7 +176,8 @@ class StackedLinear(nn.Module):
                                  x.transpose(1, 2)).transpose(1, 2)
         if self.weight.numel() >= self.OWN_BACKWARD_FROM:
             return _StackedLinearFunction.apply(x, self.weight, self.bias)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+        # the same product, differentiated by autograd's baddbmm backward
+        return _StackedLinearFunction.forward(x, self.weight, self.bias)
 
     def copy_state(self, k: int, prefix: str) -> dict[str, torch.Tensor]:
         """Copy ``k`` as an ``nn.Linear`` state dict under ``prefix``."""
@@ -317,7 +320,8 @@ def _adam_update_eager(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: tor
 
     Why: a CPU tensor of a few MB is a fresh ``malloc`` each time, whose pages the kernel
     faults in and zeroes on first touch (about 2,300 page faults per N = 32 step of the
-    ring MLP, measured with ``/usr/bin/time``); the preallocated ones are touched once.
+    ring MLP on two threads, measured with ``/usr/bin/time``, unless the process keeps its
+    freed memory: :mod:`harness.allocator`); the preallocated ones are touched once.
 
     ``sqrt_floor`` (0: none) raises ``v`` to at least that value before the square root
     (:meth:`StackedAdam.sqrt_floor` chooses it): it changes no denominator, because for
