@@ -22,6 +22,10 @@ one run:
   torch thread each -- how a study runs vectorized trials on a CPU (``resources: {cpu: 1}``
   per trial, one trial per core); aggregate = the sum of N x their steps/s. This is the row
   to hold against ``K procs``: the same cores, used the same way;
+* ``bare vec N`` (``--bare-vectorized``, ring MLP): :class:`BareVectorized`, the issue's
+  quick check written by hand (stacked weights, ``baddbmm``, one ``torch.optim.Adam``, no
+  diagnostics), in this process and (CPU) as K processes: the floor ``vec N`` is measured
+  on, as ``bare`` is the single Trainer's;
 * ``vec N, compile=MODE`` (``--compile MODE[,MODE]``): the same with the training step
   compiled by ``torch.compile`` in that mode (``reduce-overhead``: CUDA graphs on a GPU);
   compilation happens before the clock starts. A mode that fails prints its error as
@@ -33,6 +37,7 @@ Every measurement runs ``--steps`` steps or ``--max-seconds``, whichever comes f
     python benchmarks/vectorized.py [--model mlp|dcgan] [--steps 200] [--copies 1,8,32,128]
                                     [--threads 1] [--procs 2] [--device cpu|cuda] [--quick]
                                     [--compile default,reduce-overhead] [--repeat 3]
+                                    [--bare-vectorized]
 
 On a GPU (``--device cuda``) the K processes share the one GPU; run it with ``--procs`` 1, 2,
 4, 8 to find the best packing. Ratios are printed against the bare loop, the single Trainer
@@ -125,6 +130,76 @@ def bare_rate(steps: int, max_seconds: float, seed: int = 0) -> float:
     return done / seconds
 
 
+class BareVectorized:
+    """The issue's quick check, as a user writes it by hand with nothing of the harness:
+    the N copies' ``nn.Linear`` weights (the N Trainers' initial ones) stacked into plain
+    tensors, each layer one ``torch.baddbmm``, one ``torch.optim.Adam`` per network over the
+    stacked tensors (one learning rate for all copies: a per-copy one needs the harness's
+    ``StackedAdam``), softplus losses summed over copies, no diagnostics. The floor the
+    vectorized harness is measured on, as the bare loop is the single Trainer's. The ring
+    MLP only (its networks are ``Linear`` and ``ReLU`` layers)."""
+
+    def __init__(self, n: int, first_seed: int = 0):
+        from torch import nn
+
+        from harness.plugins import load_plugins
+        from harness.trial import build_trainer
+
+        load_plugins()
+        trainers = [build_trainer(config(first_seed + k)) for k in range(n)]
+        first = trainers[0]
+        self.data, self.z_dim = first.data, first.gan.z_dim
+        self.batch, self.n = first.settings.batch_size, n
+        self.gen = torch.Generator(device=self.data.device).manual_seed(first_seed)
+
+        def stacked(nets: list[nn.Module]) -> list[torch.Tensor]:
+            per_copy = [[m for m in net.modules() if isinstance(m, nn.Linear)] for net in nets]
+            acts = {type(m) for m in nets[0].modules()
+                    if not isinstance(m, (nn.Linear, nn.Sequential)) and m is not nets[0]}
+            if acts != {nn.ReLU}:
+                raise ValueError(f"the bare vectorized loop runs Linear/ReLU MLPs, got {acts}")
+            params = []
+            for i in range(len(per_copy[0])):
+                for name in ("weight", "bias"):
+                    t = torch.stack([getattr(layers[i], name).detach() for layers in per_copy])
+                    params.append(t.contiguous().requires_grad_())
+            return params
+
+        self.G = stacked([t.G for t in trainers])
+        self.D = stacked([t.D for t in trainers])
+        self.opt_d = torch.optim.Adam(self.D, lr=1e-3, betas=(0.5, 0.999))
+        self.opt_g = torch.optim.Adam(self.G, lr=1e-3, betas=(0.5, 0.999))
+
+    @staticmethod
+    def net(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        last = len(params) // 2 - 1
+        for i in range(last + 1):
+            w, b = params[2 * i], params[2 * i + 1]
+            x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+            if i < last:
+                x = torch.relu(x)
+        return x
+
+    def train_step(self, measure: bool = False) -> None:
+        import torch.nn.functional as F
+
+        n, b, dev = self.n, self.batch, self.data.device
+        real = self.data[torch.randint(0, self.data.shape[0], (n, b), generator=self.gen,
+                                       device=dev)]
+        with torch.no_grad():
+            fake = self.net(self.G, torch.randn(n, b, self.z_dim, generator=self.gen, device=dev))
+        loss_d = (F.softplus(-self.net(self.D, real)).mean((1, 2))
+                  + F.softplus(self.net(self.D, fake)).mean((1, 2))).sum()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        z = torch.randn(n, b, self.z_dim, generator=self.gen, device=dev)
+        loss_g = F.softplus(-self.net(self.D, self.net(self.G, z))).mean((1, 2)).sum()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+
+
 def single_rate(steps: int, max_seconds: float, seed: int = 0) -> float:
     """Steps/s of one harness Trainer, stepped as TrainingLoop.fit steps it."""
     from harness.plugins import load_plugins
@@ -148,10 +223,10 @@ def _vector_configs(n: int, first_seed: int = 0) -> list:
 
 
 def _worker(setup: dict, seed: int, copies: int, steps: int, max_seconds: float,
-            barrier, out) -> None:
+            barrier, out, bare: bool = False) -> None:
     """One process with one torch thread, as a study's ``resources: {cpu: 1}`` trial runs:
-    a single Trainer (``copies`` 0) or a VectorizedGAN of ``copies`` copies. Puts
-    (trial-steps done, seconds)."""
+    a single Trainer (``copies`` 0), a VectorizedGAN of ``copies`` copies or (``bare``)
+    a :class:`BareVectorized` of that many. Puts (trial-steps done, seconds)."""
     torch.set_num_threads(1)
     SETUP.update(setup)
     from harness.allocator import keep_freed_memory
@@ -162,7 +237,9 @@ def _worker(setup: dict, seed: int, copies: int, steps: int, max_seconds: float,
     from harness.vectorized import VectorizedGAN
 
     load_plugins()
-    if copies:
+    if copies and bare:
+        model = BareVectorized(copies, first_seed=seed * copies)
+    elif copies:
         model = VectorizedGAN(_vector_configs(copies, first_seed=seed * copies))
     else:
         model = build_trainer(config(seed))
@@ -179,13 +256,16 @@ def _worker(setup: dict, seed: int, copies: int, steps: int, max_seconds: float,
     out.put((done * max(copies, 1), time.perf_counter() - t0))
 
 
-def process_rate(k: int, steps: int, max_seconds: float, copies: int = 0) -> float:
+def process_rate(k: int, steps: int, max_seconds: float, copies: int = 0,
+                 bare: bool = False) -> float:
     """Aggregate trial-steps/s of ``k`` processes side by side (one torch thread each),
-    each training one Trainer (``copies`` 0) or ``copies`` vectorized copies."""
+    each training one Trainer (``copies`` 0) or ``copies`` vectorized copies (``bare``:
+    the :class:`BareVectorized` loop)."""
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(k), ctx.Queue()
     procs = [ctx.Process(target=_worker,
-                         args=(dict(SETUP), seed, copies, steps, max_seconds, barrier, out))
+                         args=(dict(SETUP), seed, copies, steps, max_seconds, barrier, out,
+                               bare))
              for seed in range(k)]
     for p in procs:
         p.start()
@@ -214,6 +294,12 @@ def vectorized_rate(n: int, steps: int, max_seconds: float, loss_mode: str = "au
     return n * done / seconds
 
 
+def bare_vectorized_rate(n: int, steps: int, max_seconds: float) -> float:
+    loop = BareVectorized(n)
+    done, seconds = _timed(loop.train_step, steps, max_seconds)
+    return n * done / seconds
+
+
 BARE, SINGLE = "bare PyTorch loop, 1 proc", "single Trainer, 1 proc"
 
 
@@ -230,10 +316,17 @@ def measure_round(args: argparse.Namespace, copies: list[int], compile_modes: li
             (procs_name(args.procs), process_rate(args.procs, steps, secs))]
     for n in copies:
         rows.append((f"vectorized N={n}, 1 proc", vectorized_rate(n, steps, secs)))
+    if args.bare_vectorized:
+        for n in copies:
+            rows.append((f"bare vectorized N={n}, 1 proc", bare_vectorized_rate(n, steps, secs)))
     if args.device == "cpu":
         for n in copies:
             rows.append((f"{args.procs} procs x vectorized N={n}",
                          process_rate(args.procs, steps, secs, copies=n)))
+        if args.bare_vectorized:
+            for n in copies:
+                rows.append((f"{args.procs} procs x bare vectorized N={n}",
+                             process_rate(args.procs, steps, secs, copies=n, bare=True)))
     for mode in compile_modes:
         for n in copies:
             name = f"vectorized N={n}, compile={mode}"
@@ -278,11 +371,17 @@ def main() -> None:
                          "(e.g. default,reduce-overhead)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="rounds of every row, interleaved; the table shows medians")
+    ap.add_argument("--bare-vectorized", action="store_true",
+                    help="also time the issue's hand-written vectorized loop (BareVectorized) "
+                         "at every N (ring MLP only)")
     ap.add_argument("--compare-loss-modes", action="store_true",
                     help="also time the loss mode 'auto' does not pick, at the largest N")
     args = ap.parse_args()
     if args.repeat < 1:
         ap.error(f"--repeat must be at least 1, got {args.repeat}")
+    if args.bare_vectorized and args.model != "mlp":
+        ap.error("--bare-vectorized: the hand-written loop stacks the ring MLP only "
+                 f"(--model mlp), got --model {args.model}")
     if args.quick:
         args.steps, args.copies, args.max_seconds = 40, "1,8,32", 4.0
     copies = [int(c) for c in args.copies.split(",") if c.strip()]

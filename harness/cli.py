@@ -172,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                                 write_report=not args.no_report, resume=args.resume)
             return 130 if outcome.interrupted else 0
         if args.command == "run":
+            from harness.allocator import keep_freed_memory
             from harness.study import run_single
+
+            keep_freed_memory()  # this process is the trial's, as a study's trial processes are
 
             run_single(args.file, args.variant, dataset=args.dataset, seed=args.seed,
                        tracking_uri=args.tracking_uri)
