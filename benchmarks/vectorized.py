@@ -50,7 +50,9 @@ import argparse
 import multiprocessing as mp
 import os
 import statistics
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -308,38 +310,39 @@ def procs_name(k: int) -> str:
 
 
 def measure_round(args: argparse.Namespace, copies: list[int], compile_modes: list[str],
-                  failed: list[str]) -> list[tuple[str, float]]:
-    """Every row once: ``[(setting, trial-steps/s), ...]``; a compile mode that fails is
-    appended to ``failed`` instead."""
+                  failed: list[str]) -> Iterator[tuple[str, float]]:
+    """Every row once, each ``(setting, trial-steps/s)`` as soon as it is measured; a
+    compile mode that fails is appended to ``failed`` instead."""
     steps, secs = args.steps, args.max_seconds
-    rows = [(BARE, bare_rate(steps, secs)), (SINGLE, single_rate(steps, secs)),
-            (procs_name(args.procs), process_rate(args.procs, steps, secs))]
+    yield BARE, bare_rate(steps, secs)
+    yield SINGLE, single_rate(steps, secs)
+    yield procs_name(args.procs), process_rate(args.procs, steps, secs)
     for n in copies:
-        rows.append((f"vectorized N={n}, 1 proc", vectorized_rate(n, steps, secs)))
+        yield f"vectorized N={n}, 1 proc", vectorized_rate(n, steps, secs)
     if args.bare_vectorized:
         for n in copies:
-            rows.append((f"bare vectorized N={n}, 1 proc", bare_vectorized_rate(n, steps, secs)))
+            yield f"bare vectorized N={n}, 1 proc", bare_vectorized_rate(n, steps, secs)
     if args.device == "cpu":
         for n in copies:
-            rows.append((f"{args.procs} procs x vectorized N={n}",
-                         process_rate(args.procs, steps, secs, copies=n)))
+            yield (f"{args.procs} procs x vectorized N={n}",
+                   process_rate(args.procs, steps, secs, copies=n))
         if args.bare_vectorized:
             for n in copies:
-                rows.append((f"{args.procs} procs x bare vectorized N={n}",
-                             process_rate(args.procs, steps, secs, copies=n, bare=True)))
+                yield (f"{args.procs} procs x bare vectorized N={n}",
+                       process_rate(args.procs, steps, secs, copies=n, bare=True))
     for mode in compile_modes:
         for n in copies:
             name = f"vectorized N={n}, compile={mode}"
             try:
-                rows.append((name, vectorized_rate(n, steps, secs, compile=mode)))
+                rate = vectorized_rate(n, steps, secs, compile=mode)
             except Exception as exc:  # noqa: BLE001 -- a failed mode is a result too: report it
                 failed.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                continue
+            yield name, rate
     if args.compare_loss_modes and copies:
         n = max(copies)
         other = "vmap" if n <= 2 else "loop"  # the mode "auto" does not pick for this N
-        rows.append((f"vectorized N={n}, loss_mode={other}",
-                     vectorized_rate(n, steps, secs, other)))
-    return rows
+        yield f"vectorized N={n}, loss_mode={other}", vectorized_rate(n, steps, secs, other)
 
 
 def load_average() -> str:
@@ -410,6 +413,8 @@ def main() -> None:
     for _ in range(args.repeat):  # rounds interleave the rows, so a slow spell hits them all
         for name, rate in measure_round(args, copies, compile_modes, failed):
             rates.setdefault(name, []).append(rate)
+            # each row as it comes (stderr): a run cut short still shows what it measured
+            print(f"  measured {name}: {rate:.1f} trial-steps/s", file=sys.stderr, flush=True)
     med = {name: statistics.median(values) for name, values in rates.items()}
     bare, single = med[BARE], med[SINGLE]
     two = med[procs_name(args.procs)]
