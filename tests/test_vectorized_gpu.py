@@ -34,12 +34,15 @@ MODES = pytest.mark.parametrize("compile", [None, "default", "reduce-overhead"],
 
 @pytest.fixture(autouse=True)
 def float32_kernels():
-    """No TF32 in matrix products and convolutions for the test; restored afterwards."""
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    """No TF32 in matrix products and convolutions, and deterministic cuDNN algorithms
+    (no autotuned Winograd/FFT choice between runs), for the test; restored afterwards."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = (matmul.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark)
+    matmul.allow_tf32 = cudnn.allow_tf32 = cudnn.benchmark = False
+    cudnn.deterministic = True
     torch._dynamo.reset()  # each compiled case compiles afresh (not against the recompile limit)
     yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    matmul.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = before
 
 
 def _assert_rows_match(vec_rows, rows, k):
