@@ -72,6 +72,17 @@ def vector_run(cfgs, steps, **kw):
     return vec, rows
 
 
+def assert_same_rows(vec_rows, rows, k, rel, abs):
+    """Copy ``k``'s diagnostics rows (from :func:`vector_run`) equal a single trial's, logged
+    at the same steps, every key to ``rel``/``abs``."""
+    for mine, theirs in zip((r[k] if r else None for r in vec_rows), rows, strict=True):
+        assert (mine is None) == (theirs is None)
+        if theirs is not None:
+            assert set(mine) == set(theirs)
+            for key, value in theirs.items():
+                assert mine[key] == pytest.approx(value, rel=rel, abs=abs), key
+
+
 def assert_same_networks(vec, k, trainer, tol=None):
     state = vec.copy_state(k)
     for net, module in (("generator", trainer.G), ("discriminator", trainer.D)):

@@ -17,7 +17,7 @@ from harness.plugins import load_plugins
 from harness.trial import build_trainer
 from harness.vectorized import VectorizedGAN
 from harness.vectorized_conv import StackedConvNet
-from tests.test_vectorized import assert_same_networks
+from tests.test_vectorized import assert_same_networks, assert_same_rows
 from variants.dcgan import ConvDiscriminator, ConvGenerator
 
 load_plugins()
@@ -95,12 +95,7 @@ def test_vectorized_dcgan_copies_train_like_single_trainers(mnist_dir, one_threa
             rows.append(trainer.train_step(measure=(trainer.step + 1) % 2 == 0))
             trainer.step += 1
         assert_same_networks(vec, k, trainer, TOL)  # parameters and running averages
-        for mine, theirs in zip((r[k] if r else None for r in vec_rows), rows):
-            assert (mine is None) == (theirs is None)
-            if theirs is not None:
-                assert set(mine) == set(theirs)
-                for key, value in theirs.items():
-                    assert mine[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+        assert_same_rows(vec_rows, rows, k, rel=1e-4, abs=1e-5)
         torch.testing.assert_close(samples[k], trainer.sample(), **TOL)
         torch.testing.assert_close(extra[k], trainer.generate_extra(100), **TOL)
     # a loaded copy is a working single-copy generator

@@ -16,9 +16,14 @@ import os
 import pytest
 import torch
 
-from harness.trial import build_trainer
 from harness.vectorized import VectorizedGAN
-from tests.test_vectorized import assert_same_networks, four_configs, single_run, vector_run
+from tests.test_vectorized import (
+    assert_same_networks,
+    assert_same_rows,
+    four_configs,
+    single_run,
+    vector_run,
+)
 from tests.test_vectorized_conv import dcgan_config
 
 DEVICE = os.environ.get("HARNESS_GPU_TEST_DEVICE", "cuda")
@@ -45,15 +50,6 @@ def float32_kernels():
     matmul.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = before
 
 
-def _assert_rows_match(vec_rows, rows, k):
-    for mine, theirs in zip((r[k] if r else None for r in vec_rows), rows):
-        assert (mine is None) == (theirs is None)
-        if theirs is not None:
-            assert set(mine) == set(theirs)
-            for key, value in theirs.items():
-                assert mine[key] == pytest.approx(value, rel=1e-3, abs=1e-4), key
-
-
 @MODES
 def test_mlp_copies_match_single_trials_on_the_device(compile):
     cfgs = four_configs(device=DEVICE)
@@ -64,7 +60,7 @@ def test_mlp_copies_match_single_trials_on_the_device(compile):
         trainer, rows = single_run(cfg, 10)
         assert trainer.data.device.type == DEVICE
         assert_same_networks(vec, k, trainer, TOL)
-        _assert_rows_match(vec_rows, rows, k)
+        assert_same_rows(vec_rows, rows, k, rel=1e-3, abs=1e-4)
         torch.testing.assert_close(samples[k], trainer.sample(), **TOL)
 
 
@@ -76,13 +72,9 @@ def test_dcgan_copies_match_single_trials_on_the_device(compile, mnist_dir):
     vec_rows = [vec.train_step(measure=(vec.step + 1) % 2 == 0) for _ in range(6)]
     samples = vec.sample()
     for k, cfg in enumerate(cfgs):
-        trainer = build_trainer(cfg)
-        rows = []
-        for _ in range(6):
-            rows.append(trainer.train_step(measure=(trainer.step + 1) % 2 == 0))
-            trainer.step += 1
+        trainer, rows = single_run(cfg, 6)
         assert_same_networks(vec, k, trainer, TOL)  # parameters and batch-norm averages
-        _assert_rows_match(vec_rows, rows, k)
+        assert_same_rows(vec_rows, rows, k, rel=1e-3, abs=1e-4)
         torch.testing.assert_close(samples[k], trainer.sample(), **TOL)
 
 
