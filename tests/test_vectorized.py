@@ -251,6 +251,33 @@ def test_stacked_linear_backward_equals_nn_linear_with_weight_grads_in_weight_la
                 torch.testing.assert_close(grads[2][k], xk.grad, **TOL)
 
 
+def test_the_generator_step_computes_no_discriminator_weight_gradient(monkeypatch):
+    """StackedLinear's own backward decides at forward time which gradients it computes;
+    the G step calls D with D frozen, so D's big layers there give G its input gradients
+    and no weight gradient (one D step, one G step: D's layers once with, once without)."""
+    from harness import vectorized
+
+    monkeypatch.setattr(StackedLinear, "OWN_BACKWARD_FROM", 0)
+    calls = []
+    plain_backward = vectorized._StackedLinearFunction.backward
+
+    def recording_backward(ctx, grad):
+        calls.append(tuple(ctx.needs_input_grad))
+        return plain_backward(ctx, grad)
+
+    monkeypatch.setattr(vectorized._StackedLinearFunction, "backward",
+                        staticmethod(recording_backward))
+    vec = VectorizedGAN(four_configs())
+    vec.train_step(measure=True)
+    # (input, weight, bias) per call; hidden [32, 32]: G's 3 layers go through the Function,
+    # D's 2 (not its one-unit head); a first layer's input (data, noise) needs no gradient
+    d_step = [(False, True, True), (True, True, True)] * 2  # on the real and the fake batch
+    d_in_g_step = [(True, False, False)] * 2
+    g_step = [(False, True, True), (True, True, True), (True, True, True)]
+    assert sorted(calls) == sorted(d_step + d_in_g_step + g_step)
+    assert all(p.requires_grad for p in vec.d_params + vec.g_params)
+
+
 def test_stacked_mlp_refuses_batch_norm():
     cfgs = [make_config(seed=k, model_params={"g_hidden": [8], "d_hidden": [8],
                                              "g_batchnorm": True}) for k in range(2)]
