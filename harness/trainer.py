@@ -13,7 +13,9 @@ The budget loop around the step (evaluation cadence, reporting, checkpoint state
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -21,8 +23,8 @@ import torch
 from harness import names
 from harness.config import DiagnosticSettings, TrainSettings
 from harness.data import Dataset
-from harness.losses import Loss
 from harness.loop import TrainingLoop
+from harness.losses import Loss
 from harness.metrics import EvalContext, Metric
 from harness.models import GANPair, Model
 from harness.tricks import StepContext, Trick
@@ -33,6 +35,24 @@ def grad_norm(params: list[torch.nn.Parameter]) -> float:
     if not grads:
         return 0.0
     return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+
+
+@contextlib.contextmanager
+def frozen(params: Sequence[torch.Tensor]) -> Iterator[None]:
+    """``params`` do not require grad inside the block; their flags are restored after,
+    also when the block raises.
+
+    For a G step that differentiates through D: D's weights then take no part in the
+    autograd graph, so no weight gradient of D is computed or kept.
+    """
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
 
 
 class Trainer(TrainingLoop):

@@ -73,9 +73,8 @@ Scope: the unconditional MLP family without tricks, batch norm, maxout or dropou
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -85,6 +84,7 @@ from harness import names
 from harness.config import TrialConfig
 from harness.diagnostics import is_bad
 from harness.metrics import ModeCoverage, batched_mode_coverage
+from harness.trainer import frozen
 
 #: element-wise modules a stacked network applies unchanged to ``[N, batch, width]``
 _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Identity)
@@ -184,30 +184,6 @@ class StackedLinear(nn.Module):
         """Copy ``k`` as an ``nn.Linear`` state dict under ``prefix``."""
         return {f"{prefix}weight": self.weight[k].detach().clone(),
                 f"{prefix}bias": self.bias[k].detach().clone()}
-
-
-@contextlib.contextmanager
-def _frozen(params: Sequence[torch.Tensor]) -> Iterator[None]:
-    """``params`` do not require grad inside the block (restored after).
-
-    The G step calls D to differentiate through it with respect to G only.
-    ``torch.autograd.grad(..., g_params)`` prunes autograd's own D weight gradients, but
-    not :class:`_StackedLinearFunction`'s: its ``needs_input_grad`` is fixed when the forward
-    runs, so its backward would compute every big D layer's weight gradient and drop it
-    (three of the 36 or so 64x128x128 batched products of a
-    4x128 ring MLP step at N = 32; the step ran 6-7 % faster without them, in-process A/B,
-    one thread, N = 32 and 128; no change at N = 8, whose layers keep autograd's backward). Freezing D while it is
-    called leaves those out of the graph; the input gradients G receives are the same
-    products, so nothing changes bit for bit.
-    """
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(params, flags):
-            p.requires_grad_(flag)
 
 
 def _layer_list(module: nn.Module) -> tuple[str, list[tuple[str, nn.Module]]]:
@@ -727,7 +703,12 @@ class VectorizedGAN:
 
         z = self._latent()
         fake = self._g(z)
-        with _frozen(self.d_params):  # the G step needs no D weight gradient (see _frozen)
+        # D frozen: torch.autograd.grad(loss_g, g_params) prunes autograd's own D weight
+        # gradients, not _StackedLinearFunction's, whose needs_input_grad is fixed when the
+        # forward runs (three of the 36 or so 64x128x128 products of a 4x128 ring MLP step
+        # at N = 32: 6-7 % of the step in one-thread A/B runs at N = 32 and 128). G's input
+        # gradients are the same products, bit for bit
+        with frozen(self.d_params):
             fake_logits = self._d(fake)
         if measure:  # read now: a CUDA-graph replay may overwrite a graph's outputs
             with torch.no_grad():

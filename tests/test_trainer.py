@@ -14,6 +14,7 @@ from harness.losses import Loss
 from harness.plugins import load_plugins
 from harness.registry import DATASETS, LOSSES, MODELS
 from harness.reporting import MemoryReporter
+from harness.trainer import frozen
 from harness.trial import run_trial
 
 load_plugins()
@@ -296,3 +297,12 @@ def test_bad_loss_diverges_and_stops_early(bad_losses, loss):
 
 def test_bad_loss_is_unregistered_after_the_fixture():
     assert "test-trainer-nan" not in LOSSES and "test-trainer-huge" not in LOSSES
+
+
+def test_frozen_restores_each_flag_even_when_the_block_raises():
+    params = [torch.zeros(2, requires_grad=True), torch.zeros(2), torch.zeros(2, requires_grad=True)]
+    with pytest.raises(RuntimeError, match="inside"), frozen(params):
+        assert not any(p.requires_grad for p in params)
+        assert not (params[0] * 2).requires_grad  # no graph through frozen parameters
+        raise RuntimeError("inside")
+    assert [p.requires_grad for p in params] == [True, False, True]

@@ -47,7 +47,7 @@ from harness.losses import Loss
 from harness.metrics import EvalContext, Metric, Translations
 from harness.models import Model
 from harness.registry import register_model
-from harness.trainer import grad_norm
+from harness.trainer import frozen, grad_norm
 
 SIZES = (28, 32, 64)
 
@@ -273,9 +273,7 @@ class CycleLoop(TrainingLoop):
                 grad_d = grad_norm(self.d_params)
             self.opt_d.step()
 
-        for p in self.d_params:
-            p.requires_grad_(False)
-        try:
+        with frozen(self.d_params):
             fake_b, fake_a = P.g_ab(a), P.g_ba(b)
             fake_b_logits, fake_a_logits = P.d_b(fake_b), P.d_a(fake_a)
             adversarial = loss.g_loss(fake_b_logits) + loss.g_loss(fake_a_logits)
@@ -290,9 +288,6 @@ class CycleLoop(TrainingLoop):
             if measure:
                 grad_g = grad_norm(self.g_params)
             self.opt_g.step()
-        finally:
-            for p in self.d_params:
-                p.requires_grad_(True)
         if not measure:
             return None
         with torch.no_grad():
