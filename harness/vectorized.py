@@ -96,20 +96,20 @@ _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Identity)
 
 
 class _StackedLinearFunction(torch.autograd.Function):
-    """``baddbmm(bias, x, weight^T)`` whose weight gradient comes out in the weight's own
-    ``[N, out, in]`` layout.
+    """``baddbmm(bias, x, weight^T)`` whose gradients are the single layer's products.
 
-    Autograd's ``baddbmm`` backward computes the gradient of ``weight^T`` as
-    ``x^T @ grad`` (``[N, in, out]``) and hands the weight its transposed, non-contiguous
-    view. Every later operation on it -- the sum of the two gradients of a discriminator
-    called on the real and on the fake batch, the Adam update -- then runs over mixed
-    strides (measured on the 2-core CPU, 4x128 ring MLP, one thread: the step at N = 32 is
-    9 % faster with this backward; see :attr:`StackedLinear.OWN_BACKWARD_FROM` for where it
-    does not pay). ``F.linear``'s backward avoids this for a single layer
-    (``mm_mat2_backward`` returns ``grad^T @ x`` for a column-major ``weight.t()``); this is
-    the same for the batched layer: ``bmm(grad^T, x)``, contiguous. The input gradient
-    ``bmm(grad, weight)`` and the bias gradient ``grad.sum(1)`` are the ones autograd
-    computes. Not twice differentiable (no trick of the vectorized scope needs it).
+    ``F.linear``'s backward computes the weight gradient as ``grad^T @ x``
+    (``mm_mat2_backward`` for the column-major ``weight.t()``); autograd's ``baddbmm``
+    backward computes the batched one as ``x^T @ grad``, transposed. Those are other
+    operand layouts, and MKL's AVX2 kernels (an Intel CPU without AVX-512, or
+    ``MKL_ENABLE_INSTRUCTIONS=AVX2``) round them differently in the last bit. This
+    backward computes ``bmm(grad^T, x)``, the single layer's product per copy, which also
+    comes out in the weight's own ``[N, out, in]`` layout (autograd's is a transposed,
+    non-contiguous view, and every later operation on it -- the sum of the gradients of D
+    called on the real and on the fake batch, the Adam update -- runs over mixed strides).
+    The input gradient ``bmm(grad, weight)`` and the bias gradient ``grad.sum(1)`` are the
+    ones autograd computes. Not twice differentiable (no trick of the vectorized scope
+    needs it).
     """
 
     @staticmethod
@@ -128,6 +128,41 @@ class _StackedLinearFunction(torch.autograd.Function):
         need_x, need_w, need_b = ctx.needs_input_grad
         grad_x = torch.bmm(grad, weight) if need_x else None
         grad_w = torch.bmm(grad.transpose(1, 2), x) if need_w else None
+        grad_b = grad.sum(1) if need_b else None
+        return grad_x, grad_w, grad_b
+
+
+class _StackedHeadFunction(torch.autograd.Function):
+    """A one-unit layer (D's head): ``(weight @ x^T)^T + bias``, ``[N, batch, 1]``, whose
+    weight gradient is each copy's own ``mm``.
+
+    The single layer's weight gradient is a matrix-vector product (``grad^T @ x``,
+    ``[1, batch] @ [batch, in]``: ``mm_mat2_backward`` for ``F.linear``'s column-major
+    ``weight.t()``). MKL's batched product with one row accumulates it in another order on
+    some CPUs (seen on an Intel Xeon with AVX-512 kernels: the last bit of a few elements,
+    from the first step on), while the forward pass, the input and the bias gradients
+    match. So the weight gradient is computed per copy with the single layer's ``mm``: N
+    products of ``[1, batch] @ [batch, in]``, a negligible part of a step.
+    """
+
+    @staticmethod
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(bias.unsqueeze(-1), weight, x.transpose(1, 2)).transpose(1, 2)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        x, weight, _ = inputs
+        ctx.save_for_backward(x, weight)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        grad = grad.contiguous()  # [N, batch, 1], as the single layer's [batch, 1] gradient
+        grad_x = torch.bmm(grad, weight) if need_x else None  # outer products: no rounding order
+        grad_w = (torch.stack([torch.mm(grad[k].t(), x[k]) for k in range(grad.shape[0])])
+                  if need_w else None)
         grad_b = grad.sum(1) if need_b else None
         return grad_x, grad_w, grad_b
 
@@ -163,22 +198,10 @@ class StackedLinear(nn.Module):
             bias = torch.stack([layer.bias.detach() for layer in layers]).contiguous()
         return cls(weight, bias)
 
-    #: from this many weight elements (all copies) on, the layer uses its own backward
-    #: (:class:`_StackedLinearFunction`), below it autograd's ``baddbmm`` backward: its
-    #: Python ``autograd.Function`` costs about 70 us per forward and backward, which the
-    #: contiguous weight gradient repays only for big weights (measured on the 2-core CPU,
-    #: 4x128 ring MLP, one thread: 9 % faster steps at N = 32, even at N = 8, 10-38 %
-    #: slower at N = 1-3)
-    OWN_BACKWARD_FROM = 1 << 18
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.weight.shape[1] == 1:
-            return torch.baddbmm(self.bias.unsqueeze(-1), self.weight,
-                                 x.transpose(1, 2)).transpose(1, 2)
-        if self.weight.numel() >= self.OWN_BACKWARD_FROM:
-            return _StackedLinearFunction.apply(x, self.weight, self.bias)
-        # the same product, differentiated by autograd's baddbmm backward
-        return _StackedLinearFunction.forward(x, self.weight, self.bias)
+            return _StackedHeadFunction.apply(x, self.weight, self.bias)
+        return _StackedLinearFunction.apply(x, self.weight, self.bias)
 
     def copy_state(self, k: int, prefix: str) -> dict[str, torch.Tensor]:
         """Copy ``k`` as an ``nn.Linear`` state dict under ``prefix``."""
