@@ -97,9 +97,8 @@ def cmd_variants() -> int:
 
 
 def cmd_report(args) -> int:
-    from reports.stability import build_report, latest_study_run
-
     from harness.tracking import RUNS_DIR, open_store, resolve_tracking_uri
+    from reports.stability import build_report, latest_study_run
 
     uri = resolve_tracking_uri(args.tracking_uri)
     client = open_store(uri, create=False)

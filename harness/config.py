@@ -24,6 +24,7 @@ from typing import Any, Literal
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from harness import names
 from harness.errors import ConfigError, RegistryError
@@ -199,8 +200,12 @@ class SearchSettings(Strict):
     @field_validator("metric")
     @classmethod
     def _metric(cls, v: str) -> str:
+        # every objective has a column in the terminal summary and the report's headline
+        # (reports.headline.LABELS; tests/test_verdict.py checks it): a metric outside them
+        # could be searched but never shown, so it is refused here
         if v not in names.OBJECTIVES:
-            raise ValueError(f"unknown metric {v!r}; allowed: {', '.join(names.OBJECTIVES)}")
+            raise ValueError(f"unknown metric {v!r}: the study summary and the verdict could "
+                             f"not show it; choices: {', '.join(names.OBJECTIVES)}")
         return v
 
     @field_validator("space")
@@ -422,7 +427,10 @@ class TrialConfig(Strict):
             raise ConfigError(format_validation_error(exc, TrialConfig)) from None
 
     def flat_params(self) -> dict[str, Any]:
-        """Every hyperparameter as a flat ``{name: value}`` (MLflow params)."""
+        """Every hyperparameter as a flat ``{name: value}`` (MLflow params): the train
+        settings, ``seed``, and every plugin parameter as ``model.<p>``, ``loss.<p>``,
+        ``dataset.<p>``, ``trick.<name>.<p>``, ``metric.<name>.<p>`` (all of them, defaults
+        included, for a config from :func:`resolve`)."""
         out: dict[str, Any] = dict(self.train.model_dump())
         out.update({f"model.{k}": v for k, v in self.model.params.items()})
         if self.loss is not None:
@@ -430,11 +438,16 @@ class TrialConfig(Strict):
         out.update({f"dataset.{k}": v for k, v in self.dataset.params.items()})
         for t in self.tricks:
             out.update({f"trick.{t.name}.{k}": v for k, v in t.params.items()})
+        for m in self.metrics:
+            out.update({f"metric.{m.name}.{k}": v for k, v in m.params.items()})
         out["seed"] = self.seed
         return out
 
     def digest(self) -> str:
-        return hashlib.sha1(self.model_dump_json().encode()).hexdigest()[:12]
+        """Equal for equal configs, whatever the order of their keys (a config read back
+        from ``config.json`` has its keys sorted)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------------------
@@ -559,7 +572,9 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
 
     Loads the study's plugins (and the entry points) in this process. Relative values of
     ``Path``-annotated plugin parameters are made absolute against ``base_dir`` (the
-    study file's folder; the working directory for a study given as a dict).
+    study file's folder; the working directory for a study given as a dict). Each plan's
+    base config names every parameter of every plugin, defaults filled in
+    (:func:`resolved_component`), so each run records what it trained with.
     """
     from harness.plugins import load_plugins
     from harness.registry import DATASETS, LOSSES, METRICS, MODELS, TRICKS
@@ -644,9 +659,11 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
             metric_specs = [absolute_paths(METRICS, m, base_dir)
                             for m in (*metric_specs, *v.metrics)]
             seen: set[str] = set()
+            provided: set[str] = set()
             for j, m in enumerate(metric_specs):
                 at = f"metrics[{j}]" if j < n_study else f"{where}.metrics[{j - n_study}]"
                 metric = check(METRICS, m, at)
+                provided.update(metric.provides)
                 if m.name in seen:
                     fail(f"{at}: metric {m.name!r} is listed twice for variant {v.name!r}")
                 seen.add(m.name)
@@ -657,15 +674,41 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
                     fail(f"{at}: metric {m.name!r} needs {', '.join(missing)}, which "
                          f"model {v.model.name!r} of variant {v.name!r} does not offer "
                          f"(it offers: {', '.join(sorted(caps)) or 'nothing'})")
+            _check_search_metric(spec, provided, v.name, key, metric_specs, fail)
             base = TrialConfig(
-                study=spec.name, variant=v.name, dataset_key=key, model=v.model, loss=v.loss,
-                tricks=v.tricks, dataset=dataset_specs[key], metrics=metric_specs, train=train,
+                study=spec.name, variant=v.name, dataset_key=key,
+                model=resolved_component(MODELS, v.model),
+                loss=None if v.loss is None else resolved_component(LOSSES, v.loss),
+                tricks=[resolved_component(TRICKS, t) for t in v.tricks],
+                dataset=resolved_component(DATASETS, dataset_specs[key]),
+                metrics=[resolved_component(METRICS, m) for m in metric_specs], train=train,
                 diagnostics=spec.diagnostics, seed=spec.seed, plugins=spec.plugins,
                 plugin_paths=[r for r in roots if r],
             )
             plans.append(VariantPlan(key=base.key, base=base, space=spec.search.space))
     _check_space(spec, plans, fail)
     return plans
+
+
+def _check_search_metric(spec: StudySpec, provided: set[str], variant: str, dataset: str,
+                         metric_specs: list[ComponentSpec], fail) -> None:
+    """``search.metric`` must be a value the (variant, dataset)'s metrics compute (the
+    stability score comes with a mode count): else the search would optimise nothing and
+    the summary's study-metric column and the verdict would stay empty. A pair given no
+    metric at all (``metrics: []``) asks for no numbers and is let through."""
+    if not metric_specs:
+        return
+    if names.MODES_COVERED in provided:
+        provided = provided | {names.STABILITY_SCORE}
+    metric = spec.search.metric
+    if metric in provided:
+        return
+    choices = [m for m in names.OBJECTIVES if m in provided]
+    fail(f"search.metric: {metric!r} is computed by none of the metrics of variant "
+         f"{variant!r} on dataset {dataset!r} ({', '.join(m.name for m in metric_specs)}), so "
+         "the search could not optimise it and the summary could not show it; choices "
+         f"here: {', '.join(choices) or 'none'} (or list a metric that computes "
+         f"{metric!r} under metrics:)")
 
 
 def _device_for_resources(spec: StudySpec, v: VariantSpec, train: TrainSettings, where: str,
@@ -708,6 +751,25 @@ def absolute_paths(registry, comp: ComponentSpec, base: Path | None = None) -> C
     if not changed:
         return comp
     return comp.model_copy(update={"params": {**comp.params, **changed}})
+
+
+def resolved_component(registry, comp: ComponentSpec) -> ComponentSpec:
+    """``comp`` with every constructor parameter of its plugin: the given values coerced to
+    their types, the others at their defaults (``None`` where the plugin derives the value
+    itself, e.g. from a preset), so that a run's ``config.json`` and MLflow params say what
+    it trained with. Values are JSON ones (paths as text, tuples as lists): the config reads
+    back from ``config.json`` equal, with the same digest, and builds the same plugin.
+    ``comp`` must have passed ``registry.validate_params``."""
+    given = registry.validate_params(comp.name, comp.params, "params")
+    full: dict[str, Any] = {}
+    for p in registry.params(comp.name):
+        value = given.get(p.name, p.default)
+        try:
+            full[p.name] = to_jsonable_python(value)
+        except PydanticSerializationError:
+            if p.name in comp.params:  # a default JSON cannot hold is left to the plugin
+                full[p.name] = comp.params[p.name]
+    return ComponentSpec(name=comp.name, params=full)
 
 
 def _check_space(spec: StudySpec, plans: list[VariantPlan], fail) -> None:

@@ -48,6 +48,12 @@ class Dataset(ABC):
         """A PNG picture of generated ``samples`` for the run's artifacts, or None."""
         return None
 
+    def bounds(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(low, high)``, each of :attr:`shape`: the box a generator that ignores the data
+        draws from uniformly, for chance levels (:meth:`harness.metrics.Metric.chance`).
+        None (the default) when the dataset cannot say: chance levels are then unknown."""
+        return None
+
 
 class LabelledImages(Dataset):
     """Labelled images scaled to [-1, 1], with a held-out split of real images.
@@ -59,6 +65,9 @@ class LabelledImages(Dataset):
       float32 in [-1, 1] and ``(N,)`` int64;
     * :meth:`heldout_data` / :meth:`heldout_labels`: real images never used to train the
       GAN -- the harness's classifier is scored on them;
+    * :meth:`reference_data`: the FID reference, real images the harness's classifier (the
+      feature extractor) never trained on; :mod:`harness.fidelity` measures FID's
+      real-data floor with the held-out images that are not in it (docs/fidelity.md);
     * :attr:`n_classes`: the number of modes a perfect generator covers;
     * :meth:`fingerprint`: a hex digest that changes whenever the images would (source
       files, split, size); caches and metric provenance key on it.
@@ -89,6 +98,23 @@ class LabelledImages(Dataset):
     def classifier_source(self) -> "LabelledImages":
         """The labelled images a classifier for this dataset is trained and scored on."""
         return self
+
+    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every pixel in [-1, 1]: uniform noise images."""
+        return torch.full(self.shape, -1.0), torch.full(self.shape, 1.0)
+
+    def reference_data(self) -> torch.Tensor:
+        """The FID reference, ``(R, C, H, W)`` in [-1, 1]: real images disjoint from the
+        images the harness's classifier trains on (``classifier_source().train_data()``).
+
+        Default: a random half (seeded, ``torch.randperm`` with seed 0) of the held-out
+        images -- the only images a dataset with its own classifier split is known never to
+        train the classifier on -- leaving the other half for the real-data floor. Datasets
+        with a dedicated reference part (``mnist``: part of what the GAN trains on, kept
+        from the classifier) override it."""
+        held = self.heldout_data()
+        perm = torch.randperm(held.shape[0], generator=torch.Generator().manual_seed(0))
+        return held[perm[: held.shape[0] // 2].sort().values]
 
     def plot_samples(self, samples: torch.Tensor, title: str) -> bytes | None:
         from harness.plots import image_grid_png
@@ -141,6 +167,11 @@ class GaussianMixture(Dataset):
 
     def describe(self) -> dict[str, object]:
         return {"n_modes": self.n_modes, "std": self.std, "n_train": self.n_train}
+
+    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The bounding box of the training points (the mixture's extent plus its tails)."""
+        data = self.train_data()
+        return data.min(dim=0).values, data.max(dim=0).values
 
     def plot_samples(self, samples: torch.Tensor, title: str) -> bytes | None:
         from harness.plots import scatter_png

@@ -15,6 +15,24 @@
   checkpoint folder; :func:`check_inception` says how to provide it offline. Single-channel
   images are repeated to three channels.
 
+What FID compares with (docs/fidelity.md):
+
+* **The reference** (:func:`real_images`): by default the dataset's
+  :meth:`~harness.data.LabelledImages.reference_data`, real images the classifier never
+  trained on. A reference the extractor learned from scores the extractor's training
+  images better than unseen real digits (FID 2.08 against 2.79 with the old default,
+  ``reference: train``), so a generator that memorised them would look better than real
+  data. ``"heldout"`` and ``"train"`` (the GAN's training images, which with the ``mnist``
+  datasets include the classifier's) remain for comparison.
+* **The real-data floor** (:func:`fid_floor`, reported as ``fid_floor`` beside ``fid``):
+  the FID of real images that neither the classifier nor the reference contains (the
+  held-out part; the reference part when the reference is the held-out part) against the
+  same reference, at the same sample count: what a generator indistinguishable from the
+  data scores. A FID below it means samples closer to the reference than unseen real
+  images are -- possible memorisation of the reference, which the ``mnist`` datasets make
+  part of the GAN's training images. Cached per sample count in ``<harness
+  cache>/fidelity/floor-<reference cache name>-<floor set's name>.json``.
+
 Choices that follow torch-fidelity 0.4.0's API and its traps:
 
 * Images go in as a :class:`ImageSet`, a dataset returning one bare uint8 ``C x H x W``
@@ -53,6 +71,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -67,6 +86,8 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from harness import names
 from harness.classifier import (
     TrainedClassifier,
+    _atomic_write,
+    _file_lock,
     cache_root,
     load_net,
     single_thread,
@@ -77,6 +98,16 @@ from harness.errors import HarnessError
 
 Extractor = Literal["classifier", "inception"]
 EXTRACTORS: tuple[str, ...] = ("classifier", "inception")
+
+#: which real images FID compares with (:func:`real_images`); the first is the default
+Reference = Literal["reference", "heldout", "train"]
+REFERENCES: tuple[str, ...] = ("reference", "heldout", "train")
+
+#: random subsets of the floor set averaged for the floor at a sample count below its size
+FLOOR_SUBSETS = 5
+#: random subsets of each of two sizes that measure FID's 1/n slope, to extrapolate the
+#: floor to a sample count above the floor set's size
+FLOOR_FIT_SUBSETS = 10
 
 #: torch-fidelity's registered name of Inception-v3 and its weights file
 INCEPTION_NAME = "inception-v3-compat"
@@ -148,28 +179,68 @@ def _three_channels(images: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class RealImages:
-    """The real images every score of a dataset compares against, and their cache name."""
+    """The real images every score of a dataset compares against, and their cache name;
+    ``floor``: the real images its real-data floor is measured with (:func:`fid_floor`),
+    None where there is none."""
 
     images: torch.Tensor  # uint8 (N, C, H, W)
     name: str  # torch-fidelity cache name: fingerprint, which split, how many, content hash
     hash: str  # sha256 of the uint8 bytes (16 hex digits)
+    floor: RealImages | None = None
 
 
-def real_images(dataset: LabelledImages, reference: Literal["train", "heldout"] = "train",
-                n: int = 10_000, seed: int = 0) -> RealImages:
+def _part(dataset: LabelledImages, part: str) -> torch.Tensor:
+    if part == "reference":
+        return dataset.reference_data()
+    if part == "heldout":
+        return dataset.heldout_data()
+    if part == "train":
+        return dataset.train_data()
+    raise ValueError(f"unknown reference {part!r}; one of {', '.join(REFERENCES)}")
+
+
+def _image_keys(images: torch.Tensor) -> list[bytes]:
+    """One digest per uint8 image: equal images, equal keys."""
+    flat = images.reshape(images.shape[0], -1).contiguous().numpy()
+    return [hashlib.sha1(row.tobytes()).digest() for row in flat]
+
+
+def _named(images: torch.Tensor, prefix: str, dataset: LabelledImages, part: str) -> RealImages:
+    digest = hashlib.sha256(images.numpy().tobytes()).hexdigest()[:16]
+    name = f"{prefix}-{dataset.fingerprint()[:16]}-{part}-{images.shape[0]}-{digest}"
+    return RealImages(images=images, name=name, hash=digest)
+
+
+def real_images(dataset: LabelledImages, reference: Reference = "reference",
+                n: int = 10_000, seed: int = 0, floor: bool = False) -> RealImages:
     """Up to ``n`` real images of ``dataset`` (a seeded random subset when there are more).
 
-    ``reference="train"`` compares with the images the GAN learns from (the usual FID
-    protocol); ``"heldout"`` with images it never saw.
+    ``reference="reference"`` (the default) compares with the dataset's
+    :meth:`~harness.data.LabelledImages.reference_data`, disjoint from the images the
+    harness's classifier trains on; ``"heldout"`` with its held-out images (never trained
+    on by anyone); ``"train"`` with the images the GAN learns from -- with the ``mnist``
+    datasets those include the classifier's training images, which flatters memorisation.
+
+    ``floor=True`` also collects the floor set (:attr:`RealImages.floor`): the held-out
+    images (the reference part's, for ``reference="heldout"``) not in the whole reference
+    part, compared by content; None when fewer than 2 are left.
     """
-    data = dataset.train_data() if reference == "train" else dataset.heldout_data()
+    part = _part(dataset, reference)
+    data = part
     if data.shape[0] > n:
         idx = torch.randperm(data.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
         data = data[idx.sort().values]
-    images = to_uint8(data)
-    digest = hashlib.sha256(images.numpy().tobytes()).hexdigest()[:16]
-    name = f"real-{dataset.fingerprint()[:16]}-{reference}-{images.shape[0]}-{digest}"
-    return RealImages(images=images, name=name, hash=digest)
+    real = _named(to_uint8(data), "real", dataset, reference)
+    if not floor:
+        return real
+    floor_part = "reference" if reference == "heldout" else "heldout"
+    candidates = to_uint8(_part(dataset, floor_part))
+    taken = set(_image_keys(to_uint8(part)))
+    keep = torch.tensor([k not in taken for k in _image_keys(candidates)], dtype=torch.bool)
+    if int(keep.sum()) < 2:
+        return real
+    floor_set = _named(candidates[keep].contiguous(), "floor", dataset, floor_part)
+    return RealImages(images=real.images, name=real.name, hash=real.hash, floor=floor_set)
 
 
 # --- the classifier as a torch-fidelity feature extractor ------------------------------------
@@ -300,6 +371,8 @@ class _Call:
 
     kwargs: dict
     contexts: list
+    #: the extractor part of the cache names: its registered name plus its weights' tag
+    extractor_tag: str = ""
 
 
 def _prepare(n1: int, real: RealImages | torch.Tensor, extractor: Extractor,
@@ -338,8 +411,8 @@ def _prepare(n1: int, real: RealImages | torch.Tensor, extractor: Extractor,
             kwargs["feature_extractor_weights_path"] = str(inception_weights)
     else:
         raise ValueError(f"unknown extractor {extractor!r}; one of {', '.join(EXTRACTORS)}")
+    weights_tag = _weights_tag(inception_weights) if extractor == "inception" else ""
     if ref_name is not None:
-        weights_tag = _weights_tag(inception_weights) if extractor == "inception" else ""
         kwargs["input2_cache_name"] = f"{ref_name}-{fe_name}{weights_tag}"
     root = fidelity_cache_root(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -349,7 +422,7 @@ def _prepare(n1: int, real: RealImages | torch.Tensor, extractor: Extractor,
         kid_subset_size=min(1000, n1, n2), kid_subsets=kid_subsets, isc_splits=min(10, n1),
         batch_size=256, save_cpu_ram=True, prc_batch_size=1000,
         cache=True, cache_root=str(root), verbose=False, **flags)
-    return _Call(kwargs, [threads, gpu]), ref
+    return _Call(kwargs, [threads, gpu], f"{fe_name}{weights_tag}"), ref
 
 
 def compute(
@@ -367,6 +440,7 @@ def compute(
     inception_weights: str | os.PathLike | None = None,
     kid_subsets: int = 100,
     device: torch.device | str | None = None,
+    floor: bool = True,
 ) -> dict[str, float]:
     """FID / IS / KID / precision-recall of ``samples`` against ``real``, keyed by harness names.
 
@@ -375,7 +449,9 @@ def compute(
     ``classifier`` is required with ``extractor="classifier"``. KID averages ``kid_subsets``
     subsets of ``min(1000, n1, n2)`` samples; its cost (~80 ms a subset on a CPU) dominates
     the whole call with the classifier extractor. ``device`` (when given, it overrides
-    ``cuda``) is where the extractor runs: the trial's device inside a metric.
+    ``cuda``) is where the extractor runs: the trial's device inside a metric. With ``fid``
+    and ``floor`` on and a ``real`` that has a floor set, the result also holds
+    ``fid_floor`` (:func:`fid_floor` at the samples' count).
     """
     import torch_fidelity
 
@@ -389,7 +465,10 @@ def compute(
         for ctx in call.contexts:
             stack.enter_context(ctx)
         raw = torch_fidelity.calculate_metrics(input1=ImageSet(gen), **call.kwargs)
-    return {_RESULT_NAMES[k]: float(v) for k, v in raw.items() if k in _RESULT_NAMES}
+        out = {_RESULT_NAMES[k]: float(v) for k, v in raw.items() if k in _RESULT_NAMES}
+        if fid and floor and isinstance(real, RealImages) and real.floor is not None:
+            out[names.FID_FLOOR] = _floor_value(int(gen.shape[0]), real, call, extractor)
+    return out
 
 
 def compute_many(
@@ -407,6 +486,7 @@ def compute_many(
     inception_weights: str | os.PathLike | None = None,
     kid_subsets: int = 100,
     device: torch.device | str | None = None,
+    floor: bool = True,
 ) -> list[dict[str, float]]:
     """:func:`compute` of every image set in ``samples`` (the copies of a vectorized
     trial, all of one size), with one feature-extractor pass over all of them.
@@ -417,7 +497,7 @@ def compute_many(
     :func:`compute`; IS, FID, KID and precision/recall are torch-fidelity's own functions
     of each set's features with the same arguments (KID subsets and IS splits seeded alike),
     so set ``k``'s values equal ``compute(samples[k], ...)`` up to the rounding of a feature
-    computed in another batch.
+    computed in another batch (``fid_floor`` included: one value for the sets' common size).
     """
     from torch_fidelity.metric_fid import (
         fid_featuresdict_to_statistics,
@@ -472,5 +552,139 @@ def compute_many(
                 res.update(kid_featuresdict_to_metric(feats, real_feats, layers["kid"], **kw))
             if prc:
                 res.update(prc_featuresdict_to_metric(feats, real_feats, layers["prc"], **kw))
-    return [{_RESULT_NAMES[k]: float(v) for k, v in raw.items() if k in _RESULT_NAMES}
-            for raw in out]
+        results = [{_RESULT_NAMES[k]: float(v) for k, v in raw.items() if k in _RESULT_NAMES}
+                   for raw in out]
+        if fid and floor and isinstance(real, RealImages) and real.floor is not None:
+            value = _floor_value(n, real, call, extractor)
+            for res in results:
+                res[names.FID_FLOOR] = value
+    return results
+
+
+# --- the real-data floor ----------------------------------------------------------------------
+def fid_floor(
+    n: int,
+    real: RealImages,
+    *,
+    extractor: Extractor = "classifier",
+    classifier: TrainedClassifier | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    cuda: bool | None = None,
+    inception_weights: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
+) -> float | None:
+    """The real-data floor of FID at ``n`` samples: the FID that ``n`` real images from
+    ``real.floor`` (never seen by the classifier, not in the reference) score against
+    ``real`` -- what a generator indistinguishable from the data scores at that count.
+    None when ``real`` has no floor set.
+
+    ``n`` below the floor set's size ``m``: the mean over :data:`FLOOR_SUBSETS` random
+    subsets of ``n``; equal to it: the whole set; above it: the whole set's FID moved along
+    FID's ``1/n`` slope, ``FID_m + b (1/n - 1/m)``, with ``b`` fitted through the whole
+    set's point (least squares) to :data:`FLOOR_FIT_SUBSETS` random subsets each of ``m/4``
+    and ``m/2`` images -- FID's bias is linear in ``1/n`` (Chong & Forsyth, "Effectively
+    unbiased FID and Inception Score and where to find them", CVPR 2020). The floor is an
+    estimate from ``m`` real images and as noisy as a FID of ``m`` samples (measured in
+    docs/fidelity.md). Computed once per reference, extractor, floor set and ``n``, and
+    cached on disk beside the reference's statistics (with how it was obtained).
+    """
+    if real.floor is None:
+        return None
+    flags = {"fid": True, "isc": False, "kid": False, "prc": False}
+    call, _ = _prepare(max(2, int(n)), real, extractor, classifier, flags, cache_dir, cuda,
+                       inception_weights, 1, device)
+    with contextlib.ExitStack() as stack:
+        for ctx in call.contexts:
+            stack.enter_context(ctx)
+        return _floor_value(int(n), real, call, extractor)
+
+
+def floor_cache_path(real: RealImages, call: _Call) -> Path:
+    """The JSON file holding the floors of ``real`` (every sample count measured)."""
+    return (Path(call.kwargs["cache_root"])
+            / f"floor-{call.kwargs['input2_cache_name']}-{real.floor.name}.json")
+
+
+def _read_floors(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _floor_value(n: int, real: RealImages, call: _Call, extractor: str) -> float:
+    """:func:`fid_floor` inside a prepared call: from the cache file, else measured and
+    added to it (under a file lock, written atomically)."""
+    path = floor_cache_path(real, call)
+    entry = _read_floors(path).get(str(n))
+    if entry is None:
+        with _file_lock(path.with_name(path.name + ".lock")):
+            entries = _read_floors(path)
+            entry = entries.get(str(n))
+            if entry is None:
+                entry = _measure_floor(n, real, call, extractor)
+                entries[str(n)] = entry
+                blob = json.dumps(entries, indent=2, sort_keys=True).encode()
+                _atomic_write(path, lambda f: f.write(blob))
+    return float(entry["fid_floor"])
+
+
+def _measure_floor(n: int, real: RealImages, call: _Call, extractor: str) -> dict:
+    import numpy as np
+    from torch_fidelity.metric_fid import (
+        fid_features_to_statistics,
+        fid_featuresdict_to_statistics_cached,
+        fid_statistics_to_metric,
+    )
+    from torch_fidelity.utils import (
+        create_feature_extractor,
+        extract_featuresdict_from_input_id_cached,
+        get_cacheable_input_name,
+        resolve_feature_layer_for_metric,
+    )
+
+    kw = call.kwargs
+    layer = resolve_feature_layer_for_metric("fid", **kw)
+    fe = create_feature_extractor(kw["feature_extractor"], [layer], **kw)
+    ref_stats = fid_featuresdict_to_statistics_cached(
+        extract_featuresdict_from_input_id_cached(2, fe, **kw), get_cacheable_input_name(2, **kw),
+        fe, layer, **kw)
+    images = real.floor.images
+    if extractor == "inception":
+        images = _three_channels(images)
+    floor_kw = {**kw, "input1": ImageSet(images),
+                "input1_cache_name": f"{real.floor.name}-{call.extractor_tag}"}
+    feats = extract_featuresdict_from_input_id_cached(1, fe, **floor_kw)[layer]
+    m = int(feats.shape[0])
+    g = torch.Generator().manual_seed(0)
+
+    def fids(k: int, count: int = FLOOR_SUBSETS) -> list[float]:
+        """FID of ``count`` random subsets of k floor images (the whole set once)."""
+        if k >= m:
+            subsets = [torch.arange(m)]
+        else:
+            subsets = [torch.randperm(m, generator=g)[:k] for _ in range(count)]
+        return [float(fid_statistics_to_metric(fid_features_to_statistics(feats[idx]), ref_stats,
+                                               False)["frechet_inception_distance"])
+                for idx in subsets]
+
+    if n <= m:
+        values = fids(n)
+        value = sum(values) / len(values)
+        method = ("the whole floor set" if n == m
+                  else f"mean of {len(values)} random subsets of the floor set")
+    elif m // 4 < 2:
+        value, method = fids(m)[0], "the whole floor set (too small to extrapolate)"
+    else:
+        whole = fids(m)[0]
+        dx, dy = [], []
+        for k in (m // 4, m // 2):
+            for v in fids(k, FLOOR_FIT_SUBSETS):
+                dx.append(1.0 / k - 1.0 / m), dy.append(v - whole)
+        slope = float(np.dot(dx, dy) / np.dot(dx, dx))
+        value = whole + slope * (1.0 / n - 1.0 / m)
+        method = (f"the whole floor set's FID ({whole:.4f}) moved to n={n} along FID's 1/n "
+                  f"slope ({slope:.1f}), fitted to {FLOOR_FIT_SUBSETS} random subsets each of "
+                  f"{m // 4} and {m // 2} floor images")
+    return {"fid_floor": value, "n": n, "floor_images": m, "method": method,
+            "floor_set": real.floor.name}

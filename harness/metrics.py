@@ -92,6 +92,48 @@ class Translations:
     b_labels: torch.Tensor
 
 
+#: how many times better than the chance mean a result must be (see :class:`Chance`)
+CHANCE_FACTOR = 10.0
+
+
+@dataclass(frozen=True)
+class Chance:
+    """What a generator that ignores the data scores (:meth:`Metric.chance`).
+
+    ``mean``: per value of :attr:`Metric.chance_values`, its mean over ``draws``
+    data-ignoring sample sets of ``n_samples`` each -- shown beside a result's value.
+
+    ``bound``: per value of :attr:`Metric.chance_decides` (the values that tell a
+    generator from noise; ``hq_fraction`` for mode coverage), what a result must beat to
+    be *clearly above chance*: both the best of the draws and a factor
+    :data:`CHANCE_FACTOR` (10) of the mean, in the value's direction
+    (:data:`harness.names.OBJECTIVES`; ``max`` for a name it does not list):
+    ``max(best, 10 * mean)`` for a higher-is-better value, ``min(best, mean / 10)`` for a
+    lower-is-better one. Beating every draw alone is what a data-ignoring generator still
+    does once in ``draws + 1`` tries; the factor asks for a difference a researcher would
+    call real (uniform noise on grid25 has hq_fraction 0.025, so a result needs 0.25). A
+    result is *at chance* when it does not beat every bound of its metrics
+    (:func:`above_chance`). A mode count is not a decider: noise nearly saturates it on
+    ring8 and grid25 at 2,500 samples (6.6/8 and 23/25 modes), so it is shown beside its
+    chance mean and read only for results above chance.
+    """
+
+    mean: dict[str, float]
+    bound: dict[str, float]
+    draws: int
+    n_samples: int
+
+
+def above_chance(name: str, value: float, chance: Chance | None) -> bool | None:
+    """Whether ``value`` of ``name`` is clearly above ``chance`` (see :class:`Chance`);
+    None when ``name`` has no bound (unknown, or not a deciding value) or ``value`` is not
+    a number."""
+    if chance is None or name not in chance.bound or not math.isfinite(value):
+        return None
+    bound = chance.bound[name]
+    return value < bound if names.OBJECTIVES.get(name, "max") == "min" else value > bound
+
+
 class Metric(ABC):
     """Scores generated samples against a dataset; called at every evaluation."""
 
@@ -99,6 +141,48 @@ class Metric(ABC):
     provides: ClassVar[tuple[str, ...]] = ()
     #: model capabilities it needs (see ``Model.capabilities``), checked at validation
     requires: ClassVar[frozenset[str]] = frozenset()
+    #: the values of :attr:`provides` with a chance level (coverage-type values: what a
+    #: generator that ignores the data would score); empty: no chance level
+    chance_values: ClassVar[tuple[str, ...]] = ()
+    #: those of :attr:`chance_values` that decide whether a result is at chance
+    #: (see :class:`Chance`); empty: every one of them decides
+    chance_decides: ClassVar[tuple[str, ...]] = ()
+    #: data-ignoring sample sets the default :meth:`chance` scores
+    chance_draws: ClassVar[int] = 20
+
+    def chance_samples(self, eval_samples: int) -> int:
+        """How many samples the trial's final evaluation scores (``train.eval_samples``
+        unless the metric draws its own): the chance level is measured at that count."""
+        return eval_samples
+
+    def chance(self, dataset: Dataset, n_samples: int) -> Chance | None:
+        """What a generator that ignores the data scores with ``n_samples`` samples.
+
+        Called through :func:`chance_level` (cached per metric, dataset and count) when a
+        trial starts; the trial logs it as the metrics ``chance.<value>`` and
+        ``chance_bound.<value>``. The default scores :attr:`chance_draws` sets of
+        ``n_samples`` points drawn uniformly over ``dataset.bounds()`` (seeded 0, 1, ...)
+        with this metric's own :meth:`evaluate`. None -- unknown, never 0 -- when the
+        metric declares no :attr:`chance_values` or the dataset has no bounds. Override
+        for another definition of "ignores the data"."""
+        box = dataset.bounds() if self.chance_values else None
+        if box is None:
+            return None
+        low, high = (t.to(torch.float32) for t in box)
+        runs: dict[str, list[float]] = {name: [] for name in self.chance_values}
+        for r in range(self.chance_draws):
+            gen = torch.Generator().manual_seed(r)
+            u = torch.rand((n_samples, *low.shape), generator=gen)
+            values = self.evaluate(low + u * (high - low), dataset).values
+            for name in self.chance_values:
+                runs[name].append(float(values[name]))
+        mean = {n: sum(v) / len(v) for n, v in runs.items()}
+        decides = self.chance_decides or self.chance_values
+        bound = {n: (min(min(v), mean[n] / CHANCE_FACTOR)
+                     if names.OBJECTIVES.get(n, "max") == "min"
+                     else max(max(v), mean[n] * CHANCE_FACTOR))
+                 for n, v in runs.items() if n in decides}
+        return Chance(mean=mean, bound=bound, draws=self.chance_draws, n_samples=n_samples)
 
     def applies_to(self, dataset: Dataset) -> bool:
         """Whether this metric can score samples of ``dataset`` (checked when a study is validated)."""
@@ -220,9 +304,14 @@ def batched_mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: flo
 
 
 class ModeCoverage(Metric):
-    """Modes covered, high-quality fraction and KL to uniform (VEEGAN/PacGAN protocol)."""
+    """Modes covered, high-quality fraction and KL to uniform (VEEGAN/PacGAN protocol).
+
+    Chance level: uniform points over the training data's bounding box (e.g. on grid25,
+    2,500 of them cover 24/25 modes at hq_fraction 0.023)."""
 
     provides = (names.MODES_COVERED, names.HQ_FRACTION, names.MODE_KL)
+    chance_values = provides
+    chance_decides = (names.HQ_FRACTION,)
 
     def __init__(self, n_std: float = 3.0, min_hq_per_mode: int = 1):
         if n_std <= 0:
@@ -261,3 +350,42 @@ class ModeCoverage(Metric):
         covs = batched_mode_coverage(torch.stack(list(samples)), dataset.centres, dataset.std,
                                      self.n_std, self.min_hq_per_mode)
         return [self._evaluation(c, dataset) for c in covs]
+
+
+_CHANCE_CACHE: dict[tuple, Chance | None] = {}
+
+
+def _dataset_key(dataset: Dataset) -> tuple:
+    fingerprint = getattr(dataset, "fingerprint", None)
+    if callable(fingerprint):
+        return (type(dataset).__qualname__, fingerprint())
+    box = dataset.bounds()
+    box_key = None if box is None else tuple(tuple(t.flatten().tolist()) for t in box)
+    return (type(dataset).__qualname__, repr(sorted(dataset.describe().items())), box_key)
+
+
+def chance_level(metric: Metric, dataset: Dataset, eval_samples: int) -> Chance | None:
+    """``metric.chance(dataset, metric.chance_samples(eval_samples))``, computed once per
+    process for each metric class and parameters, dataset and sample count."""
+    n = metric.chance_samples(eval_samples)
+    params = sorted((k, v) for k, v in vars(metric).items() if not k.startswith("_"))
+    key = (type(metric).__module__, type(metric).__qualname__, repr(params),
+           _dataset_key(dataset), n)
+    if key not in _CHANCE_CACHE:
+        _CHANCE_CACHE[key] = metric.chance(dataset, n)
+    return _CHANCE_CACHE[key]
+
+
+def chance_metrics(metrics: Sequence[Metric], dataset: Dataset,
+                   eval_samples: int) -> dict[str, float]:
+    """The chance levels of a trial's metrics as run metrics: ``chance.<value>`` (the mean
+    over the draws) and ``chance_bound.<value>`` (what a result must beat); values whose
+    chance level is unknown are left out."""
+    out: dict[str, float] = {}
+    for metric in metrics:
+        chance = chance_level(metric, dataset, eval_samples)
+        if chance is None:
+            continue
+        out.update({names.CHANCE_PREFIX + n: v for n, v in chance.mean.items()})
+        out.update({names.CHANCE_BOUND_PREFIX + n: v for n, v in chance.bound.items()})
+    return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -105,6 +105,19 @@ class Model(ABC):
         * ``"categorical_code"``: the latent holds a categorical code (InfoGAN).
         """
         return frozenset()
+
+    def derived_params(self) -> dict[str, Any]:
+        """``{parameter: value used}`` for the constructor parameters left at ``None`` that
+        this model derives itself (e.g. the ``mlp`` widths taken from its ``preset``);
+        ``{}`` by default.
+
+        Called once per trial when its MLflow run starts, after the model was constructed
+        (:func:`harness.trial.recorded_params`): a parameter whose configured value is
+        ``None`` is logged as ``model.<parameter>`` with the value given here, so the real
+        architecture can be filtered and compared in MLflow. The trial's config (its
+        ``config.json`` and ``config_digest``) keeps the ``None``, so a searched preset still
+        decides. Keys that are not ``None`` in the config are ignored: a given value wins."""
+        return {}
 
     def check(self, dataset: Dataset) -> None:
         """Raise ``ValueError`` when this model cannot be built for ``dataset`` (e.g. an

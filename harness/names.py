@@ -29,6 +29,7 @@ MODES_COVERED = "modes_covered"
 HQ_FRACTION = "hq_fraction"
 MODE_KL = "mode_kl"
 FID = "fid"
+FID_FLOOR = "fid_floor"  # FID of unseen real images against the same reference, same sample count
 IS_MEAN = "is_mean"
 IS_STD = "is_std"
 KID_MEAN = "kid_mean"
@@ -60,6 +61,12 @@ STEPS_BUDGET = "steps_budget"  # the trial's budget, ``train.steps``
 STOPPED_EARLY = "stopped_early"  # 1.0 when training ended before the budget, else 0.0
 
 # Metrics a search may optimise, with the direction that is better.
+#: run metrics with a value's chance level (harness.metrics.chance_metrics): the mean score
+#: of a generator that ignores the data, and (for the values that decide whether a result is
+#: at chance) the bound a result must beat to be clearly above chance
+CHANCE_PREFIX = "chance."
+CHANCE_BOUND_PREFIX = "chance_bound."
+
 OBJECTIVES = {
     MODES_COVERED: "max",
     HQ_FRACTION: "max",
@@ -101,7 +108,9 @@ TAG_PREVIOUS_ERROR = "previous_error"  # the error that made the latest restart 
 # vectorized seeds trials (study key ``vectorize``): several child runs, one Tune trial
 TAG_VECTOR_TRIAL = "vector_trial"  # the Tune trial id all copies of one vectorized trial share
 TAG_VECTOR_COPY = "vector_copy"  # this run's copy index in that trial (0, 1, ...)
-TAG_VECTOR_COPIES = "vector_copies"  # how many copies that trial trained
+TAG_VECTOR_COPIES = "vector_copies"  # how many copies that trial trained (1: not vectorized)
+TAG_VECTORIZED = "vectorized"  # "true" on every copy of a vectorized trial, "false" otherwise
+TAG_DEVICE = "device"  # the torch device type the trial trained on ("cpu", "cuda")
 COPY_SUFFIX = "-copy"  # a copy's trial_id tag: Tune trial id + COPY_SUFFIX + copy index
 TAG_CONFIG_DIGEST = "config_digest"  # TrialConfig.digest(): equal for the same trial
 TAG_CHECKPOINT_SKIPPED = "checkpoint_skipped"  # unusable checkpoints passed over, and why
@@ -147,6 +156,9 @@ EARLY_STOP_REASONS = (STATUS_COLLAPSED, STATUS_D_OVERPOWERS)
 
 # --- artifacts -----------------------------------------------------------------------
 ARTIFACT_CONFIG = "config.json"
+#: the params a trial's plugins derived (``None`` in config.json), as JSON: ``{"model.g_hidden":
+#: [128, 128, 128], ...}``; ``{}`` when none was (:func:`harness.trial.recorded_params`)
+ARTIFACT_DERIVED_PARAMS = "derived_params.json"
 ARTIFACT_SAMPLES_DIR = "samples"
 ARTIFACT_GENERATOR = "generator.pt"
 ARTIFACT_FINAL_SAMPLES = "final_samples.png"

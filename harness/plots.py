@@ -7,8 +7,8 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def figure_png(fig) -> bytes:
@@ -18,12 +18,44 @@ def figure_png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _count(k: int, n: int) -> str:
+    return f"{k:,} of {n:,}" if k < n else f"all {n:,}"
+
+
+def range_note(samples: np.ndarray, limit: float | None = None) -> str:
+    """What a scatter of ``samples`` (``(n, 2)``) drawn within ``[-limit, limit]`` on both
+    axes leaves out, for the picture to say: e.g. ``"37 of 2,000 samples outside the plotted
+    range [-6.5, 6.5]; 3 non-finite"``. Empty when every sample is drawn (``limit`` None:
+    only non-finite samples are left out)."""
+    samples = np.asarray(samples, dtype=np.float64)
+    n = int(samples.shape[0])
+    finite = np.isfinite(samples).all(axis=1)
+    parts = []
+    if limit is not None:
+        outside = int((np.abs(samples[finite]) > limit).any(axis=1).sum())
+        if outside:
+            parts.append(f"{_count(outside, n)} samples outside the plotted range "
+                         f"[-{limit:.3g}, {limit:.3g}]")
+    bad = n - int(finite.sum())
+    if bad:
+        parts.append(f"{bad:,} non-finite" if parts else f"{_count(bad, n)} samples non-finite")
+    return "; ".join(parts)
+
+
 def scatter_png(samples: np.ndarray, real: np.ndarray, centres: np.ndarray | None,
                 title: str, limit: float | None = None) -> bytes:
-    """Generated points (blue) over real points (grey) and the mixture centres (red x)."""
+    """Generated points (blue) over real points (grey) and the mixture centres (red x),
+    within ``[-limit, limit]`` on both axes when ``limit`` is given. Samples the picture
+    cannot show -- outside that range, or non-finite -- are counted in a red note at the
+    bottom of the axes (:func:`range_note`)."""
     fig, ax = plt.subplots(figsize=(3.6, 3.6), dpi=90)
     ax.scatter(real[:, 0], real[:, 1], s=2, c="0.75", label="real", rasterized=True)
     finite = np.isfinite(samples).all(axis=1)
+    note = range_note(samples, limit)
+    if note:
+        ax.text(0.5, 0.02, note, transform=ax.transAxes, ha="center", va="bottom", fontsize=7,
+                color="tab:red", wrap=True, zorder=5,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
     ax.scatter(samples[finite, 0], samples[finite, 1], s=2, c="tab:blue", alpha=0.6,
                label="generated", rasterized=True)
     if centres is not None:
@@ -43,11 +75,14 @@ def image_grid_png(images, ncol: int, title: str = "", row_labels=None, col_labe
     """Images ``(n, C, H, W)`` in [-1, 1] laid out ``ncol`` per row, as a PNG.
 
     One channel is drawn in grey, three as RGB; other channel counts show the first.
-    Non-finite pixels are drawn black.
+    Non-finite pixels are drawn black and pixels outside [-1, 1] clipped; the title says
+    how many images hold either (:func:`pixel_note`).
     """
     import torch
 
     x = torch.as_tensor(images).detach().float().cpu()
+    note = pixel_note(x)
+    title = f"{title}\n{note}" if title and note else title or note
     x = torch.nan_to_num(x, nan=-1.0, posinf=1.0, neginf=-1.0).clamp(-1, 1)
     n, c, h, w = x.shape
     ncol = max(1, min(ncol, n))
@@ -74,3 +109,23 @@ def image_grid_png(images, ncol: int, title: str = "", row_labels=None, col_labe
     if title:
         ax.set_title(title, fontsize=8)
     return figure_png(fig)
+
+
+def pixel_note(images) -> str:
+    """What an image grid of ``images`` (``(n, ...)``, drawn in [-1, 1]) does not show as it
+    is: e.g. ``"2 of 64 images with non-finite pixels (drawn black); 5 with pixels outside
+    [-1, 1] (clipped)"``. Empty when every pixel is a finite value in [-1, 1]."""
+    import torch
+
+    x = torch.as_tensor(images).detach().cpu().flatten(1)
+    n = int(x.shape[0])
+    finite = torch.isfinite(x)
+    bad = int((~finite).any(dim=1).sum())
+    clipped = int(((x.abs() > 1) & finite).any(dim=1).sum())
+    parts = []
+    if bad:
+        parts.append(f"{_count(bad, n)} images with non-finite pixels (drawn black)")
+    if clipped:
+        what = f"{clipped:,}" if parts else f"{_count(clipped, n)} images"
+        parts.append(f"{what} with pixels outside [-1, 1] (clipped)")
+    return "; ".join(parts)

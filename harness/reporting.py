@@ -23,9 +23,16 @@ class TrialInfo:
     """What a reporter learns when a trial starts."""
 
     config: TrialConfig
+    #: the MLflow params: ``config.flat_params()`` with derived values filled in
+    #: (:func:`harness.trial.recorded_params`)
     params: dict[str, Any]
     tags: dict[str, str]
     resumed_from_step: int = 0
+    #: ``{param: value}`` of the params whose configured ``None`` a plugin derived
+    derived: dict[str, Any] = field(default_factory=dict)
+    #: the chance levels of the trial's metrics (:func:`harness.metrics.chance_metrics`),
+    #: logged as run metrics at step 0
+    chance: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -26,10 +26,10 @@ from harness.environment import provenance_tags
 from harness.errors import ClusterError, ConfigError
 from harness.metrics import Metric
 from harness.tracking import (
-    MlflowReporter,
     RUNS_DIR,
-    child_runs,
+    MlflowReporter,
     artifact_location,
+    child_runs,
     end_dangling_runs,
     ensure_experiment,
     log_bytes,
@@ -364,11 +364,14 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
     outcome.n_runs = len(runs)
     outcome.train_seconds = float(sum(r.data.metrics.get(names.TRAIN_SECONDS, 0.0) for r in runs))
     if write_report:
-        from reports.stability import build_report, runs_frame, summarize, summary_table
+        from reports.stability import build_report, runs_frame
+        from reports.verdict import terminal_summary
 
         out_dir = workdir / RUNS_DIR / "reports" / f"{spec.name}-{parent_id[:8]}"
         outcome.report = build_report(client, exp_id, parent_id, out_dir, runs=runs)
-        print("\n" + summary_table(summarize(runs_frame(runs))), file=stream)
+        # the table with the study's metric and chance levels, then the verdict
+        print("\n" + terminal_summary(runs_frame(runs), spec.search.metric,
+                                      spec.search.direction), file=stream)
     outcome.study_seconds = time.monotonic() - t_start
     retry(client.log_batch, parent_id, metrics=_parent_metrics(outcome))
 

@@ -20,6 +20,7 @@ within that time: the trial simply waits at the call that found it gone.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -325,10 +326,14 @@ class MlflowReporter(Reporter):
             params = [Param(k, _param_value(v)) for k, v in sorted(info.params.items())]
             for i in range(0, len(params), 100):
                 retry(self.client.log_batch, self.run_id, params=params[i:i + 100])
+            if info.chance:
+                log_metrics(self.client, self.run_id, [(0, info.chance)])
             from harness.config import config_json
 
+            derived = json.dumps(info.derived, indent=2, sort_keys=True)
             log_bytes(self.client, self.run_id,
-                      {names.ARTIFACT_CONFIG: config_json(info.config).encode()})
+                      {names.ARTIFACT_CONFIG: config_json(info.config).encode(),
+                       names.ARTIFACT_DERIVED_PARAMS: derived.encode()})
         else:  # a retried or resumed trial: the same run, with its restart on record
             run = retry(self.client.get_run, self.run_id)
             old = run.data.tags

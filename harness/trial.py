@@ -8,17 +8,20 @@ reporter's checkpoint if it has one, trains, and returns the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
+from pydantic_core import to_jsonable_python
 
 from harness import names
 from harness.config import TrialConfig
 from harness.environment import provenance_tags
 from harness.errors import DeviceError
+from harness.loop import TrainingLoop
+from harness.metrics import chance_metrics
 from harness.plugins import load_plugins
 from harness.reporting import Reporter, TrialInfo, TrialResult
-from harness.loop import TrainingLoop
 
 
 def _no_cuda_reason() -> str:
@@ -75,6 +78,9 @@ def trial_tags(cfg: TrialConfig) -> dict[str, str]:
         names.TAG_STUDY: cfg.study,
         names.TAG_KIND: "trial",
         names.TAG_CONFIG_DIGEST: cfg.digest(),
+        # how it ran; a vectorized trial's copies override both (harness.tune_glue)
+        names.TAG_VECTORIZED: "false",
+        names.TAG_VECTOR_COPIES: "1",
     }
 
 
@@ -84,6 +90,13 @@ def build_trainer(cfg: TrialConfig, granted_gpus: float | None = None) -> Traini
     The device is chosen first (:func:`resolve_device`, with the scheduler's
     ``granted_gpus``); the game moves its networks and training data there once.
     """
+    return _build(cfg, granted_gpus)[0]
+
+
+def _build(cfg: TrialConfig, granted_gpus: float | None = None
+           ) -> tuple[TrainingLoop, dict[str, Any]]:
+    """:func:`build_trainer`'s loop and the plugins it was built from, as the keyword
+    arguments of :func:`recorded_params`."""
     from harness.registry import DATASETS, LOSSES, METRICS, MODELS, TRICKS
 
     device = resolve_device(cfg.train.device, granted_gpus)
@@ -97,8 +110,42 @@ def build_trainer(cfg: TrialConfig, granted_gpus: float | None = None) -> Traini
     tricks = [TRICKS.build(t.name, t.params, f"tricks[{i}].params") for i, t in enumerate(cfg.tricks)]
     metrics = [METRICS.build(m.name, m.params, f"metrics[{i}].params")
                for i, m in enumerate(cfg.metrics)]
-    return model.loop_class()(model, gan, loss, dataset, metrics, cfg.train, cfg.diagnostics,
+    loop = model.loop_class()(model, gan, loss, dataset, metrics, cfg.train, cfg.diagnostics,
                               cfg.seed, tricks=tricks, device=device, title=cfg.key)
+    return loop, {"model": model, "dataset": dataset, "loss": loss, "tricks": tricks,
+                  "metrics": metrics}
+
+
+def recorded_params(cfg: TrialConfig, *, model: Any, dataset: Any, loss: Any = None,
+                    tricks: Sequence[Any] = (), metrics: Sequence[Any] = ()
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(params, derived)``: the MLflow params of a trial built from ``cfg`` and what its
+    plugins derived. The one place both trial paths (:func:`run_trial`, and
+    :func:`harness.tune_glue.vector_trainable` for each vectorized copy) assemble them.
+
+    ``params`` is :meth:`TrialConfig.flat_params` where every parameter that is ``None`` in
+    ``cfg`` and that its built plugin reports in ``derived_params()``
+    (:meth:`harness.models.Model.derived_params`; any plugin may define the method) holds
+    the value the plugin used -- e.g. ``model.g_hidden`` = ``[128, 128, 128]`` for the
+    ``mlp`` preset ``default``. ``derived`` is just those entries, JSON values (tuples as
+    lists), for the run's :data:`~harness.names.ARTIFACT_DERIVED_PARAMS` artifact. A value
+    given in ``cfg`` is never replaced; ``cfg`` itself (``config.json``, the config digest)
+    is left as it is. ``tricks`` and ``metrics`` are built in the order of ``cfg``'s.
+    """
+    flat = cfg.flat_params()
+    plugins: list[tuple[str, Any]] = [("model", model), ("dataset", dataset)]
+    if cfg.loss is not None:
+        plugins.append(("loss", loss))
+    plugins += [(f"trick.{spec.name}", obj) for spec, obj in zip(cfg.tricks, tricks)]
+    plugins += [(f"metric.{spec.name}", obj) for spec, obj in zip(cfg.metrics, metrics)]
+    derived: dict[str, Any] = {}
+    for prefix, obj in plugins:
+        hook = getattr(obj, "derived_params", None)
+        for name, value in (hook() if callable(hook) else {}).items():
+            key = f"{prefix}.{name}"
+            if key in flat and flat[key] is None and value is not None:
+                derived[key] = to_jsonable_python(value)
+    return {**flat, **derived}, derived
 
 
 def run_trial(config: TrialConfig | dict[str, Any], reporter: Reporter,
@@ -109,14 +156,17 @@ def run_trial(config: TrialConfig | dict[str, Any], reporter: Reporter,
     (see :func:`resolve_device`)."""
     cfg = config if isinstance(config, TrialConfig) else TrialConfig.model_validate(config)
     try:
-        trainer = build_trainer(cfg, granted_gpus)
+        trainer, plugins = _build(cfg, granted_gpus)
         state = reporter.restore()
         if state is not None:
             trainer.load_state_dict(state)
-        tags = {**trainer.dataset.tags(), **trial_tags(cfg), **provenance_tags()}
+        tags = {**trainer.dataset.tags(), **trial_tags(cfg), **provenance_tags(),
+                names.TAG_DEVICE: trainer.device.type}
         for metric in trainer.metrics:
             tags.update(metric.provenance(trainer.dataset))
-        reporter.start(TrialInfo(cfg, cfg.flat_params(), tags, trainer.step))
+        params, derived = recorded_params(cfg, **plugins)
+        chance = chance_metrics(trainer.metrics, trainer.dataset, cfg.train.eval_samples)
+        reporter.start(TrialInfo(cfg, params, tags, trainer.step, derived, chance))
         return trainer.fit(reporter)
     except BaseException as exc:
         reporter.fail(exc)

@@ -218,6 +218,22 @@ def _combined(values: list[dict[str, float] | None]) -> dict[str, float]:
             for k in keys}
 
 
+def copy_trial_info(loop, k: int, tags: dict[str, str]) -> TrialInfo:
+    """What copy ``k`` of a :class:`~harness.vector_trial.VectorLoop` tells its reporter when
+    it starts: its config, its params -- those :func:`harness.trial.run_trial` records for
+    the same config, derived values included (:func:`harness.trial.recorded_params`, with
+    the loop's one model, loss, dataset and metrics: the copies differ only in seed and
+    searched train settings) -- ``tags`` and the step it is at."""
+    from harness.metrics import chance_metrics
+    from harness.trial import recorded_params
+
+    cfg = loop.cfgs[k]
+    params, derived = recorded_params(cfg, model=loop.vec.model, dataset=loop.dataset,
+                                      loss=loop.vec.loss, metrics=loop.metrics)
+    chance = chance_metrics(loop.metrics, loop.dataset, cfg.train.eval_samples)
+    return TrialInfo(cfg, params, tags, loop.copy_step(k), derived, chance)
+
+
 def vector_trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
                      parent_run_id: str) -> None:
     """A vectorized trial (study key ``vectorize``): the copies of ``config["copy_seeds"]``
@@ -295,9 +311,10 @@ def vector_trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id
                     **{t: v for m in loop.metrics for t, v in m.provenance(loop.dataset).items()},
                     **notes,
                     names.TAG_VECTOR_TRIAL: trial_id, names.TAG_VECTOR_COPY: str(k),
-                    names.TAG_VECTOR_COPIES: str(len(cfgs))}
+                    names.TAG_VECTOR_COPIES: str(len(cfgs)), names.TAG_VECTORIZED: "true",
+                    names.TAG_DEVICE: device.type}
             started.append(inner)
-            inner.start(TrialInfo(cfg, cfg.flat_params(), tags, loop.copy_step(k)))
+            inner.start(copy_trial_info(loop, k, tags))
             reporters.append(inner)
 
         def after_evaluation(step: int, values, checkpoint) -> None:

@@ -5,8 +5,10 @@ writes, into an output folder:
 
 * ``report.csv`` -- one row per child run (:func:`load_runs`): tags, MLflow status, the
   final value of every metric and every param. Failed runs are kept, with NaN metrics.
-* ``report.md`` and ``report.html`` -- the same content: definitions, the per-variant summary
-  over the seeds phase (:func:`summarize`), the image metrics of image datasets (FID, IS, KID,
+* ``report.md`` and ``report.html`` -- the same content: first the verdict
+  (:mod:`reports.verdict`), then the per-variant summary over the seeds phase
+  (:func:`summarize`; the study's metric, the judging metrics and the chance levels:
+  :mod:`reports.headline`), definitions, the image metrics of image datasets (FID, IS, KID,
   precision/recall, cond/code accuracy: :func:`summarize_images`), per-dataset figures
   (coverage over steps, losses, D(x) / D(G(z)) before and after the generator step, image
   metrics over steps), the final samples (and sample grids) of each variant's median seed,
@@ -70,7 +72,7 @@ from harness import names
 from harness.errors import ConfigError
 from harness.plots import plt
 from harness.tracking import child_runs, retry, search_all
-from reports import orbits, provenance, sensitivity, stats, timeline
+from reports import headline, orbits, provenance, sensitivity, stats, timeline
 
 # --- columns -------------------------------------------------------------------------
 
@@ -155,6 +157,10 @@ IMAGE_METRICS = {
 }
 # The metrics whose bootstrap interval the image table shows.
 IMAGE_CI_METRICS = (names.FID, names.TRANSLATION_ACCURACY)
+# Summary columns of FID's real-data floor (the ``fidelity`` metric's ``fid_floor``): its mean
+# over the runs, and how many runs scored a FID below their own floor.
+FLOOR_MEAN = f"{names.FID_FLOOR}_mean"
+BELOW_FLOOR = f"{names.FID}_below_floor"
 # Histories of the image-metric curves (drawn only when one of the first four was logged
 # over steps).
 _IMAGE_CURVES = (names.FID, names.IS_MEAN, names.TRANSLATION_ACCURACY, names.CYCLE_ERROR,
@@ -295,7 +301,11 @@ def summarize(df: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.Da
     :func:`reports.stats.bootstrap_ci` with ``n_resamples`` and ``seed``; NaN for fewer than
     2 values); ``n_modes``; one count column per
     status in :data:`harness.names.STATUSES`; ``steps_to_full_coverage_mean`` (over the runs
-    that reached full coverage), ``full_coverage_k`` and ``full_coverage`` ("k/n").
+    that reached full coverage), ``full_coverage_k`` and ``full_coverage`` ("k/n"); then
+    the headline columns (:mod:`reports.headline`): the same five columns for every other
+    search objective and ``fid_floor`` some run reported, ``<value>_chance`` /
+    ``<value>_chance_bound`` (the chance mean and bound the runs logged) and ``chance``
+    ("at", "above", "unknown" or None: :func:`reports.headline.chance_state`).
     Sorted by dataset, then mean modes covered (descending).
 
     Runs that failed or were stopped (status tag, or MLflow FAILED/KILLED) count in ``n`` and
@@ -329,13 +339,15 @@ def summarize(df: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.Da
         rec[f"{names.STEPS_TO_FULL_COVERAGE}_mean"] = float(reached.mean()) if len(reached) else np.nan
         rec["full_coverage_k"] = len(reached)
         rec["full_coverage"] = f"{len(reached)}/{n}"
+        rec.update(headline.pair_record(df, rows, done, SUMMARY_METRICS, n_resamples, seed))
         records.append(rec)
     columns = [names.TAG_VARIANT, names.TAG_DATASET, names.TAG_PHASE, "n"]
     for metric in SUMMARY_METRICS:
         columns += [f"{metric}_mean", f"{metric}_std", f"{metric}_n",
                     f"{metric}_ci_low", f"{metric}_ci_high"]
     columns += [names.N_MODES, *names.STATUSES, f"{names.STEPS_TO_FULL_COVERAGE}_mean",
-                "full_coverage_k", "full_coverage"]
+                "full_coverage_k", "full_coverage",
+                *headline.summary_columns(df, SUMMARY_METRICS)]
     out = pd.DataFrame(records, columns=columns)
     if out.empty:
         return out
@@ -454,16 +466,22 @@ def summarize_images(df: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -
     (ddof=1, NaN for one value) and ``<m>_n`` (runs that reported it), and for FID also
     ``<m>_ci_low`` / ``<m>_ci_high`` (percentile bootstrap 95% interval of the mean,
     :func:`reports.stats.bootstrap_ci` with ``n_resamples`` and ``seed``; NaN for fewer than
-    2 values). Sorted by dataset, provenance group, variant. Empty when no run logged an
-    image metric.
+    2 values). Where runs logged FID's real-data floor (``fid_floor``) also
+    :data:`FLOOR_MEAN` (its mean) and :data:`BELOW_FLOOR` (the runs whose final FID is below
+    their own floor: possible memorisation). Sorted by dataset, provenance group, variant.
+    Empty when no run logged an image metric.
     """
     metrics = image_metrics_present(df)
+    floors = bool(names.FID in metrics and names.FID_FLOOR in df
+                  and _finite(df[names.FID_FLOOR]).size)
     columns = [names.TAG_VARIANT, names.TAG_DATASET, names.TAG_PHASE, "provenance_group", "n",
                "n_group"]
     for metric in metrics:
         columns += [f"{metric}_mean", f"{metric}_std", f"{metric}_n"]
         if metric in IMAGE_CI_METRICS:
             columns += [f"{metric}_ci_low", f"{metric}_ci_high"]
+        if metric == names.FID and floors:
+            columns += [FLOOR_MEAN, BELOW_FLOOR]
     records = []
     for dataset, pairs in _image_rows(df).items():
         info = {variant: (phase, n) for variant, phase, n, _ in pairs}
@@ -483,6 +501,10 @@ def summarize_images(df: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -
                         low, high = stats.bootstrap_ci(vals.to_numpy(dtype=float),
                                                        n_resamples=n_resamples, seed=seed)
                         rec[f"{metric}_ci_low"], rec[f"{metric}_ci_high"] = low, high
+                    if metric == names.FID and floors:
+                        floor = _finite(vrows[names.FID_FLOOR])
+                        rec[FLOOR_MEAN] = float(floor.mean()) if len(floor) else np.nan
+                        rec[BELOW_FLOOR] = int((vrows[names.FID] < vrows[names.FID_FLOOR]).sum())
                 records.append(rec)
     return pd.DataFrame(records, columns=columns)
 
@@ -595,19 +617,40 @@ def _text_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def summary_table(summary_df: pd.DataFrame) -> str:
-    """A short plain-text table for the terminal: variant, dataset, n, modes covered
-    ("7.7 ± 0.6 / 8"), stability score and status counts ("ok 3, collapsed 1")."""
+def summary_table(summary_df: pd.DataFrame, metric: str | None = None) -> str:
+    """A short plain-text table for the terminal: variant, dataset, n, the study's metric
+    ``metric`` (``search.metric``; its own column unless it is a coverage one, which is then
+    marked), modes covered ("7.7 ± 0.6 / 8 (noise 6.6)") and hq fraction beside their chance
+    means, whether the result is at chance, the metrics that judge the dataset where runs
+    report them (FID with its real-data floor, cond/code accuracy, translation metrics:
+    :mod:`reports.headline`), stability score and status counts ("ok 3, collapsed 1")."""
     if summary_df is None or summary_df.empty:
         return "(no runs)"
-    headers = ["variant", "dataset", "n", "modes covered", "stability", "status"]
+    lead, judges = headline.columns(summary_df, metric)
+    shown = [m for m in (names.MODES_COVERED, names.HQ_FRACTION) if m == metric
+             or (f"{m}_mean" in summary_df and summary_df[f"{m}_mean"].notna().any())]
+    if metric == names.MODE_KL:
+        shown.append(metric)
+    stability = metric == names.STABILITY_SCORE or summary_df[
+        f"{names.STABILITY_SCORE}_mean"].notna().any()
+    digits = {names.MODES_COVERED: 1}
+
+    def head(m: str) -> str:
+        text = headline.label(m)
+        return headline.search_header(m, text) if m == metric else text
+
+    headers = ["variant", "dataset", "n", *([head(lead)] if lead else []),
+               *(head(m) for m in shown), "chance", *(head(m) for m in judges),
+               *([head(names.STABILITY_SCORE)] if stability else []), "status"]
     rows = []
     for _, row in summary_df.iterrows():
         rows.append([
             str(row[names.TAG_VARIANT]), str(row[names.TAG_DATASET]), str(int(row["n"])),
-            _modes_cell(row, 1),
-            _fmt_pm(row[f"{names.STABILITY_SCORE}_mean"], row[f"{names.STABILITY_SCORE}_std"],
-                    SUMMARY_METRICS[names.STABILITY_SCORE]),
+            *([headline.value_text(row, lead)] if lead else []),
+            *(headline.value_text(row, m, digits.get(m)) for m in shown),
+            headline.chance_text(row),
+            *(headline.value_text(row, m) for m in judges),
+            *([headline.value_text(row, names.STABILITY_SCORE)] if stability else []),
             _status_cell(row),
         ])
     return _text_table(headers, rows)
@@ -1134,7 +1177,20 @@ def _how_to_read(n_resamples: int = 2000, seed: int = 0, images: bool = False) -
         "*distinguishable* when the adjusted p is below 0.05. Groups of n_a and n_b runs "
         "cannot give a p below 2/C(n_a + n_b, n_a): 0.1 for 3 seeds against 3."
     )
-    items = [comparisons, intervals, pairwise, status, stability, hops, full, coverage]
+    chance = (
+        "**Chance** -- beside each coverage value, \"(noise x)\" is what a generator that "
+        "ignores the data scores with the same number of samples (the mean of the runs' "
+        f"`{names.CHANCE_PREFIX}<value>` metrics). A variant is **at chance** on a dataset "
+        "when the mean of a deciding value (e.g. hq fraction) over its finished runs does "
+        f"not beat the bound its runs logged (`{names.CHANCE_BOUND_PREFIX}<value>`: beyond "
+        "every data-ignoring draw and 10× their mean); its mode count then says nothing "
+        "about learning the data. *chance unknown* where no chance level was logged -- "
+        "never read as 0. The **Verdict** at the top is computed from these tables: the best "
+        "variant on the study's metric, the pairs that are distinguishable (as in *Pairwise "
+        "comparisons*, on that metric), which results are at chance, failures, and what more "
+        "seeds would buy (docs/verdict.md, docs/chance.md)."
+    )
+    items = [comparisons, intervals, pairwise, chance, status, stability, hops, full, coverage]
     if images:
         items.append(
             f"**Image metrics** -- `{names.FID}` (Fréchet distance between the feature "
@@ -1149,6 +1205,17 @@ def _how_to_read(n_resamples: int = 2000, seed: int = 0, images: bool = False) -
             "(InfoGAN: the categorical code as class labels under the best one-to-one "
             "matching of code values to classes); on image datasets the modes are the "
             "classes the harness classifier recognises.")
+        items.append(
+            f"**Real-data floor** -- `{names.FID_FLOOR}`: the FID that real images neither the "
+            "feature extractor (the harness classifier) nor the reference contains score "
+            "against the same reference, at the run's sample count -- what a generator "
+            "indistinguishable from the data scores. The default reference of the `mnist` "
+            "datasets is disjoint from the classifier's training images but part of the "
+            "GAN's, so a generator that reproduces its training images can score below the "
+            "floor: such runs are flagged *possible memorisation*. The floor is itself an "
+            "estimate from a few "
+            "thousand real images (about ±0.5–1 FID on MNIST), so a FID just below it reads "
+            "as *at the floor*; see docs/fidelity.md.")
         items.append(
             "**Provenance** -- image metrics depend on how they were made: the feature "
             "extractor and its weights, the real reference images, the sample counts, the "
@@ -1191,10 +1258,13 @@ def _image_digits(metric: str, summary: pd.DataFrame) -> int:
 
 def _image_table(doc: _Doc, summary: pd.DataFrame, metrics: list[str]) -> None:
     headers = ["variant", "phase", "runs (used / all)"]
+    floors = FLOOR_MEAN in summary
     for metric in metrics:
         headers.append(f"{_LABELS[metric]} {'↑' if _higher_is_better(metric) else '↓'}")
         if metric in IMAGE_CI_METRICS:
             headers.append(f"95% CI ({_LABELS[metric]})")
+        if metric == names.FID and floors:
+            headers.append("real-data floor (FID)")
     rows = []
     for _, row in summary.iterrows():
         cells = [str(row[names.TAG_VARIANT]), str(row[names.TAG_PHASE]),
@@ -1204,8 +1274,32 @@ def _image_table(doc: _Doc, summary: pd.DataFrame, metrics: list[str]) -> None:
             cells.append(_fmt_pm(row[f"{metric}_mean"], row[f"{metric}_std"], digits))
             if metric in IMAGE_CI_METRICS:
                 cells.append(_ci_cell(row, metric, digits))
+            if metric == names.FID and floors:
+                cells.append(_floor_cell(row, digits))
         rows.append(cells)
     doc.table(headers, rows)
+    flagged = summary[summary[BELOW_FLOOR] > 0] if floors else summary.iloc[0:0]
+    if len(flagged):
+        doc.p("**Possible memorisation** -- FID below the real-data floor (unseen real images "
+              "score worse against the same reference): "
+              + "; ".join(f"`{r[names.TAG_VARIANT]}` in {int(r[BELOW_FLOOR])} of "
+                          f"{int(r[f'{names.FID}_n'])} runs" for _, r in flagged.iterrows())
+              + ". Look at these runs' samples for copies of training images before "
+              "reading their FID as better than real data.")
+
+
+def _floor_cell(row: pd.Series, digits: int) -> str:
+    """The mean real-data floor, and the runs below it: "5.23 (⚠ 2 / 3 below: possible
+    memorisation)"."""
+    mean = row.get(FLOOR_MEAN)
+    if _isnan(mean):
+        return _DASH
+    text = f"{mean:.{digits}f}"
+    below = row.get(BELOW_FLOOR)
+    if not _isnan(below) and int(below) > 0:
+        text += (f" (⚠ {int(below)} / {int(row[f'{names.FID}_n'])} below: possible "
+                 "memorisation)")
+    return text
 
 
 def _image_section(doc: _Doc, df: pd.DataFrame, summary: pd.DataFrame) -> None:
@@ -1536,25 +1630,46 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
           + ", ".join(f"{(df[names.TAG_PHASE] == ph).sum()} {ph}"
                       for ph in sorted(df[names.TAG_PHASE].dropna().unique())) + ".")
 
-    doc.h(2, "How to read this report")
-    doc.ul(_how_to_read(n_resamples, seed, images=not image_summary.empty))
+    # --- the verdict first (reports.verdict), then the table it rests on
+    from reports import verdict
+
+    study_metric = parent.data.params.get("metric") or None
+    verdicts = verdict.verdict(df, study_metric, parent.data.params.get("mode") or None,
+                               n_resamples=n_resamples, seed=seed, summary=summary)
+    verdict.verdict_section(doc, verdicts, study_metric)
 
     # --- summary table
     doc.h(2, "Summary over seeds")
-    headers = ["variant", "dataset", "phase", "n", "modes covered", "hq fraction", "mode KL",
-               "stability score", "steps to full coverage (k/n)", "status",
+    lead, judges = headline.columns(summary, study_metric)
+
+    def head(m: str, text: str | None = None) -> str:
+        text = text or _LABELS.get(m, m)
+        return headline.search_header(m, text) if m == study_metric else text
+
+    headers = ["variant", "dataset", "phase", "n",
+               *([head(lead, headline.label(lead))] if lead else []),
+               *(head(m) for m in headline.COVERAGE), "chance",
+               *(head(m, headline.label(m)) for m in judges),
+               head(names.STABILITY_SCORE), "steps to full coverage (k/n)", "status",
                "95% CI (modes covered)"]
     rows = []
     for _, row in summary.iterrows():
         rows.append([
             str(row[names.TAG_VARIANT]), str(row[names.TAG_DATASET]), str(row[names.TAG_PHASE]),
-            str(int(row["n"])), _modes_cell(row),
-            *(_fmt_pm(row[f"{m}_mean"], row[f"{m}_std"], d)
-              for m, d in SUMMARY_METRICS.items() if m != names.MODES_COVERED),
+            str(int(row["n"])), *([headline.value_text(row, lead)] if lead else []),
+            *(headline.value_text(row, m) for m in headline.COVERAGE),
+            headline.chance_text(row, markdown=True),
+            *(headline.value_text(row, m) for m in judges),
+            headline.value_text(row, names.STABILITY_SCORE),
             _full_coverage_cell(row), _status_cell(row), _ci_cell(row),
         ])
     if rows:
         doc.table(headers, rows)
+        doc.p("Coverage values show the chance level beside them: \"(noise x)\" is the mean "
+              "score of a generator that ignores the data, with the same number of samples. "
+              "A row is **at chance** when its mean deciding value (e.g. hq fraction) does "
+              "not beat the bound such a generator reaches; *chance unknown* where the runs "
+              "logged no chance level (docs/chance.md).")
     else:
         doc.p("No trial runs were found under this parent run.")
     conflicted = comparison_conflicts(df)
@@ -1562,6 +1677,9 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
         _provenance_warning(doc, dataset, conflicts,
                             "The order of its rows above is not a ranking; the image metrics "
                             "and the pairwise comparisons below are shown per provenance group.")
+
+    doc.h(2, "How to read this report")
+    doc.ul(_how_to_read(n_resamples, seed, images=not image_summary.empty))
 
     images: list[Path] = orbits.orbit_section(doc, client, df, pairs, colours, out_dir)
     _image_section(doc, df, image_summary)

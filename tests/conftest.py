@@ -10,8 +10,9 @@ for key, value in {
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
-import pytest  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
 
 #: the real MNIST test split (CI clones the repo beside ../shared)
 MNIST_DIR = Path(os.environ.get("HARNESS_TEST_MNIST_DIR")
@@ -21,7 +22,9 @@ MNIST_DIR = Path(os.environ.get("HARNESS_TEST_MNIST_DIR")
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"MNIST t10k files not found in {MNIST_DIR} (set HARNESS_TEST_MNIST_DIR)")
+        pytest.fail(f"MNIST t10k files not found in {MNIST_DIR}: the image tests need the real "
+                    "MNIST test split (CI clones the project beside ../shared; elsewhere set "
+                    "HARNESS_TEST_MNIST_DIR)", pytrace=False)
     return MNIST_DIR
 
 

@@ -321,8 +321,6 @@ def test_search_value_that_makes_an_invalid_trial_is_refused():
 
 
 def test_find_study_file_from_another_cwd(tmp_path, monkeypatch):
-    if not (STUDIES_DIR / "stability.yaml").is_file():
-        pytest.skip("studies/stability.yaml does not exist yet")
     monkeypatch.chdir(tmp_path)
     expected = (STUDIES_DIR / "stability.yaml").resolve()
     assert find_study_file("stability.yaml").resolve() == expected

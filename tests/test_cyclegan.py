@@ -60,7 +60,8 @@ def test_domains_are_disjoint_and_transformed(pair):
     # A's classifier is the plain MNIST one (same cache key); B's learns rotated digits
     assert a.classifier_source() is pair.base.classifier_source()
     assert b.classifier_source().transform == "rot90"
-    assert b.classifier_source().train_data().shape[0] == pair.base.n_train
+    # ... from the base's classifier part: the train part minus the FID reference
+    assert b.classifier_source().train_data().shape[0] == pair.base.n_classifier
 
 
 def test_transforms_known_answers():

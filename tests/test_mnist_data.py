@@ -33,7 +33,8 @@ REAL_DOWNLOAD = vm.download_mnist  # before the autouse fixture replaces it
 @pytest.fixture(scope="module")
 def mnist_dir() -> Path:
     if not (SHARED / f"{T10K_IMAGES}.gz").is_file():
-        pytest.skip(f"MNIST t10k files not found in {SHARED} (set HARNESS_TEST_MNIST_DIR)")
+        pytest.fail(f"MNIST t10k files not found in {SHARED}: the tests need the real MNIST "
+                    "test split (set HARNESS_TEST_MNIST_DIR)", pytrace=False)
     return SHARED
 
 
@@ -115,20 +116,61 @@ def test_t10k_only_split_is_disjoint_deterministic_and_random(default, mnist_dir
     assert not torch.equal(other.heldout_index, he)
     assert default.source == "t10k"
     split = default.tags()["dataset.split"]
-    assert split == "t10k only: 8000 train / 2000 held-out, random, seed 0"
-    assert default.describe() == {"n_train": 8000, "n_heldout": 2000, "size": 28, "source": "t10k"}
+    assert split == ("t10k only: 8000 train (2000 FID reference + 6000 classifier training, "
+                     "disjoint) / 2000 held-out, random, seed 0")
+    assert default.describe() == {"n_train": 8000, "n_heldout": 2000, "n_reference": 2000,
+                                  "n_classifier": 6000, "size": 28, "source": "t10k"}
+
+
+def _keys(images: torch.Tensor) -> set[bytes]:
+    """The images' contents, one bytes object per image."""
+    return {images[i].numpy().tobytes() for i in range(len(images))}
+
+
+@pytest.mark.parametrize("split_seed", [0, 1, 2])
+def test_fid_reference_is_disjoint_from_the_classifiers_images(mnist_dir, t10k, split_seed):
+    """Three parts of t10k: held-out / FID reference / the classifier's training images,
+    disjoint by index and by content; the GAN trains on reference + classifier images."""
+    images, labels = t10k
+    d = vm.Mnist(root=str(mnist_dir), split_seed=split_seed)
+    ref, clf, held = (set(i.tolist()) for i in (d.reference_index, d.classifier_index,
+                                                   d.heldout_index))
+    assert (len(ref), len(clf), len(held)) == (2000, 6000, 2000)
+    assert not ref & clf and not ref & held and not clf & held
+    assert ref | clf == set(d.train_index.tolist())
+    source = d.classifier_source()
+    assert source.train_data().shape == (6000, 1, 28, 28)
+    assert torch.equal(source.train_data()[:, 0], images[d.classifier_index].float() / 127.5 - 1)
+    assert torch.equal(source.train_labels(), labels[d.classifier_index])
+    assert torch.equal(source.heldout_data(), d.heldout_data())
+    assert torch.equal(d.reference_data()[:, 0], images[d.reference_index].float() / 127.5 - 1)
+    # by content, as the classifier and torch-fidelity see the images
+    reference = _keys(d.reference_data())
+    assert len(reference) == 2000
+    assert not reference & _keys(source.train_data())
+    assert not reference & _keys(d.heldout_data())
+    assert reference <= _keys(d.train_data())  # the GAN trains on the reference
 
 
 def test_heldout_fraction_and_n_train(default, mnist_dir):
     d = vm.Mnist(root=str(mnist_dir), heldout_fraction=0.1, n_train=100)
-    assert (d.n_train, d.n_heldout) == (100, 1000)
+    assert (d.n_train, d.n_heldout, d.n_reference, d.n_classifier) == (100, 1000, 2000, 7000)
     split = d.tags()["dataset.split"]
-    assert split == ("t10k only: 9000 train / 1000 held-out, random, seed 0; "
-                     "first 100 of the shuffled train part kept")
+    assert split == ("t10k only: 9000 train (2000 FID reference + 7000 classifier training, "
+                     "disjoint) / 1000 held-out, random, seed 0; GAN keeps the first 100 of "
+                     "the shuffled train part")
     e = vm.Mnist(root=str(mnist_dir), n_train=100)
     assert torch.equal(e.train_index, default.train_index[:100])  # first n of the shuffled part
     assert torch.equal(e.heldout_index, default.heldout_index)
     assert e.train_data().shape == (100, 1, 28, 28)
+    # the classifier's images and the reference do not depend on n_train
+    assert torch.equal(e.classifier_index, default.classifier_index)
+    assert torch.equal(e.reference_data(), default.reference_data())
+    assert e.classifier_source().fingerprint() == default.classifier_source().fingerprint()
+    assert e.classifier_source().fingerprint() != e.fingerprint()
+    f = vm.Mnist(root=str(mnist_dir), reference_fraction=0.3)
+    assert (f.n_train, f.n_reference, f.n_classifier) == (8000, 3000, 5000)
+    assert f.classifier_source().fingerprint() != default.classifier_source().fingerprint()
 
 
 @pytest.mark.parametrize("size", [32, 64])
@@ -147,7 +189,8 @@ def test_resized(mnist_dir, default, size):
 def test_fingerprint_follows_content_and_split(default, mnist_dir, raw_t10k, tmp_path):
     fp = default.fingerprint()
     assert len(fp) == 64 and fp == vm.Mnist(root=str(mnist_dir)).fingerprint()
-    for change in ({"split_seed": 1}, {"heldout_fraction": 0.3}, {"n_train": 10}, {"size": 32}):
+    for change in ({"split_seed": 1}, {"heldout_fraction": 0.3}, {"n_train": 10}, {"size": 32},
+                   {"reference_fraction": 0.3}):
         assert vm.Mnist(root=str(mnist_dir), **change).fingerprint() != fp, change
     # the same content uncompressed gives the same images, so the same fingerprint
     raw = write_files(tmp_path / "raw", raw_t10k[T10K_IMAGES], raw_t10k[T10K_LABELS])
@@ -309,8 +352,16 @@ def test_train_plus_t10k_uses_official_split(tmp_path, mnist_dir, raw_t10k):
     d = vm.Mnist(root=str(tmp_path))
     assert d.source == "train+t10k" and (d.n_train, d.n_heldout) == (30, 10000)
     assert sorted(d.train_index.tolist()) == list(range(30))
-    assert d.tags()["dataset.split"].startswith("train+t10k: 30 train")
+    assert d.tags()["dataset.split"] == (
+        "train+t10k: 30 train (official train split, shuffled, seed 0: 6 FID reference + 24 "
+        "classifier training, disjoint) / 10000 held-out (official t10k)")
     assert d.describe()["source"] == "train+t10k"
+    # the reference: the first fifth of the shuffled train split, never the classifier's
+    assert torch.equal(d.reference_index, d.train_index[:6])
+    assert not set(d.reference_index.tolist()) & set(d.classifier_index.tolist())
+    source = d.classifier_source()
+    assert source.train_data().shape == (24, 1, 28, 28) and source.heldout_data().shape[0] == 10000
+    assert not _keys(d.reference_data()) & _keys(source.train_data())
 
 
 # -- stacked mnist -----------------------------------------------------------------------------
@@ -328,7 +379,8 @@ def test_stacked_shapes_and_labels(stacked):
     assert stacked.heldout_data().shape == (200, 3, 28, 28)
     assert y.dtype == torch.int64 and 0 <= int(y.min()) and int(y.max()) <= 999
     assert stacked.n_classes == 1000 and stacked.channels_stacked
-    assert stacked.classifier_source() is digits and isinstance(digits, vm.Mnist)
+    assert stacked.classifier_source() is digits.classifier_source()
+    assert isinstance(digits, vm.Mnist)
     d = digits.train_labels()[stacked.train_index]
     assert torch.equal(y, 100 * d[:, 0] + 10 * d[:, 1] + d[:, 2])
     for c in range(3):
@@ -340,6 +392,14 @@ def test_stacked_shapes_and_labels(stacked):
                        digits.heldout_data()[stacked.heldout_index[:, 1], 0])
     assert int(stacked.heldout_index.max()) < digits.n_heldout
     assert len(set(y.tolist())) > 300  # many of the 1000 modes present
+    # reference stacks: as many as held-out ones, from the reference digits only
+    ref = stacked.reference_data()
+    assert ref.shape == (200, 3, 28, 28)
+    for c in range(3):
+        assert torch.equal(ref[:, c], digits.reference_data()[stacked.reference_index[:, c], 0])
+    channels = _keys(ref.reshape(-1, 1, 28, 28))
+    assert channels <= _keys(digits.reference_data())
+    assert not channels & _keys(stacked.classifier_source().train_data())
 
 
 def test_stacked_determinism_and_classifier_source(stacked, mnist_dir, default):
@@ -351,12 +411,12 @@ def test_stacked_determinism_and_classifier_source(stacked, mnist_dir, default):
     assert other.fingerprint() != stacked.fingerprint()
     more = vm.StackedMnist(root=str(mnist_dir), n_train=800, n_heldout=200)
     assert torch.equal(more.heldout_labels(), stacked.heldout_labels())
-    assert stacked.classifier_source().fingerprint() == default.fingerprint()
+    assert stacked.classifier_source().fingerprint() == default.classifier_source().fingerprint()
     tags = stacked.tags()
     assert "dataset.split" in tags and tags["dataset.stacks"].startswith("500 train stacks")
     small = vm.StackedMnist(root=str(mnist_dir), size=32, n_train=20, n_heldout=5)
     assert small.train_data().shape == (20, 3, 32, 32)
-    assert small.classifier_source().train_data().shape == (8000, 1, 32, 32)
+    assert small.classifier_source().train_data().shape == (6000, 1, 32, 32)
 
 
 # -- through the registry and the CLI -----------------------------------------------------------
@@ -378,6 +438,9 @@ def test_registry_build(mnist_dir):
     ({"heldout_fraction": 0.0}, "heldout_fraction must be between 0 and 1"),
     ({"n_train": 0}, "dataset.params: dataset 'mnist': n_train must be >= 1"),
     ({"n_train": 9000}, "n_train (9000) is larger than the 8000 training images"),
+    ({"reference_fraction": 1.0}, "reference_fraction must be between 0 and 1"),
+    ({"reference_fraction": 0.8}, ("reference_fraction 0.8 of the 10000 images in t10k leaves "
+                                   "an empty reference or classifier part")),
     ({"colour": "red"}, "dataset.params.colour: unknown parameter of dataset 'mnist'"),
     ({"download": "maybe"}, "dataset.params.download: Input should be a valid boolean"),
 ])

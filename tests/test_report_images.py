@@ -27,6 +27,8 @@ from tests.test_report import _client, _png
 DATASET = "mnist"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # variant -> [(seed, fid, is_mean, modes_covered, extra metric value)]
+# every run's final real-data floor is FLOOR: one cgan run (FID 20) is below it
+FLOOR = 25.0
 RUNS = {
     "dcgan": [(0, 30.0, 2.0, 9.0, None), (1, 40.0, 2.2, 10.0, None), (2, 50.0, 2.4, 10.0, None)],
     "cgan": [(0, 20.0, 2.5, 10.0, 0.90), (1, 25.0, 2.6, 10.0, 0.95), (2, 27.0, 2.7, 10.0, 0.92)],
@@ -74,6 +76,8 @@ def _image_run(client, exp, parent, variant, seed, fid, is_mean, modes, extra, c
             metrics.append(Metric(names.LOSS_Q, 0.5 - step / 1000, now, step))
     # evaluations at steps 100 and 200: the final values are the step-200 ones
     metrics += [Metric(names.FID, fid * 2, now, 100), Metric(names.FID, fid, now, 200),
+                Metric(names.FID_FLOOR, 2 * FLOOR, now, 100),
+                Metric(names.FID_FLOOR, FLOOR, now, 200),
                 Metric(names.IS_MEAN, is_mean / 2, now, 100),
                 Metric(names.IS_MEAN, is_mean, now, 200), Metric(names.IS_STD, 0.1, now, 200),
                 Metric(names.KID_MEAN, fid / 1000, now, 200),
@@ -224,6 +228,9 @@ def test_summarize_images_means(stores):
     assert set(s["provenance_group"]) == {1}
     d, c, i = s.loc["dcgan"], s.loc["cgan"], s.loc["infogan"]
     assert d[f"{names.FID}_mean"] == pytest.approx(40.0)  # final values, not step 100
+    # the real-data floor beside FID, and the runs below it (possible memorisation)
+    assert s["fid_floor_mean"].tolist() == [FLOOR] * 3
+    assert s["fid_below_floor"].to_dict() == {"cgan": 1, "dcgan": 0, "infogan": 0}
     assert d[f"{names.FID}_std"] == pytest.approx(10.0)
     assert d[f"{names.IS_MEAN}_mean"] == pytest.approx(2.2)
     assert d[f"{names.KID_MEAN}_mean"] == pytest.approx(0.04)
@@ -250,12 +257,18 @@ def test_summarize_images_empty_without_image_metrics():
 def test_report_image_table_same_provenance_is_ranked(reports):
     md = reports["same"]["md"].read_text()
     section = _section(md, "Image metrics")
-    assert ("| variant | phase | runs (used / all) | FID ↓ | 95% CI (FID) | IS ↑ | KID ↓ |"
-            in section)
+    assert ("| variant | phase | runs (used / all) | FID ↓ | 95% CI (FID) | "
+            "real-data floor (FID) | IS ↑ | KID ↓ |" in section)
     low, high = bootstrap_ci([30.0, 40.0, 50.0], n_resamples=500)
-    assert (f"| dcgan | seeds | 3 / 3 | 40.00 ± 10.00 | [{low:.2f}, {high:.2f}] | 2.20 ± 0.20 "
-            "| 0.0400 ± 0.0100 | 0.600 ± 0.100 | 0.500 ± 0.100 | — | — |") in section
+    assert (f"| dcgan | seeds | 3 / 3 | 40.00 ± 10.00 | [{low:.2f}, {high:.2f}] | 25.00 | "
+            "2.20 ± 0.20 | 0.0400 ± 0.0100 | 0.600 ± 0.100 | 0.500 ± 0.100 | — | — |") in section
     assert "| cgan | seeds | 3 / 4 | 24.00 ± 3.61 |" in section
+    # cgan's seed 0 (FID 20) beat the floor (25): flagged in its row and below the table
+    assert "| 25.00 (⚠ 1 / 3 below: possible memorisation) |" in section
+    assert section.count("possible memorisation") == 1
+    assert ("**Possible memorisation** -- FID below the real-data floor (unseen real images "
+            "score worse against the same reference): `cgan` in 1 of 3 runs.") in section
+    assert "**Real-data floor**" in md
     assert "| infogan | seeds | 2 / 2 | 65.00 ± 7.07 |" in section
     assert "Warning" not in md
     assert "All compared runs share one provenance" in section
@@ -298,7 +311,8 @@ def test_report_refuses_to_rank_on_provenance_conflict(reports):
 
 def test_report_csv_has_image_metrics_and_provenance(stores, reports):
     csv = pd.read_csv(reports["same"]["csv"])
-    for col in (names.FID, names.IS_MEAN, names.IS_STD, names.KID_MEAN, names.PRECISION,
+    for col in (names.FID, names.FID_FLOOR, names.IS_MEAN, names.IS_STD, names.KID_MEAN,
+                names.PRECISION,
                 names.RECALL, names.COND_ACCURACY, names.CODE_ACCURACY,
                 names.TAG_FIDELITY_SAMPLES_FINAL, names.TAG_CLASSIFIER_HASH, TAG_DATASET_SPLIT):
         assert col in csv.columns, col

@@ -32,8 +32,8 @@ def test_default_study_from_any_folder(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     err = proc.stderr
-    # vectorize: auto -- per pair one trial of its 2 search suggestions, one of its 3 seeds
-    assert "40 runs in 16 Tune trials" in err and "16/16 trials finished" in err
+    # vectorize: auto -- per pair one trial of its 2 search suggestions, one of its 6 seeds
+    assert "64 runs in 16 Tune trials" in err and "16/16 trials finished" in err
     assert "modes covered" in err and "report:" in err and "harness ui" in err
     client = store(tmp_path)
     exp = client.get_experiment_by_name("stability")
@@ -41,13 +41,34 @@ def test_default_study_from_any_folder(tmp_path):
     parents = [r for r in runs if r.data.tags.get(names.TAG_KIND) == "study"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get(names.TAG_PARENT) == parents[0].info.run_id]
-    assert len(children) == 40
+    assert len(children) == 64
     assert {r.data.tags[names.TAG_LOSS] for r in children} == {
         "minimax", "non_saturating", "maximum_likelihood", "least_squares"}
     assert {r.data.tags[names.TAG_DATASET] for r in children} == {"ring8", "grid25"}
     assert all(r.info.status == "FINISHED" for r in children)
     reports = list((tmp_path / "runs" / "reports").glob("stability-*/report.html"))
     assert len(reports) == 1 and reports[0].with_name("report.md").is_file()
+    # it answers its question (issue "Answers, not numbers", item 4): per dataset the best
+    # variant on the study's metric covers the modes above chance, and the verdict names a
+    # distinguishable pair
+    from reports.stability import runs_frame
+    from reports.verdict import verdict
+
+    assert "verdict" in err and "above chance" in err and "(study metric)" in err
+    frame = runs_frame(children)
+    verdicts = {v.dataset: v for v in verdict(frame, names.HQ_FRACTION, "max")}
+    assert set(verdicts) == {"ring8", "grid25"}
+    seeds = frame[frame[names.TAG_PHASE] == names.PHASE_SEEDS]
+    for dataset, (modes, hq) in {"ring8": (7, 0.8), "grid25": (15, 0.25)}.items():
+        v = verdicts[dataset]
+        assert v.distinguishable, (dataset, v.sentences)
+        best = seeds[(seeds[names.TAG_DATASET] == dataset)
+                     & (seeds[names.TAG_VARIANT] == v.best[0])]
+        got = (best[names.MODES_COVERED].mean(), best[names.HQ_FRACTION].mean())
+        print(f"default study, {dataset}: best {v.best[0]}, modes {got[0]:.2f}, hq {got[1]:.3f}, "
+              f"distinguishable {v.distinguishable}")
+        assert got[0] >= modes and got[1] >= hq, (dataset, v.best, got)
+        assert v.best[0] in v.above_chance, (dataset, v.sentences)
     share = parents[0].data.metrics["training_share"]
     print(f"default study: {parents[0].data.metrics['study_seconds']:.0f} s, "
           f"training share {share:.0%}")

@@ -28,7 +28,7 @@ def test_study_file_validates(path, request):
 
 def test_the_default_study_runs_each_pairs_copies_vectorized():
     """stability.yaml's ``vectorize: auto``: per pair, one trial holding its two search
-    suggestions and one holding its three seeds (the README's 40 runs in 16 Tune trials)."""
+    suggestions and one holding its six seeds (64 runs in 16 Tune trials)."""
     from harness.study import tune_trials
     from harness.vector_plan import plan_vectorize
 
@@ -38,6 +38,6 @@ def test_the_default_study_runs_each_pairs_copies_vectorized():
     vector = plan_vectorize(spec, plans)
     keys = {p.key for p in plans}
     assert spec.vectorize == "auto" and len(keys) == 8
-    assert vector.seeds == dict.fromkeys(keys, 3)
+    assert vector.seeds == dict.fromkeys(keys, 6)
     assert vector.search == {k: [2] for k in keys}
     assert tune_trials(spec, plans, vector) == 16

@@ -17,8 +17,8 @@ from harness.models import GANPair, Model
 from harness.plugins import load_plugins
 from harness.registry import DATASETS, LOSSES, MODELS, TRICKS, register_model, register_trick
 from harness.reporting import MemoryReporter
-from harness.tricks import Trick
 from harness.trial import run_trial
+from harness.tricks import Trick
 from variants.feature_matching import feature_matching_loss
 from variants.historical_averaging import RunningMean
 from variants.minibatch_discrimination import MinibatchDiscrimination

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import io
-import math
 from pathlib import Path
 
 import pytest
@@ -193,6 +192,7 @@ def test_same_child_runs_and_one_tune_trial_for_the_seeds(studies):
             f"{tid}{names.COPY_SUFFIX}{k}" for k in range(copies)]
         assert {r.data.tags[names.TAG_VECTOR_COPIES] for r in runs.values()} == {str(copies)}
         assert {r.data.tags[names.TAG_VECTORIZED] for r in runs.values()} == {"true"}
+        assert {r.data.tags[names.TAG_DEVICE] for r in runs.values()} == {"cpu"}
         assert any(d.name == f"trial_{tid}" for d in v_dirs)
     for r in p_kids:  # how a plain run ran is on record too
         assert names.TAG_VECTOR_TRIAL not in r.data.tags

@@ -14,7 +14,6 @@ code values than classes) and unclassifiable samples count as wrong.
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 

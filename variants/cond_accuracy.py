@@ -9,7 +9,6 @@ its label scores ~1/n_classes. Non-finite samples count as wrong.
 
 from __future__ import annotations
 
-
 import torch
 
 from harness import names

@@ -11,9 +11,19 @@ Protocol:
   noise fixed per trial, so successive evaluations differ only by the generator. A direct
   call without a context scores the samples it is given.
 * the real reference is up to ``real_samples`` (default 10,000) images of the dataset's
-  ``reference`` split (``train``, the usual FID protocol, or ``heldout``), a seeded
-  subset when there are more; its features and statistics are cached on disk by
-  :meth:`prepare`, before any trial starts.
+  ``reference`` part, a seeded subset when there are more: ``reference`` (the default:
+  :meth:`~harness.data.LabelledImages.reference_data`, real images the classifier --
+  the feature extractor -- never trained on; with ``mnist``, 2,000 images of the GAN's
+  training set kept from the classifier), ``heldout`` (images nobody trained on) or
+  ``train`` (the GAN's training images; with ``mnist`` they include the classifier's own,
+  which flatters a generator that memorised them -- kept only for comparison). Its
+  features and statistics are cached on disk by :meth:`prepare`, before any trial starts.
+* beside FID, ``fid_floor``: the real-data floor (:func:`harness.fidelity.fid_floor`),
+  the FID of real images that neither the classifier nor the reference contains against
+  the same reference, at the same sample count (``eval_samples`` or ``final_samples``;
+  extrapolated in ``1/n`` where there are fewer such images). A generator scoring below it
+  is closer to the reference than unseen real data -- possible memorisation (the report
+  flags it). Computed once per count, in :meth:`prepare`, and cached (docs/fidelity.md).
 * FID and KID are biased by the sample counts, and precision/recall depend on them
   through the k-NN radii: runs are comparable only at equal counts and equal extractor,
   which the provenance tags (``fidelity.*``, ``classifier.accuracy``) record.
@@ -31,7 +41,7 @@ from typing import Literal
 import torch
 
 from harness import names
-from harness.classifier import DEFAULT_MIN_ACCURACY, ClassifierMetric
+from harness.classifier import DEFAULT_MIN_ACCURACY, ClassifierMetric, TrainedClassifier
 from harness.data import Dataset, LabelledImages
 from harness.metrics import EvalContext, Evaluation, eval_device
 from harness.registry import register_metric
@@ -51,7 +61,7 @@ class Fidelity(ClassifierMetric):
         eval_samples: int = 2000,
         final_samples: int = 10_000,
         real_samples: int = 10_000,
-        reference: Literal["train", "heldout"] = "train",
+        reference: Literal["reference", "heldout", "train"] = "reference",
         fid: bool = True,
         isc: bool = True,
         kid: bool = True,
@@ -77,6 +87,8 @@ class Fidelity(ClassifierMetric):
         super().__init__(cache_dir, min_accuracy)
         self.inception_weights = inception_weights
         self.provides = tuple(n for n, on in zip(_ALL, (fid, isc, isc, kid, kid, prc, prc)) if on)
+        if fid:
+            self.provides = (names.FID, names.FID_FLOOR, *self.provides[1:])
         self._real_for = None
 
     def applies_to(self, dataset: Dataset) -> bool:
@@ -89,29 +101,39 @@ class Fidelity(ClassifierMetric):
         from harness.fidelity import real_images
 
         if self._real_for is None or self._real_for[0] is not dataset:
-            self._real_for = (dataset, real_images(dataset, self.reference, self.real_samples))
+            self._real_for = (dataset, real_images(dataset, self.reference, self.real_samples,
+                                                   floor=self.flags["fid"]))
         return self._real_for[1]
 
+    def _extractor_classifier(self, dataset: LabelledImages) -> TrainedClassifier | None:
+        return self.classifier(dataset) if self.extractor == "classifier" else None
+
     def _score(self, samples: torch.Tensor, dataset: LabelledImages,
-               device: torch.device | None = None) -> dict[str, float]:
+               device: torch.device | None = None, floor: bool = True) -> dict[str, float]:
         from harness.fidelity import compute
 
-        clf = self.classifier(dataset) if self.extractor == "classifier" else None
-        return compute(samples, self._real(dataset), extractor=self.extractor, classifier=clf,
-                       cache_dir=self.cache_dir, inception_weights=self.inception_weights,
-                       kid_subsets=self.kid_subsets, device=device, **self.flags)
+        return compute(samples, self._real(dataset), extractor=self.extractor,
+                       classifier=self._extractor_classifier(dataset), cache_dir=self.cache_dir,
+                       inception_weights=self.inception_weights, kid_subsets=self.kid_subsets,
+                       device=device, floor=floor, **self.flags)
 
     # -- Metric ------------------------------------------------------------------------------
     def prepare(self, dataset: Dataset) -> None:
         """Train or load the classifier (or check Inception's weights), then compute the
-        real images' features and statistics into the cache."""
-        from harness.fidelity import check_inception
+        real images' features and statistics, and the real-data floor at ``eval_samples``
+        and ``final_samples``, into the cache."""
+        from harness.fidelity import check_inception, fid_floor
 
         if self.extractor == "inception":
             check_inception(self.inception_weights)
         real = self._real(dataset)
         warm = real.images[: min(1000, real.images.shape[0])]
-        self._score(warm, dataset)
+        self._score(warm, dataset, floor=False)
+        if self.flags["fid"]:
+            for n in sorted({self.eval_samples, self.final_samples}):
+                fid_floor(n, real, extractor=self.extractor,
+                          classifier=self._extractor_classifier(dataset),
+                          cache_dir=self.cache_dir, inception_weights=self.inception_weights)
 
     def provenance(self, dataset: Dataset) -> dict[str, str]:
         from harness.fidelity import INCEPTION_FILE, _weights_tag
@@ -146,7 +168,7 @@ class Fidelity(ClassifierMetric):
         evaluation and copies at an intermediate one are two such passes."""
         from harness.fidelity import compute_many
 
-        clf = self.classifier(dataset) if self.extractor == "classifier" else None
+        clf = self._extractor_classifier(dataset)
         out: list[Evaluation | None] = [None] * len(contexts)
         for final in (False, True):
             ks = [k for k, c in enumerate(contexts) if bool(c.final) == final]

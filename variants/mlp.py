@@ -11,7 +11,9 @@ Three presets:
   z in R^100, G 256-512-1024 and D 1024-512-256 with LeakyReLU(0.2), dropout 0.3 in D,
   tanh output for images in [-1, 1]; train it with Adam lr 2e-4 and the minimax/BCE loss.
 
-Any explicitly given parameter overrides the preset's value.
+Any explicitly given parameter overrides the preset's value. A parameter left to the preset
+stays ``None`` in the trial's config; its MLflow param records the preset's value
+(:meth:`MLP.derived_params`).
 """
 
 from __future__ import annotations
@@ -141,6 +143,12 @@ class MLP(Model):
             if not cfg[key] or min(cfg[key]) < 1:
                 raise ValueError(f"{key} must be a non-empty list of positive widths")
         self.cfg = cfg
+        #: the parameters left to the preset (``None``): what :meth:`derived_params` reports
+        self.from_preset = tuple(k for k, v in given.items() if v is None)
+
+    def derived_params(self) -> dict[str, object]:
+        """The preset's values of the parameters left at ``None`` (logged as MLflow params)."""
+        return {k: self.cfg[k] for k in self.from_preset}
 
     def capabilities(self) -> frozenset[str]:
         return frozenset({"d_features", "g_plain", "d_plain"}

@@ -9,12 +9,30 @@ anything starts. A relative ``root`` in a study file is made absolute against th
 folder when the study is validated (``root`` is ``Path``-annotated), so
 trials that Ray starts elsewhere read the same files.
 
-Splits. With the official train files present, the GAN trains on the 60k train split and
-the classifier is scored on the 10k t10k split. With only one split present (e.g. just
-t10k) it is split *randomly* with ``torch.randperm`` seeded by ``split_seed``: the two
-halves of t10k were written by different populations (Census employees vs. students), so
-a first/second-half split would hold out a different distribution. The split is logged in
-:meth:`Mnist.tags` and :meth:`Mnist.describe`.
+Splits: three parts, so that the FID reference is disjoint from the images the harness's
+classifier (the feature extractor of :mod:`harness.fidelity`) learns from
+(docs/fidelity.md):
+
+* **held-out** -- never trained on by anyone: the classifier is scored on it and it gives
+  FID's real-data floor;
+* **reference** -- the FID reference (:meth:`Mnist.reference_data`): part of what the GAN
+  trains on, never seen by the classifier;
+* **classifier** -- the rest of the train part: what the classifier trains on
+  (:meth:`Mnist.classifier_source`).
+
+The GAN trains on the whole train part, reference + classifier images. With only one split
+present (e.g. just t10k) the file is split *randomly* with ``torch.randperm`` seeded by
+``split_seed`` (the two halves of t10k were written by different populations, Census
+employees vs. students, so a first/second-half split would hold out a different
+distribution): the first ``heldout_fraction`` of the permutation is held out, the next
+``reference_fraction`` is the reference and the rest trains the classifier -- 2,000 /
+2,000 / 6,000 of t10k by default, the train part being the 8,000 reference + classifier
+images. With the official train files present, the GAN trains on the 60k train split
+(shuffled by ``split_seed``), whose first ``reference_fraction`` (12,000) is the reference
+and the other 48,000 train the classifier; t10k is the held-out part. ``n_train`` keeps the
+first images of the shuffled train part for the GAN -- reference images first -- and
+leaves the classifier's part alone. The split is logged in :meth:`Mnist.tags` and
+:meth:`Mnist.describe`.
 """
 
 from __future__ import annotations
@@ -85,19 +103,24 @@ class Mnist(LabelledImages):
         split_seed: int = 0,
         n_train: int | None = None,
         download: bool = True,
+        reference_fraction: float = 0.2,
     ):
         if size not in (28, 32, 64):
             raise ValueError(f"size must be 28, 32 or 64, got {size}")
         if not 0.0 < heldout_fraction < 1.0:
             raise ValueError(f"heldout_fraction must be between 0 and 1 (exclusive), "
                              f"got {heldout_fraction}")
+        if not 0.0 < reference_fraction < 1.0:
+            raise ValueError(f"reference_fraction must be between 0 and 1 (exclusive), "
+                             f"got {reference_fraction}")
         if n_train is not None and n_train < 1:
             raise ValueError(f"n_train must be >= 1 (or null for all), got {n_train}")
         self.size = int(size)
         self.heldout_fraction = float(heldout_fraction)
+        self.reference_fraction = float(reference_fraction)
         self.split_seed = int(split_seed)
         self.data_dir, self.data_dir_from = resolve_data_dir(root)
-        self._full: Mnist | None = None
+        self._classifier_part: MnistClassifierPart | None = None
 
         splits = find_mnist(self.data_dir)
         download_error = None
@@ -130,6 +153,15 @@ class Mnist(LabelledImages):
             perm = torch.randperm(total, generator=g)
             self.heldout_index = perm[:n_held].sort().values
             self.train_index = perm[n_held:]
+        # the train part = reference (its first images) + the classifier's images (the rest)
+        total = train_x.shape[0]
+        n_ref = round(total * self.reference_fraction)
+        if not 1 <= n_ref <= self.train_index.shape[0] - 1:
+            raise ValueError(f"reference_fraction {reference_fraction} of the {total} images in "
+                             f"{self.source} leaves an empty reference or classifier part "
+                             f"(train part: {self.train_index.shape[0]} images)")
+        self.reference_index = self.train_index[:n_ref]
+        self.classifier_index = self.train_index[n_ref:]
         available = self.train_index.shape[0]
         if n_train is not None and n_train > available:
             raise ValueError(f"n_train ({n_train}) is larger than the {available} training "
@@ -142,6 +174,9 @@ class Mnist(LabelledImages):
         self._train_y = train_y[self.train_index].long()
         self._held_u8 = held_x[self.heldout_index]
         self._held_y = held_y[self.heldout_index].long()
+        self._ref_u8 = train_x[self.reference_index]
+        self._clf_u8 = train_x[self.classifier_index]
+        self._clf_y = train_y[self.classifier_index].long()
 
     def _missing(self, download: bool, download_error: str | None) -> None:
         where = ", ".join(str(self.data_dir / s) if s != "." else str(self.data_dir)
@@ -167,9 +202,22 @@ class Mnist(LabelledImages):
     def n_heldout(self) -> int:
         return int(self._held_y.shape[0])
 
+    @property
+    def n_reference(self) -> int:
+        return int(self._ref_u8.shape[0])
+
+    @property
+    def n_classifier(self) -> int:
+        """Images the classifier trains on: the train part minus the reference."""
+        return int(self._clf_y.shape[0])
+
     @cached_property
     def _train(self) -> torch.Tensor:
         return to_unit_range(self._train_u8, self.size)
+
+    @cached_property
+    def _reference(self) -> torch.Tensor:
+        return to_unit_range(self._ref_u8, self.size)
 
     @cached_property
     def _heldout(self) -> torch.Tensor:
@@ -187,53 +235,113 @@ class Mnist(LabelledImages):
     def heldout_labels(self) -> torch.Tensor:
         return self._held_y
 
-    def fingerprint(self) -> str:
-        split = {"source": self.source, "split_seed": self.split_seed}
+    def reference_data(self) -> torch.Tensor:
+        """The FID reference: the first ``reference_fraction`` of the shuffled train part,
+        which the GAN trains on and the classifier never sees."""
+        return self._reference
+
+    def _payload(self, n_train: int | None) -> dict:
+        split = {"source": self.source, "split_seed": self.split_seed,
+                 "reference_fraction": self.reference_fraction}
         if self.source != "train+t10k":
             split["heldout_fraction"] = self.heldout_fraction
-        return _digest({"class": type(self).__name__, "checksums": self.checksums,
-                        "split": split, "size": self.size, "n_train": self.n_train_param})
+        return {"class": "Mnist", "checksums": self.checksums, "split": split,
+                "size": self.size, "n_train": n_train}
+
+    def fingerprint(self) -> str:
+        return _digest(self._payload(self.n_train_param))
 
     @property
     def split_text(self) -> str:
         """How the split was made (the ``dataset.split`` tag)."""
-        keep = (f"; first {self.n_train_param} of the shuffled train part kept"
+        keep = (f"; GAN keeps the first {self.n_train_param} of the shuffled train part"
                 if self.n_train_param is not None else "")
+        parts = (f"{self.n_reference} FID reference + {self.n_classifier} classifier training, "
+                 "disjoint")
         if self.source == "train+t10k":
             return (f"train+t10k: {self.n_train_part} train (official train split, shuffled, "
-                    f"seed {self.split_seed}) / {self.n_heldout} held-out (official t10k){keep}")
-        return (f"{self.source} only: {self.n_train_part} train / {self.n_heldout} held-out, "
-                f"random, seed {self.split_seed}{keep}")
+                    f"seed {self.split_seed}: {parts}) / {self.n_heldout} held-out (official "
+                    f"t10k){keep}")
+        return (f"{self.source} only: {self.n_train_part} train ({parts}) / {self.n_heldout} "
+                f"held-out, random, seed {self.split_seed}{keep}")
 
     def describe(self) -> dict[str, object]:
-        return {"n_train": self.n_train, "n_heldout": self.n_heldout, "size": self.size,
-                "source": self.source}
+        return {"n_train": self.n_train, "n_heldout": self.n_heldout,
+                "n_reference": self.n_reference, "n_classifier": self.n_classifier,
+                "size": self.size, "source": self.source}
 
     def tags(self) -> dict[str, str]:
         return {names.TAG_DATASET_SPLIT: self.split_text,
                 names.TAG_DATASET_DATA_DIR: str(self.data_dir)}
 
-    def classifier_source(self) -> "Mnist":
-        """The same split without ``n_train``: the classifier that scores the samples
-        trains on the whole train part, however few images the GAN is given."""
-        if self.n_train_param is None:
-            return self
-        if self._full is None:
-            self._full = Mnist(root=self.data_dir, size=self.size,
-                               heldout_fraction=self.heldout_fraction,
-                               split_seed=self.split_seed, download=False)
-        return self._full
+    def classifier_source(self) -> MnistClassifierPart:
+        """What the harness's classifier trains on -- the train part minus the FID
+        reference, however few images ``n_train`` gives the GAN -- and is scored on (the
+        held-out part)."""
+        if self._classifier_part is None:
+            self._classifier_part = MnistClassifierPart(self)
+        return self._classifier_part
+
+
+class MnistClassifierPart(LabelledImages):
+    """The classifier's view of an :class:`Mnist` split: its training images are the train
+    part minus the FID reference (:attr:`Mnist.classifier_index`), its held-out images the
+    split's held-out part. Independent of ``n_train``: its fingerprint (the classifier's
+    cache key) is the split's without it."""
+
+    n_classes = 10
+
+    def __init__(self, split: Mnist):
+        self.split = split
+        self.size = split.size
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.split.shape
+
+    @cached_property
+    def _train(self) -> torch.Tensor:
+        return to_unit_range(self.split._clf_u8, self.size)
+
+    def train_data(self) -> torch.Tensor:
+        return self._train
+
+    def train_labels(self) -> torch.Tensor:
+        return self.split._clf_y
+
+    def heldout_data(self) -> torch.Tensor:
+        return self.split.heldout_data()
+
+    def heldout_labels(self) -> torch.Tensor:
+        return self.split.heldout_labels()
+
+    def reference_data(self) -> torch.Tensor:
+        return self.split.reference_data()
+
+    def fingerprint(self) -> str:
+        return _digest({**self.split._payload(None), "part": "classifier"})
+
+    def describe(self) -> dict[str, object]:
+        return {"n_train": int(self.split.n_classifier), "n_heldout": self.split.n_heldout,
+                "size": self.size, "source": self.split.source}
 
 
 def _seed(data_seed: int, part: str) -> int:
-    """Independent generator seeds for the train and held-out stacks of one ``data_seed``."""
+    """Independent generator seeds for the train, held-out and reference stacks of one
+    ``data_seed``."""
     h = hashlib.sha256(f"stacked_mnist/{part}/{data_seed}".encode()).digest()
     return int.from_bytes(h[:8], "big") & ((1 << 63) - 1)
 
 
 @register_dataset("stacked_mnist")
 class StackedMnist(LabelledImages):
-    """Stacked MNIST (VEEGAN/PacGAN): 3 random digits as 3 channels, 1000 modes."""
+    """Stacked MNIST (VEEGAN/PacGAN): 3 random digits as 3 channels, 1000 modes.
+
+    Training stacks are drawn from the digits' train part, held-out stacks from their
+    held-out part and ``n_heldout`` FID-reference stacks from their reference part, each
+    with replacement and its own generator: no reference stack holds a digit the
+    classifier (trained on the digits' classifier part) learned from.
+    """
 
     n_classes = 1000
     channels_stacked = True
@@ -264,6 +372,9 @@ class StackedMnist(LabelledImages):
         self.train_index = torch.randint(0, self.digits.n_train, (n_train, 3), generator=g_train)
         self.heldout_index = torch.randint(0, self.digits.n_heldout, (n_heldout, 3),
                                            generator=g_held)
+        g_ref = torch.Generator().manual_seed(_seed(self.data_seed, "reference"))
+        self.reference_index = torch.randint(0, self.digits.n_reference, (n_heldout, 3),
+                                             generator=g_ref)
 
     @staticmethod
     def _stack(images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
@@ -279,6 +390,13 @@ class StackedMnist(LabelledImages):
     def _heldout(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self._stack(self.digits.heldout_data(), self.digits.heldout_labels(),
                            self.heldout_index)
+
+    @cached_property
+    def _reference(self) -> torch.Tensor:
+        return self.digits.reference_data()[:, 0][self.reference_index].contiguous()
+
+    def reference_data(self) -> torch.Tensor:
+        return self._reference
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -321,6 +439,7 @@ class StackedMnist(LabelledImages):
         tags = self.digits.tags()
         tags[names.TAG_DATASET_STACKS] = (f"{self.n_train} train stacks from the {self.digits.n_train} "
                                   f"train digits / {self.n_heldout} held-out stacks from the "
-                                  f"{self.digits.n_heldout} held-out digits, with replacement, "
-                                  f"data_seed {self.data_seed}")
+                                  f"{self.digits.n_heldout} held-out digits / {self.n_heldout} "
+                                  f"FID-reference stacks from the {self.digits.n_reference} "
+                                  f"reference digits, with replacement, data_seed {self.data_seed}")
         return tags
