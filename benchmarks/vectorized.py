@@ -22,7 +22,7 @@ one run:
   torch thread each -- how a study runs vectorized trials on a CPU (``resources: {cpu: 1}``
   per trial, one trial per core); aggregate = the sum of N x their steps/s. This is the row
   to hold against ``K procs``: the same cores, used the same way;
-* ``bare vec N`` (``--bare-vectorized``, ring MLP): :class:`BareVectorized`, the issue's
+* ``bare vec N`` (``--bare-vectorized``, ring MLP): :class:`BareVectorized`, a
   quick check written by hand (stacked weights, ``baddbmm``, one ``torch.optim.Adam``, no
   diagnostics), in this process and (CPU) as K processes: the floor ``vec N`` is measured
   on, as ``bare`` is the single Trainer's;
@@ -375,7 +375,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1,
                     help="rounds of every row, interleaved; the table shows medians")
     ap.add_argument("--bare-vectorized", action="store_true",
-                    help="also time the issue's hand-written vectorized loop (BareVectorized) "
+                    help="also time a hand-written vectorized loop (BareVectorized) "
                          "at every N (ring MLP only)")
     ap.add_argument("--compare-loss-modes", action="store_true",
                     help="also time the loss mode 'auto' does not pick, at the largest N")

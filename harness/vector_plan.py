@@ -18,7 +18,7 @@ chooses per pair and phase, and the study prints the choice at its start:
 
 * the copies per trial are capped by the device the trials train on (:data:`AUTO_CAP`:
   the CPU benchmark's gain levels off by 32 copies, see the README; the GPU cap of 128
-  is not measured yet: no GPU was lent to this project's tasks);
+  is not measured on a GPU yet);
 * seeds: all of the pair's seeds up to the cap;
 * search with random or grid sampling: all of the pair's trials up to the cap;
 * search with TPE: its random start-up trials (independent draws, so batching them loses

@@ -30,11 +30,13 @@ game a single-copy :class:`harness.trainer.Trainer` built by
   cannot split one stacked tensor, and scaling copy ``k``'s loss does not change its Adam
   step, so a per-copy learning rate needs per-copy tensors.
 
-Bit-equality. With MKL on the CPU (the harness's CPU build) copy ``k``'s parameters,
-diagnostics rows and evaluation samples after 20 steps are *bit-equal* to its single-copy
-trial's (measured; the tests allow 1e-5 for other builds). That takes care in three
-places: :class:`StackedLinear` keeps ``nn.Linear``'s weight layout and computes a one-unit
-layer in the transposed form, so the batched matmul rounds like ``F.linear``;
+Bit-equality. On the CPU (eager) copy ``k``'s parameters, diagnostics rows and
+evaluation samples are *bit-equal* to its single-copy trial's at every step
+(``tests/test_vectorized.py``: 200 steps, and under MKL's AVX2/SSE4.2 and ATen's AVX2 and
+scalar kernels). That takes care in three places: :class:`StackedLinear` keeps
+``nn.Linear``'s weight layout, computes its weight gradient as ``F.linear``'s backward does
+and a one-unit head's per copy (:class:`_StackedHeadFunction`), so every product rounds
+like the single layer's;
 :class:`StackedAdam` feeds per-copy coefficients through ``addcmul_``/``addcdiv_`` so the
 kernels' rounding (fused multiply-adds) is torch's; the gradient norm is the norm of the
 per-tensor norms with each copy's norms contiguous, as ``harness.trainer.grad_norm``
@@ -46,11 +48,10 @@ Throughput. Each step makes ``N x (2 d_steps + 1)`` small RNG calls (one per cop
 draw, as the Trainer makes them); everything else is one batched operation for all
 copies. :class:`StackedLinear`'s backward returns weight gradients in the weights' own
 layout, and :class:`StackedAdam`'s eager update allocates nothing and keeps zeros and
-subnormals out of ``torch.sqrt`` (both exact; the README's "Many copies per trial" has the
-measurements). The loss is applied with ``torch.vmap`` (``loss_mode``). ``compile`` compiles
-the networks and the Adam update with ``torch.compile``; on the 2-core CPU it measured no
-faster than eager (README, "Many copies per trial"), and it gives up bit-equality, so the
-default is eager.
+subnormals out of ``torch.sqrt`` (both exact; docs/vectorize.md has the measurements). The
+loss is applied with ``torch.vmap`` (``loss_mode``). ``compile`` compiles the networks and
+the Adam update with ``torch.compile``; on the 2-core CPU it measured no faster than eager
+(docs/vectorize.md), and it gives up bit-equality, so the default is eager.
 
 Divergence. A copy whose loss or gradient is NaN/inf at some optimiser step is *frozen*
 before that step is applied: its gradients are masked to zero and its Adam coefficients to
@@ -132,7 +133,7 @@ class _StackedLinearFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-class _StackedHeadFunction(torch.autograd.Function):
+class _StackedHeadFunction(_StackedLinearFunction):
     """A one-unit layer (D's head): ``(weight @ x^T)^T + bias``, ``[N, batch, 1]``, whose
     weight gradient is each copy's own ``mm``.
 
@@ -142,17 +143,13 @@ class _StackedHeadFunction(torch.autograd.Function):
     some CPUs (seen on an Intel Xeon with AVX-512 kernels: the last bit of a few elements,
     from the first step on), while the forward pass, the input and the bias gradients
     match. So the weight gradient is computed per copy with the single layer's ``mm``: N
-    products of ``[1, batch] @ [batch, in]``, a negligible part of a step.
+    products of ``[1, batch] @ [batch, in]``, a negligible part of a step. It saves what
+    :class:`_StackedLinearFunction` saves.
     """
 
     @staticmethod
     def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(bias.unsqueeze(-1), weight, x.transpose(1, 2)).transpose(1, 2)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        x, weight, _ = inputs
-        ctx.save_for_backward(x, weight)
 
     @staticmethod
     @torch.autograd.function.once_differentiable

@@ -34,7 +34,7 @@ import pandas as pd
 from harness import names
 from reports import stats
 
-FID_FLOOR = getattr(names, "FID_FLOOR", "fid_floor")
+FID_FLOOR = names.FID_FLOOR
 
 #: the label of every metric a headline can show: every search objective, and FID's floor
 LABELS = {

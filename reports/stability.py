@@ -37,10 +37,10 @@ Choices:
   ``modes_covered``, or by the first of translation accuracy, FID and the xy game's final
   distance that the runs report when they do not count modes.
 * Each summary mean also gets a percentile-bootstrap 95% interval (:mod:`reports.stats`), and
-  the variants of a dataset are compared pairwise on ``modes_covered`` (bootstrap interval of
-  the difference, Mann–Whitney p, Holm-adjusted over the pairs) over the finished seeds-phase
-  runs. With 3 seeds per variant these intervals are wide and under-cover, and no pair can
-  reach p < 0.1.
+  the variants of a dataset are compared pairwise on the study's metric (bootstrap interval
+  of the difference, Mann–Whitney p, Holm-adjusted over the pairs) over the finished
+  seeds-phase runs, as the verdict compares them. With few seeds these intervals are wide
+  and under-cover (with 3 per variant no pair can reach p < 0.1).
 * Image metrics are only ranked between runs with the same provenance tags (extractor,
   reference images, sample counts, classifier, data split: :mod:`reports.provenance`).
   Where a dataset's compared runs differ, the report says which tags differ and which variants
@@ -1160,14 +1160,14 @@ def _how_to_read(n_resamples: int = 2000, seed: int = 0, images: bool = False) -
         "**95% CI (modes covered)** -- a percentile bootstrap interval of the mean: the values "
         f"are resampled with replacement {n_resamples} times (numpy generator seeded with "
         f"{seed}, so the report is reproducible) and the 2.5% and 97.5% quantiles of the "
-        "resampled means are shown (a dash for fewer than 2 values). With n = 3 seeds such "
+        "resampled means are shown (a dash for fewer than 2 values). With few seeds such "
         "intervals are wide *and* under-cover: a resample of 3 values can only take a few "
         "distinct means, so the interval is narrower than the real uncertainty and covers the "
         "true mean less often than 95% of the time. Treat it as a description of the spread."
     )
     pairwise = (
-        f"**Pairwise comparisons** -- per dataset, every pair of variants on "
-        f"`{names.MODES_COVERED}` (where the runs count no modes, the first of "
+        f"**Pairwise comparisons** -- per dataset, every pair of variants on the study's "
+        f"metric (where the runs do not report it, `{names.MODES_COVERED}`, else the first of "
         f"{', '.join(f'`{m}`' for m in _MEDIAN_BY[1:])} they report) over the seeds-phase "
         "runs that did not fail: the difference of "
         "means with its bootstrap 95% interval (each variant resampled independently), the "
@@ -1352,9 +1352,11 @@ def _image_section(doc: _Doc, df: pd.DataFrame, summary: pd.DataFrame) -> None:
 
 
 def _pairwise_section(doc: _Doc, df: pd.DataFrame, n_resamples: int, seed: int,
-                      alpha: float = 0.05) -> None:
-    """``## Pairwise comparisons``: per dataset, every pair of variants on modes covered over
-    the seeds-phase runs that did not fail (:func:`reports.stats.pairwise`)."""
+                      alpha: float = 0.05, study_metric: str | None = None) -> None:
+    """``## Pairwise comparisons``: per dataset, every pair of variants on the study's metric
+    (where the dataset's runs report it; else modes covered or what they report) over the
+    seeds-phase runs that did not fail (:func:`reports.stats.pairwise`), as the verdict
+    compares them."""
     doc.h(2, "Pairwise comparisons")
     runs = df[(df[names.TAG_PHASE] == names.PHASE_SEEDS) & ~_failed_mask(df)]
     runs = runs[runs[names.TAG_VARIANT].notna()]
@@ -1365,8 +1367,12 @@ def _pairwise_section(doc: _Doc, df: pd.DataFrame, n_resamples: int, seed: int,
     for dataset in datasets:
         doc.h(3, f"Dataset `{dataset}`")
         rows = runs[runs[names.TAG_DATASET].fillna("?") == dataset]
-        metric = _median_metric(rows)  # modes covered, else what the dataset's runs report
-        if metric != names.MODES_COVERED:
+        metric = (study_metric if study_metric in rows and rows[study_metric].notna().any()
+                  else _median_metric(rows))  # modes covered, else what the runs report
+        if metric == study_metric:
+            better = "higher" if _higher_is_better(metric) else "lower"
+            doc.p(f"Compared on the study's metric `{metric}` ({better} is better).")
+        elif metric != names.MODES_COVERED:
             better = "higher" if _higher_is_better(metric) else "lower"
             doc.p(f"These runs count no modes: compared on `{metric}` ({_LABELS.get(metric, metric)}, "
                   f"{better} is better).")
@@ -1683,7 +1689,7 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
 
     images: list[Path] = orbits.orbit_section(doc, client, df, pairs, colours, out_dir)
     _image_section(doc, df, image_summary)
-    _pairwise_section(doc, df, n_resamples, seed)
+    _pairwise_section(doc, df, n_resamples, seed, study_metric=study_metric)
     _budget_section(doc, df, colours, out_dir, images)
     images += sensitivity.sensitivity_section(doc, df, colours, out_dir,
                                               metric=parent.data.params.get("metric"))

@@ -331,16 +331,19 @@ def test_copies_equal_single_copy_trainers(d_steps):
     assert not torch.equal(vec.G.layers[0].weight[0], vec.G.layers[0].weight[1])
 
 
-#: the issue's sizes: the default 4 x 128 MLP, copies of three and of thirty-two
+#: the sizes of the benchmark's ring MLP (4 x 128), copies of three and of thirty-two
 DEFAULT_MLP = {"g_hidden": [128] * 4, "d_hidden": [128] * 4}
 
 
-def bit_equal_check(n_copies, steps, checked):
-    """Train ``n_copies`` 4x128 copies (each its own seed, lr_d and beta1) and the single
-    trials of copies ``checked`` for ``steps`` steps; returns the mismatches (empty: every
-    parameter, every logged diagnostics row and the evaluation samples are bit-equal)."""
-    cfgs = [make_config(seed=k, model_params=DEFAULT_MLP, batch_size=64, log_every=10,
-                        lr_d=1e-3 * (1 + k % 3), beta1=(0.5, 0.8)[k % 2]) for k in range(n_copies)]
+def bit_equal_check(n_copies, steps, checked, model_params=DEFAULT_MLP, batch_size=64,
+                    loss="non_saturating"):
+    """Train ``n_copies`` copies (4x128 unless ``model_params`` says otherwise; each its own
+    seed, lr_d and beta1) and the single trials of copies ``checked`` for ``steps`` steps;
+    returns the mismatches (empty: every parameter, every logged diagnostics row and the
+    evaluation samples are bit-equal)."""
+    cfgs = [make_config(seed=k, loss=loss, model_params=model_params, batch_size=batch_size,
+                        log_every=10, lr_d=1e-3 * (1 + k % 3), beta1=(0.5, 0.8)[k % 2])
+            for k in range(n_copies)]
     vec, vrows = vector_run(cfgs, steps)
     bad = []
     for k in checked:
@@ -367,6 +370,13 @@ def test_copies_stay_bit_equal_for_200_steps_at_the_default_size(n_copies, check
     trial, to the last bit, over a run long enough for a last-bit difference to have grown
     into a visibly different GAN (0.1-0.8 in the weights by step 200-600)."""
     assert bit_equal_check(n_copies, 200, checked) == []
+
+
+def test_the_default_studys_copies_stay_bit_equal():
+    """studies/stability.yaml's shapes: the ``mlp`` default preset (3 x 128), batch 128, six
+    seeds per trial, least squares (its best loss there), 200 steps."""
+    assert bit_equal_check(6, 200, (0, 5), model_params={}, batch_size=128,
+                           loss="least_squares") == []
 
 
 def test_leaky_relu_and_tanh_output_copies_equal_single_copy_trainers():
