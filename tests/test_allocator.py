@@ -48,7 +48,10 @@ def probe(env_value):
 def test_a_training_step_reuses_freed_memory_instead_of_faulting_in_new_pages():
     kept, plain = probe(None), probe("0")
     assert kept["applied"] is True and plain["applied"] is False
-    # measured: about 680 faults per step with glibc's defaults, 6 kept (a step of this
-    # model allocates and frees several MB of activations, gradients and Adam temporaries)
-    assert plain["faults_per_step"] > 200, plain
-    assert kept["faults_per_step"] < plain["faults_per_step"] / 5, (kept, plain)
+    # a step of this model allocates and frees several MB of activations, gradients and Adam
+    # temporaries. Kept, a step faults in almost no new page: 6-26 per step measured on a
+    # 2-core Intel Xeon on 2026-12-06. With glibc's defaults it faulted 74-1,060 per step in
+    # three runs there: how many depends on glibc's dynamic mmap threshold, so only the
+    # kept count has a fixed bound
+    assert kept["faults_per_step"] < 40, (kept, plain)
+    assert kept["faults_per_step"] < plain["faults_per_step"], (kept, plain)
