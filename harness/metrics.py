@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from harness import names
+from harness import chance_rule, names
 from harness.data import Dataset
 
 
@@ -92,10 +92,6 @@ class Translations:
     b_labels: torch.Tensor
 
 
-#: how many times better than the chance mean a result must be (see :class:`Chance`)
-CHANCE_FACTOR = 10.0
-
-
 @dataclass(frozen=True)
 class Chance:
     """What a generator that ignores the data scores (:meth:`Metric.chance`).
@@ -106,7 +102,7 @@ class Chance:
     ``bound``: per value of :attr:`Metric.chance_decides` (the values that tell a
     generator from noise; ``hq_fraction`` for mode coverage), what a result must beat to
     be *clearly above chance*: both the best of the draws and a factor
-    :data:`CHANCE_FACTOR` (10) of the mean, in the value's direction
+    :data:`harness.chance_rule.CHANCE_FACTOR` (10) of the mean, in the value's direction
     (:data:`harness.names.OBJECTIVES`; ``max`` for a name it does not list):
     ``max(best, 10 * mean)`` for a higher-is-better value, ``min(best, mean / 10)`` for a
     lower-is-better one. Beating every draw alone is what a data-ignoring generator still
@@ -130,8 +126,7 @@ def above_chance(name: str, value: float, chance: Chance | None) -> bool | None:
     a number."""
     if chance is None or name not in chance.bound or not math.isfinite(value):
         return None
-    bound = chance.bound[name]
-    return value < bound if names.OBJECTIVES.get(name, "max") == "min" else value > bound
+    return chance_rule.beats(name, value, chance.bound[name])
 
 
 class Metric(ABC):
@@ -178,10 +173,7 @@ class Metric(ABC):
                 runs[name].append(float(values[name]))
         mean = {n: sum(v) / len(v) for n, v in runs.items()}
         decides = self.chance_decides or self.chance_values
-        bound = {n: (min(min(v), mean[n] / CHANCE_FACTOR)
-                     if names.OBJECTIVES.get(n, "max") == "min"
-                     else max(max(v), mean[n] * CHANCE_FACTOR))
-                 for n, v in runs.items() if n in decides}
+        bound = {n: chance_rule.bound(n, v) for n, v in runs.items() if n in decides}
         return Chance(mean=mean, bound=bound, draws=self.chance_draws, n_samples=n_samples)
 
     def applies_to(self, dataset: Dataset) -> bool:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import names
+from harness import chance_rule, names
 from reports import stats
 
 FID_FLOOR = names.FID_FLOOR
@@ -103,12 +103,12 @@ def higher_is_better(metric: str, mode: str | None = None) -> bool:
 
 
 def beats(value_name: str, value: float, bound: float) -> bool | None:
-    """Whether ``value`` is clearly above chance given ``bound`` -- the rule of
-    :func:`harness.metrics.above_chance` (kept here so the reports need no torch); None when
-    either is not a number."""
+    """Whether ``value`` is clearly above chance given ``bound``
+    (:func:`harness.chance_rule.beats`, as :func:`harness.metrics.above_chance` applies it);
+    None when either is not a number."""
     if not (_finite(value) and _finite(bound)):
         return None
-    return value < bound if names.OBJECTIVES.get(value_name, "max") == "min" else value > bound
+    return chance_rule.beats(value_name, float(value), float(bound))
 
 
 def _finite(x: Any) -> bool:
