@@ -74,8 +74,8 @@ LR, BETAS = 2e-4, (0.5, 0.999)
 
 def build(args: dict, device: torch.device):
     """The harness's DCGAN networks and MNIST training images, on ``device``."""
-    from variants.dcgan import DCGAN
-    from variants.mnist import Mnist
+    from harness.builtin.dcgan import DCGAN
+    from harness.builtin.mnist import Mnist
 
     dataset = Mnist(root=args["data_dir"], download=False)
     gan = DCGAN(z_dim=args["z_dim"], ngf=args["ngf"], ndf=args["ndf"]).build(dataset)

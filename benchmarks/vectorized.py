@@ -3,7 +3,7 @@
 Same game everywhere, one of two models (``--model``):
 
 * ``mlp`` (default): the plain MLP (G and D with 4 hidden layers of 128 ReLU units) on ring8;
-* ``dcgan``: the DCGAN on MNIST 28x28 (``variants/dcgan.py``; z 100, ``--width`` feature
+* ``dcgan``: the DCGAN on MNIST 28x28 (``harness/builtin/dcgan.py``; z 100, ``--width`` feature
   maps for ngf = ndf, 64 being the paper's; default 32 so a CPU run stays short), the real
   test split from ``--data`` (default ``../shared/datasets/mnist``);
 
@@ -16,7 +16,7 @@ one run:
 * ``K procs`` (``--procs``, default 2: one per core here): K such Trainers in K processes
   side by side, each with one torch thread; the aggregate is the sum of their steps/s (on a
   GPU: the process packing that ``vectorize`` is meant to beat);
-* ``vec N``: one :class:`harness.vectorized.VectorizedGAN` of N copies (seeds 0..N-1,
+* ``vec N``: one :class:`harness.vector.engine.VectorizedGAN` of N copies (seeds 0..N-1,
   different learning rates) in this process; aggregate = N x its steps/s;
 * ``K procs x vec N`` (CPU only): K such VectorizedGANs in K processes side by side, one
   torch thread each -- how a study runs vectorized trials on a CPU (``resources: {cpu: 1}``
@@ -236,7 +236,7 @@ def _worker(setup: dict, seed: int, copies: int, steps: int, max_seconds: float,
     keep_freed_memory()  # as harness.tune_glue does in every trial process
     from harness.plugins import load_plugins
     from harness.trial import build_trainer
-    from harness.vectorized import VectorizedGAN
+    from harness.vector.engine import VectorizedGAN
 
     load_plugins()
     if copies and bare:
@@ -280,7 +280,7 @@ def process_rate(k: int, steps: int, max_seconds: float, copies: int = 0,
 def vectorized_rate(n: int, steps: int, max_seconds: float, loss_mode: str = "auto",
                     compile: str | None = None) -> float:
     from harness.plugins import load_plugins
-    from harness.vectorized import VectorizedGAN
+    from harness.vector.engine import VectorizedGAN
 
     load_plugins()
     vec = VectorizedGAN(_vector_configs(n), loss_mode=loss_mode, compile=compile)
@@ -389,7 +389,7 @@ def main() -> None:
         args.steps, args.copies, args.max_seconds = 40, "1,8,32", 4.0
     copies = [int(c) for c in args.copies.split(",") if c.strip()]
     compile_modes = [m.strip() for m in args.compile.split(",") if m.strip()]
-    from harness.vectorized import COMPILE_MODES
+    from harness.vector.adam import COMPILE_MODES
 
     unknown = [m for m in compile_modes if m not in COMPILE_MODES[1:]]
     if unknown:

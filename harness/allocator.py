@@ -5,7 +5,7 @@ adaptive threshold has grown) with a fresh ``mmap`` and gives freed memory at th
 the heap back to the kernel, so a training step that allocates a few MB of activations
 and gradients and frees them again gets new pages every step, each faulted in and zeroed
 by the kernel on first touch. Measured with ``/usr/bin/time`` on the 2-core CPU: a
-32-copy vectorized ring-MLP trial (``harness.vectorized``, one thread) took about 3,900
+32-copy vectorized ring-MLP trial (``harness.vector.engine``, one thread) took about 3,900
 page faults per step, 77 with the settings below, and its step ran 5-15 % faster in
 back-to-back runs (the README's vectorize section has the benchmark). PyTorch's
 performance guide recommends jemalloc or tcmalloc for the same reason; these three

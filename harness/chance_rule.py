@@ -1,22 +1,23 @@
-"""The "clearly above chance" rule, in one place and without torch (the reports use it too).
+"""The "clearly above chance" rule, in one place (the reports use it too).
 
 :class:`harness.metrics.Chance` explains the rule; :func:`bound` makes a value's bound from
 its data-ignoring draws and :func:`beats` judges a result against it, in the value's
-direction (:data:`harness.names.OBJECTIVES`; ``max`` for a name it does not list).
+direction (its :class:`~harness.value_specs.ValueSpec`, which the first lookup loads the
+installed plugins for; ``max`` for a value without a direction).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness import names
+from harness import value_specs
 
 #: how many times better than the chance mean a result must be
 CHANCE_FACTOR = 10.0
 
 
 def lower_is_better(name: str) -> bool:
-    return names.OBJECTIVES.get(name, "max") == "min"
+    return value_specs.direction(name) == "min"
 
 
 def bound(name: str, draws: Sequence[float]) -> float:

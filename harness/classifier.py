@@ -17,7 +17,7 @@ Choices, all fixed by :data:`DEFAULT_RECIPE` and :data:`CLASSIFIER_VERSION`:
   *precision* is not informative against such samples (measured: 0.75-1.0 for uniform
   noise against real MNIST); FID, KID and recall are.
 * **Training images**: those of :meth:`~harness.data.LabelledImages.classifier_source`,
-  which for the ``mnist`` datasets exclude the FID reference (:mod:`variants.mnist`; with
+  which for the ``mnist`` datasets exclude the FID reference (:mod:`harness.builtin.mnist`; with
   only t10k, the classifier trains on 6,000 of its 10,000 images), so the reference
   statistics never come from images the extractor learned (docs/fidelity.md).
 * **Training**: Adam with the learning rate decayed linearly to zero, ``epochs`` passes

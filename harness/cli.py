@@ -1,13 +1,16 @@
 """The ``harness`` command: study, run, report, variants, ui, server.
 
 Errors a user can fix print one line (``harness: error: ...``) and exit with code 2;
-Ctrl-C exits with 130 after the runs it interrupted were marked KILLED in MLflow.
+Ctrl-C exits with 130 after the runs it interrupted were marked KILLED in MLflow (``ui`` and
+``server`` exit 0: stopping is how a server ends). Output cut short by its reader (``harness
+variants | head``) ends the command quietly with code 141, as SIGPIPE ends other tools.
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
+import os
+import select
 import sys
 from pathlib import Path
 
@@ -57,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--host", default="127.0.0.1", help=(
         "address to listen on (default 127.0.0.1, this machine only; anything else is "
         "reachable from other machines and prints a warning)"))
-    u.add_argument("--port", type=int, default=5000)
+    u.add_argument("--port", type=int, default=5000, help=(
+        "port to listen on (default 5000); one already in use is refused before anything starts"))
 
     sv = sub.add_parser("server", help=(
         "run an MLflow tracking server (sqlite + artifact store under --store) that trials "
@@ -66,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         "address to listen on (default 127.0.0.1, this machine only; for a cluster give the "
         "head node's private address or 0.0.0.0, which prints a warning: the server has no "
         "authentication)"))
-    sv.add_argument("--port", type=int, default=5000)
+    sv.add_argument("--port", type=int, default=5000, help=(
+        "port to listen on (default 5000); one already in use is refused before anything starts"))
     sv.add_argument("--store", default="runs", help=(
         "folder of the sqlite file (mlflow.db) and the artifacts (mlartifacts/); default "
         "runs/ in the working directory"))
@@ -97,8 +102,8 @@ def cmd_variants() -> int:
 
 
 def cmd_report(args) -> int:
+    from harness.reports.stability import build_report, latest_study_run
     from harness.tracking import RUNS_DIR, open_store, resolve_tracking_uri
-    from reports.stability import build_report, latest_study_run
 
     uri = resolve_tracking_uri(args.tracking_uri)
     client = open_store(uri, create=False)
@@ -114,7 +119,7 @@ def cmd_report(args) -> int:
                else Path.cwd() / RUNS_DIR / "reports" / f"{name}-{parent_id[:8]}")
         paths = build_report(client, exp_id, parent_id, out, **boot)
     else:
-        from reports.merge import merged_frame
+        from harness.reports.merge import merged_frame
 
         frame, sources = merged_frame(client, found)  # refuses before anything is written
         label = "+".join(src.replace("/", "_") for src, _ in sources)
@@ -125,33 +130,34 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _check_port_number(port: int) -> None:
+    if not 0 < port < 65536:
+        raise HarnessError(f"--port must be 1..65535, got {port}")
+
+
 def cmd_ui(args) -> int:
-    from harness.server import advertised_host, bind_warning
+    from harness.server import check_port, serve_ui
     from harness.tracking import open_store, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise HarnessError(f"no tracking store at {uri}; run a study first or pass --tracking-uri")
+    remote = uri.startswith(("http://", "https://"))
+    if not remote:  # a remote server serves its own UI: no port of ours is needed
+        _check_port_number(args.port)
+        check_port(args.host, args.port)  # before the store is opened or MLflow started
     open_store(uri, create=False)
-    if uri.startswith(("http://", "https://")):
+    if remote:
         print(f"the MLflow server at {uri} serves the UI itself: open {uri} in a browser "
               "(through an SSH tunnel when it listens on 127.0.0.1 of another machine)")
         return 0
-    warning = bind_warning(args.host, "the MLflow UI")
-    if warning:
-        print(warning, file=sys.stderr, flush=True)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-           "--host", args.host, "--port", str(args.port)]
-    print(f"MLflow UI on http://{advertised_host(args.host)}:{args.port} (Ctrl-C to stop)",
-          flush=True)
-    return subprocess.call(cmd)
+    return serve_ui(uri, args.host, args.port)
 
 
 def cmd_server(args) -> int:
     from harness.server import serve
 
-    if not 0 < args.port < 65536:
-        raise HarnessError(f"--port must be 1..65535, got {args.port}")
+    _check_port_number(args.port)
     if args.workers < 1:
         raise HarnessError(f"--workers must be >= 1, got {args.workers}")
     return serve(args.store, args.host, args.port, workers=args.workers,
@@ -194,8 +200,31 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _stdout_closed() -> bool:
+    """True when nobody reads this process's stdout any more (a pipe whose reader exited)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll(), or stdout is no file
+        return False
+
+
 def entry() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at interpreter exit
+    except BrokenPipeError:
+        if not _stdout_closed():  # a broken socket, not our reader: a real error
+            raise
+        # The reader (`| head`) has what it wanted. 141 = 128 + SIGPIPE, what a tool that
+        # SIGPIPE ends reports: a pipeline under `set -o pipefail` sees the output was cut,
+        # as it would for `cat` or `yes`. stdout goes to devnull so that Python's own flush
+        # at exit does not fail again on what is still buffered.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 141
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Study files: YAML -> validated, frozen :class:`StudySpec` -> one :class:`TrialConfig` per trial.
 
-Validation happens in two passes, both before anything starts:
+This module is the schema: it knows no registry and no runtime. Validation happens in two
+passes, both before anything starts:
 
-1. pydantic checks the shape (unknown keys are refused, listing the known ones);
-2. :func:`resolve` loads the plugins and checks every registered name and parameter,
-   the search space and the evaluation cadence against the registries.
+1. pydantic checks the shape (unknown keys are refused, listing the known ones), here;
+2. :func:`harness.resolve.resolve` loads the plugins and checks every registered name and
+   parameter, the search space and the evaluation cadence against the registries.
 
 Every error is a :class:`~harness.errors.ConfigError` whose message starts with the key
 path, e.g. ``variants[1].loss: unknown loss 'minmax'; registered: least_squares, ...``.
@@ -24,10 +25,9 @@ from typing import Any, Literal
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from harness import names
-from harness.errors import ConfigError, RegistryError
+from harness import names, value_specs
+from harness.errors import ConfigError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -65,11 +65,12 @@ class TrainSettings(Strict):
     d_steps: int = Field(1, ge=1, description="discriminator steps per generator step (k)")
     #: cpu, cuda, or auto (cuda when the trial has a GPU: Ray granted one, or, outside Ray,
     #: torch can use one). In a study file the default is auto when ``resources.gpu > 0``,
-    #: else cpu (see :func:`resolve`); :func:`harness.trial.resolve_device` decides.
+    #: else cpu (see :func:`harness.resolve.resolve`); :func:`harness.trial.resolve_device`
+    #: decides.
     device: Literal["cpu", "cuda", "auto"] = "cpu"
 
     @model_validator(mode="after")
-    def _cadence(self) -> "TrainSettings":
+    def _cadence(self) -> TrainSettings:
         if self.eval_every > self.steps:
             raise ValueError(
                 f"eval_every ({self.eval_every}) is larger than steps ({self.steps}); "
@@ -126,7 +127,7 @@ class SearchParam(Strict):
     values: list[Any] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "SearchParam":
+    def _check(self) -> SearchParam:
         if self.type == "choice":
             if not self.values:
                 raise ValueError("a 'choice' needs a non-empty 'values' list")
@@ -175,7 +176,7 @@ class PrunerSettings(Strict):
         return v
 
     @model_validator(mode="after")
-    def _knobs(self) -> "PrunerSettings":
+    def _knobs(self) -> PrunerSettings:
         # a value other than the default only (a dumped spec lists every field: it must
         # validate again)
         only = {"min_trials": "median", "reduction_factor": "asha"}
@@ -192,21 +193,12 @@ class SearchSettings(Strict):
 
     algorithm: Literal["tpe", "random", "grid"] = "tpe"
     trials: int = Field(4, ge=1, description="search trials per variant and dataset")
+    #: a value some metric declares with a direction (:func:`harness.value_specs.objectives`);
+    #: checked by :func:`check_search_metric`, once the metrics that could declare it are loaded
     metric: str = names.MODES_COVERED
     mode: Literal["max", "min"] | None = None
     space: dict[str, SearchParam]
     pruner: PrunerSettings = Field(default_factory=PrunerSettings)
-
-    @field_validator("metric")
-    @classmethod
-    def _metric(cls, v: str) -> str:
-        # every objective has a column in the terminal summary and the report's headline
-        # (reports.headline.LABELS; tests/test_verdict.py checks it): a metric outside them
-        # could be searched but never shown, so it is refused here
-        if v not in names.OBJECTIVES:
-            raise ValueError(f"unknown metric {v!r}: the study summary and the verdict could "
-                             f"not show it; choices: {', '.join(names.OBJECTIVES)}")
-        return v
 
     @field_validator("space")
     @classmethod
@@ -219,7 +211,7 @@ class SearchSettings(Strict):
         return v
 
     @model_validator(mode="after")
-    def _pruned_metric(self) -> "SearchSettings":
+    def _pruned_metric(self) -> SearchSettings:
         # the pruner compares trials at their evaluations; stability_score exists only at the end
         if self.pruner.type != "none" and self.metric == names.STABILITY_SCORE:
             raise ValueError(
@@ -230,7 +222,8 @@ class SearchSettings(Strict):
 
     @property
     def direction(self) -> str:
-        return self.mode or names.OBJECTIVES[self.metric]
+        """``mode``, else the direction :attr:`metric` is declared with (its ValueSpec)."""
+        return self.mode or value_specs.direction(self.metric) or "max"
 
 
 #: resource names Ray gives a meaning of its own (``tune.with_resources``), not custom ones
@@ -240,7 +233,7 @@ RESERVED_RESOURCES = ("cpu", "gpu", "memory", "object_store_memory", "custom_res
 class Resources(Strict):
     """What one trial asks Ray for; ``gpu`` may be fractional (e.g. 0.25: four trials share
     a GPU). With ``gpu > 0`` a trial trains on the GPU Ray grants it (``train.device``
-    defaults to ``auto`` then, see :func:`resolve`)."""
+    defaults to ``auto`` then, see :func:`harness.resolve.resolve`)."""
 
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
@@ -293,7 +286,7 @@ class StudySpec(Strict):
 
     ``vectorize: N`` (optional: a whole number >= 1, or ``auto``; absent: off) trains up
     to N copies of a (variant, dataset) pair in one Tune trial, as one vectorized model
-    (:mod:`harness.vector_trial`), when the pair's model is the plain MLP GAN (model
+    (:mod:`harness.vector.trial`), when the pair's model is the plain MLP GAN (model
     ``mlp`` without batch norm, maxout or dropout) or the unconditional DCGAN (``dcgan``),
     with no tricks, one of the four built-in losses and no ``diagnostics.stop_early``
     (any metrics; ``mode_coverage``, ``class_modes`` and ``fidelity`` score all copies
@@ -301,7 +294,7 @@ class StudySpec(Strict):
     phase as ``ceil(seeds / N)`` trials of up to N seeds, and its search phase as batches
     of up to N Optuna suggestions when it searches only ``lr_d``, ``lr_g``, ``beta1`` and
     ``beta2`` and sets no pruner. ``auto`` chooses N per pair and phase for the device
-    (:mod:`harness.vector_plan`). MLflow still gets one ordinary child run per copy (its
+    (:mod:`harness.vector.plan`). MLflow still gets one ordinary child run per copy (its
     seed, params, histories, artifacts and status, equal to the unvectorized run's on the
     CPU: bit for bit for the MLP, to float rounding for the DCGAN). The study prints what runs vectorized, and which pairs fell back and why, once,
     at its start.
@@ -325,7 +318,7 @@ class StudySpec(Strict):
     #: opt-in: up to this many copies of an MLP GAN or DCGAN pair per Tune trial, trained as
     #: one vectorized model (seeds, and search suggestions of per-copy settings), or
     #: ``auto`` (chosen for the device); each copy gets its own MLflow child run. None
-    #: (default): off. See the class docstring and :mod:`harness.vector_plan`.
+    #: (default): off. See the class docstring and :mod:`harness.vector.plan`.
     vectorize: int | Literal["auto"] | None = Field(
         None, description="copies per trial of an MLP GAN or DCGAN pair, trained as one vectorized "
         "model, or auto")
@@ -360,7 +353,7 @@ class StudySpec(Strict):
         return v
 
     @model_validator(mode="after")
-    def _unique_variants(self) -> "StudySpec":
+    def _unique_variants(self) -> StudySpec:
         seen = set()
         for i, v in enumerate(self.variants):
             if v.name in seen:
@@ -399,7 +392,7 @@ class TrialConfig(Strict):
         return f"{self.variant}/{self.dataset_key}"
 
     def with_params(self, params: dict[str, Any], seed: int | None = None,
-                    phase: str | None = None) -> "TrialConfig":
+                    phase: str | None = None) -> TrialConfig:
         """A copy with searched ``params`` applied (``lr_d``, ``model.z_dim``, ``loss.a`` ...)."""
         train = self.train.model_dump()
         model_p = dict(self.model.params)
@@ -430,7 +423,7 @@ class TrialConfig(Strict):
         """Every hyperparameter as a flat ``{name: value}`` (MLflow params): the train
         settings, ``seed``, and every plugin parameter as ``model.<p>``, ``loss.<p>``,
         ``dataset.<p>``, ``trick.<name>.<p>``, ``metric.<name>.<p>`` (all of them, defaults
-        included, for a config from :func:`resolve`)."""
+        included, for a config from :func:`harness.resolve.resolve`)."""
         out: dict[str, Any] = dict(self.train.model_dump())
         out.update({f"model.{k}": v for k, v in self.model.params.items()})
         if self.loss is not None:
@@ -510,8 +503,7 @@ def format_validation_error(exc: pydantic.ValidationError, model: type[BaseModel
     if err["type"] == "missing":
         return f"{path}: required key is missing"
     msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+    msg = msg.removeprefix("Value error, ")
     inp = err.get("input")
     shown = "" if isinstance(inp, (dict, list)) or inp is None else f" (got {inp!r})"
     return f"{path}: {msg}{shown}"
@@ -539,7 +531,7 @@ def find_study_file(path: str | Path) -> Path:
 
 
 def load_study(path: str | Path) -> StudySpec:
-    """Read and shape-check a study file (no plugin lookups: see :func:`resolve`)."""
+    """Read and shape-check a study file (plugin lookups: :func:`harness.resolve.resolve`)."""
     file = find_study_file(path)
     try:
         raw = yaml.safe_load(file.read_text())
@@ -552,9 +544,28 @@ def load_study(path: str | Path) -> StudySpec:
 
 def parse_study(raw: dict, source: str = "study") -> StudySpec:
     try:
-        return StudySpec.model_validate(raw)
+        spec = StudySpec.model_validate(raw)
     except pydantic.ValidationError as exc:
         raise ConfigError(f"{source}: {format_validation_error(exc, StudySpec)}") from None
+    if not spec.plugins:
+        # a study's own plugin modules may declare its metric: those are only loaded by
+        # harness.resolve.resolve, which checks the metric again
+        check_search_metric(spec, source)
+    return spec
+
+
+def check_search_metric(spec: StudySpec, source: str = "study") -> None:
+    """``search.metric`` must be a value a registered metric (or the harness) declares with a
+    direction: else the search would have no direction and the summary and the verdict no
+    label for it. The installed plugins count; a study's ``plugins:`` modules only once
+    loaded."""
+    choices = value_specs.objectives()
+    if spec.search.metric not in choices:
+        raise ConfigError(
+            f"{source}: search.metric: unknown metric {spec.search.metric!r}: no registered "
+            "metric declares it as a value to optimise, so the search would have no direction "
+            f"and the study summary and the verdict could not show it; choices: "
+            f"{', '.join(choices)}")
 
 
 @dataclass(frozen=True)
@@ -564,247 +575,6 @@ class VariantPlan:
     key: str
     base: TrialConfig
     space: dict[str, SearchParam]
-
-
-def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
-            ) -> list[VariantPlan]:
-    """Check every plugin name/parameter against the registries; expand variants x datasets.
-
-    Loads the study's plugins (and the entry points) in this process. Relative values of
-    ``Path``-annotated plugin parameters are made absolute against ``base_dir`` (the
-    study file's folder; the working directory for a study given as a dict). Each plan's
-    base config names every parameter of every plugin, defaults filled in
-    (:func:`resolved_component`), so each run records what it trained with.
-    """
-    from harness.plugins import load_plugins
-    from harness.registry import DATASETS, LOSSES, METRICS, MODELS, TRICKS
-    from harness.tricks import CHANGES, STACKABLE
-
-    def fail(msg: str) -> typing.NoReturn:
-        raise ConfigError(f"{source}: {msg}")
-
-    try:
-        roots = load_plugins(spec.plugins)
-    except ConfigError as exc:
-        fail(str(exc))
-
-    def check(reg, comp: ComponentSpec, where: str) -> Any:
-        try:
-            return reg.build(comp.name, comp.params, where=f"{where}.params")
-        except RegistryError as exc:
-            fail(f"{where}: {exc}")
-        except ConfigError as exc:
-            fail(str(exc))
-
-    dataset_specs = {k: absolute_paths(DATASETS, c, base_dir) for k, c in spec.datasets.items()}
-    datasets = {k: check(DATASETS, c, f"datasets.{k}") for k, c in dataset_specs.items()}
-    plans: list[VariantPlan] = []
-    for i, v in enumerate(spec.variants):
-        where = f"variants[{i}]"
-        model = check(MODELS, v.model, f"{where}.model")
-        if v.loss is None and model.uses_loss and model.default_loss is not None:
-            v = v.model_copy(update={"loss": ComponentSpec(name=model.default_loss)})
-        if v.loss is None and model.uses_loss:
-            fail(f"{where}.loss: model {v.model.name!r} needs a loss; registered: "
-                 f"{', '.join(LOSSES.names())}")
-        if v.tricks and not model.accepts_tricks:
-            fail(f"{where}.tricks: model {v.model.name!r} plays its own game, which takes no "
-                 f"tricks; remove {', '.join(repr(t.name) for t in v.tricks)}")
-        if v.loss is not None and not model.uses_loss:
-            fail(f"{where}.loss: model {v.model.name!r} plays its own game and takes no loss; "
-                 f"remove 'loss: {v.loss.name}'")
-        loss = None if v.loss is None else check(LOSSES, v.loss, f"{where}.loss")
-        tricks = [check(TRICKS, t, f"{where}.tricks[{j}]") for j, t in enumerate(v.tricks)]
-        owners: dict[str, str] = {}
-        caps = set(model.capabilities()) | (
-            {"loss_targets"} if loss is not None and loss.supports_targets else set())
-        for t_spec, trick in zip(v.tricks, tricks):
-            bad = set(trick.changes) - CHANGES
-            if bad:
-                fail(f"{where}.tricks: trick {t_spec.name!r} declares unknown changes {sorted(bad)}; "
-                     f"allowed: {', '.join(sorted(CHANGES))}")
-            missing = sorted(set(trick.requires) - caps)
-            if missing:
-                fail(f"{where}.tricks: trick {t_spec.name!r} needs {', '.join(missing)}, which "
-                     f"model {v.model.name!r} with loss {getattr(v.loss, 'name', None)!r} "
-                     f"does not offer "
-                     f"(it offers: {', '.join(sorted(caps)) or 'nothing'})")
-            if trick.applies_to is not None and model.family not in trick.applies_to:
-                fail(f"{where}.tricks: trick {t_spec.name!r} does not apply to model family "
-                     f"{model.family!r} of model {v.model.name!r}; it applies to "
-                     f"{', '.join(sorted(trick.applies_to))}")
-            for change in set(trick.changes) - STACKABLE:
-                if change in owners:
-                    fail(f"{where}.tricks: {owners[change]!r} and {t_spec.name!r} both change "
-                         f"the {change}; only one trick may")
-                owners[change] = t_spec.name
-        try:
-            train = TrainSettings.model_validate({**spec.train.model_dump(), **v.train})
-        except pydantic.ValidationError as exc:
-            msg = format_validation_error(exc, TrainSettings)
-            fail(f"{where}.train{'' if msg.startswith('(top level)') else '.'}"
-                 f"{msg.removeprefix('(top level)')}")
-        train = _device_for_resources(spec, v, train, where, fail)
-        for key in v.datasets or list(spec.datasets):
-            ds = datasets[key]
-            try:
-                model.check(ds)
-            except ValueError as exc:
-                fail(f"{where}.model: model {v.model.name!r} cannot be built for dataset "
-                     f"{key!r}: {exc}")
-            metric_specs = spec.metrics if spec.metrics is not None else [
-                ComponentSpec(name=m) for m in ds.default_metrics
-            ]
-            n_study = len(metric_specs)
-            metric_specs = [absolute_paths(METRICS, m, base_dir)
-                            for m in (*metric_specs, *v.metrics)]
-            seen: set[str] = set()
-            provided: set[str] = set()
-            for j, m in enumerate(metric_specs):
-                at = f"metrics[{j}]" if j < n_study else f"{where}.metrics[{j - n_study}]"
-                metric = check(METRICS, m, at)
-                provided.update(metric.provides)
-                if m.name in seen:
-                    fail(f"{at}: metric {m.name!r} is listed twice for variant {v.name!r}")
-                seen.add(m.name)
-                if not metric.applies_to(ds):
-                    fail(f"{at}: metric {m.name!r} does not apply to dataset {key!r}")
-                missing = sorted(set(metric.requires) - caps)
-                if missing:
-                    fail(f"{at}: metric {m.name!r} needs {', '.join(missing)}, which "
-                         f"model {v.model.name!r} of variant {v.name!r} does not offer "
-                         f"(it offers: {', '.join(sorted(caps)) or 'nothing'})")
-            _check_search_metric(spec, provided, v.name, key, metric_specs, fail)
-            base = TrialConfig(
-                study=spec.name, variant=v.name, dataset_key=key,
-                model=resolved_component(MODELS, v.model),
-                loss=None if v.loss is None else resolved_component(LOSSES, v.loss),
-                tricks=[resolved_component(TRICKS, t) for t in v.tricks],
-                dataset=resolved_component(DATASETS, dataset_specs[key]),
-                metrics=[resolved_component(METRICS, m) for m in metric_specs], train=train,
-                diagnostics=spec.diagnostics, seed=spec.seed, plugins=spec.plugins,
-                plugin_paths=[r for r in roots if r],
-            )
-            plans.append(VariantPlan(key=base.key, base=base, space=spec.search.space))
-    _check_space(spec, plans, fail)
-    return plans
-
-
-def _check_search_metric(spec: StudySpec, provided: set[str], variant: str, dataset: str,
-                         metric_specs: list[ComponentSpec], fail) -> None:
-    """``search.metric`` must be a value the (variant, dataset)'s metrics compute (the
-    stability score comes with a mode count): else the search would optimise nothing and
-    the summary's study-metric column and the verdict would stay empty. A pair given no
-    metric at all (``metrics: []``) asks for no numbers and is let through."""
-    if not metric_specs:
-        return
-    if names.MODES_COVERED in provided:
-        provided = provided | {names.STABILITY_SCORE}
-    metric = spec.search.metric
-    if metric in provided:
-        return
-    choices = [m for m in names.OBJECTIVES if m in provided]
-    fail(f"search.metric: {metric!r} is computed by none of the metrics of variant "
-         f"{variant!r} on dataset {dataset!r} ({', '.join(m.name for m in metric_specs)}), so "
-         "the search could not optimise it and the summary could not show it; choices "
-         f"here: {', '.join(choices) or 'none'} (or list a metric that computes "
-         f"{metric!r} under metrics:)")
-
-
-def _device_for_resources(spec: StudySpec, v: VariantSpec, train: TrainSettings, where: str,
-                          fail) -> TrainSettings:
-    """``train.device`` against ``resources.gpu``: unless the file sets the device, trials
-    given a GPU share train on it (``auto``) and the others on the CPU; a device that
-    contradicts the resources is refused (a GPU share never used, or ``cuda`` with none)."""
-    gpu = spec.resources.gpu
-    in_variant = "device" in v.train
-    if not in_variant and "device" not in spec.train.model_fields_set:
-        return train.model_copy(update={"device": "auto"}) if gpu > 0 else train
-    key = f"{where}.train.device" if in_variant else "train.device"
-    if gpu > 0 and train.device == "cpu":
-        fail(f"{key}: 'cpu' wastes the GPU share every trial asks for (resources.gpu: {gpu:g}); "
-             "allowed with resources.gpu > 0: auto, cuda (or set resources.gpu: 0)")
-    if gpu == 0 and train.device == "cuda":
-        fail(f"{key}: 'cuda' needs a GPU, but resources.gpu is 0 so Ray gives the trials none; "
-             "set resources.gpu (e.g. 0.25: four trials per GPU), or use train.device: auto or cpu")
-    return train
-
-
-def _is_path(annotation: Any) -> bool:
-    return annotation is Path or Path in typing.get_args(annotation)
-
-
-def absolute_paths(registry, comp: ComponentSpec, base: Path | None = None) -> ComponentSpec:
-    """``comp`` with every relative value of a ``Path``-annotated parameter made absolute
-    against ``base`` (the study file's folder; default: the working directory), so that
-    trials -- which Ray may start in other directories -- read the same files."""
-    if comp.name not in registry:
-        return comp
-    base = base or Path.cwd()
-    changed = {}
-    for p in registry.params(comp.name):
-        value = comp.params.get(p.name)
-        if isinstance(value, (str, Path)) and _is_path(p.annotation):
-            path = Path(value).expanduser()
-            if not path.is_absolute():
-                changed[p.name] = str((base / path).resolve())
-    if not changed:
-        return comp
-    return comp.model_copy(update={"params": {**comp.params, **changed}})
-
-
-def resolved_component(registry, comp: ComponentSpec) -> ComponentSpec:
-    """``comp`` with every constructor parameter of its plugin: the given values coerced to
-    their types, the others at their defaults (``None`` where the plugin derives the value
-    itself, e.g. from a preset), so that a run's ``config.json`` and MLflow params say what
-    it trained with. Values are JSON ones (paths as text, tuples as lists): the config reads
-    back from ``config.json`` equal, with the same digest, and builds the same plugin.
-    ``comp`` must have passed ``registry.validate_params``."""
-    given = registry.validate_params(comp.name, comp.params, "params")
-    full: dict[str, Any] = {}
-    for p in registry.params(comp.name):
-        value = given.get(p.name, p.default)
-        try:
-            full[p.name] = to_jsonable_python(value)
-        except PydanticSerializationError:
-            if p.name in comp.params:  # a default JSON cannot hold is left to the plugin
-                full[p.name] = comp.params[p.name]
-    return ComponentSpec(name=comp.name, params=full)
-
-
-def _check_space(spec: StudySpec, plans: list[VariantPlan], fail) -> None:
-    from harness.registry import LOSSES, MODELS
-
-    for key, param in spec.search.space.items():
-        where = f"search.space.{key}"
-        if spec.search.algorithm == "grid" and param.type != "choice":
-            fail(f"{where}: grid search needs every entry to be a 'choice' list, got '{param.type}'")
-        for plan in plans:
-            if key.startswith("model."):
-                reg, comp, pkey = MODELS, plan.base.model, key[6:]
-            elif key.startswith("loss."):
-                reg, comp, pkey = LOSSES, plan.base.loss, key[5:]
-                if comp is None:
-                    fail(f"{where}: variant {plan.base.variant!r} has no loss to search")
-            else:
-                if key not in SEARCHABLE_TRAIN:
-                    fail(f"{where}: cannot search {key!r}; allowed: "
-                         f"{', '.join(SEARCHABLE_TRAIN)}, model.<param>, loss.<param>")
-                continue
-            known = [p.name for p in reg.params(comp.name)]
-            if pkey not in known:
-                fail(f"{where}: {reg.kind} {comp.name!r} of variant {plan.base.variant!r} has no "
-                     f"parameter {pkey!r}; allowed: {', '.join(known) or '(none)'}")
-    # every value a search can produce must make a valid trial config
-    for plan in plans:
-        probe = {}
-        for key, param in spec.search.space.items():
-            probe[key] = param.values[0] if param.type == "choice" else (
-                int(param.low) if param.type == "int" else param.low)
-        try:
-            plan.base.with_params(probe)
-        except ConfigError as exc:
-            fail(f"search.space: with the lowest values for variant {plan.key}: {exc}")
 
 
 def config_json(cfg: TrialConfig) -> str:

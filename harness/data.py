@@ -95,7 +95,7 @@ class LabelledImages(Dataset):
     #: an image is ``sum(digit_c * base ** (C - 1 - c))`` with ``base = source.n_classes``
     channels_stacked: bool = False
 
-    def classifier_source(self) -> "LabelledImages":
+    def classifier_source(self) -> LabelledImages:
         """The labelled images a classifier for this dataset is trained and scored on."""
         return self
 

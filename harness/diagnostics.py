@@ -32,6 +32,7 @@ early: it did not hold its modes to the end of its budget).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ def summarize(
     metrics: dict[str, float] = {}
     covered = [e.covered for e in evals if e.covered is not None]
     if n_modes and covered:
-        metrics[names.MODE_HOPS] = float(sum(a != b for a, b in zip(covered, covered[1:])))
+        metrics[names.MODE_HOPS] = float(sum(a != b for a, b in itertools.pairwise(covered)))
         late = [e.covered for e in evals if e.covered is not None and e.step > steps / 2]
         late = late or covered[-1:]
         held = frozenset.intersection(*late) if late else frozenset()

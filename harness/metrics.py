@@ -1,7 +1,8 @@
 """Evaluation metrics and the mode-coverage protocol for Gaussian mixtures.
 
 A :class:`Metric` is called at every evaluation with generated samples and the
-trial's dataset and returns named values (names from :mod:`harness.names`).
+trial's dataset and returns named values, each declared in :attr:`Metric.values` (a
+:class:`~harness.value_specs.ValueSpec`: label, decimals, direction).
 
 Mode coverage follows the protocol of VEEGAN (Srivastava et al. 2017), PacGAN
 (Lin et al. 2018) and Unrolled GAN (Metz et al. 2017):
@@ -34,6 +35,7 @@ import torch
 
 from harness import chance_rule, names
 from harness.data import Dataset
+from harness.value_specs import ValueSpec
 
 
 @dataclass
@@ -103,7 +105,7 @@ class Chance:
     generator from noise; ``hq_fraction`` for mode coverage), what a result must beat to
     be *clearly above chance*: both the best of the draws and a factor
     :data:`harness.chance_rule.CHANCE_FACTOR` (10) of the mean, in the value's direction
-    (:data:`harness.names.OBJECTIVES`; ``max`` for a name it does not list):
+    (its :class:`~harness.value_specs.ValueSpec`; ``max`` for a value without one):
     ``max(best, 10 * mean)`` for a higher-is-better value, ``min(best, mean / 10)`` for a
     lower-is-better one. Beating every draw alone is what a data-ignoring generator still
     does once in ``draws + 1`` tries; the factor asks for a difference a researcher would
@@ -130,9 +132,18 @@ def above_chance(name: str, value: float, chance: Chance | None) -> bool | None:
 
 
 class Metric(ABC):
-    """Scores generated samples against a dataset; called at every evaluation."""
+    """Scores generated samples against a dataset; called at every evaluation.
 
-    #: the value names :meth:`evaluate` returns
+    :attr:`values` declares every value the metric may return, with its label, decimals and
+    direction: that is what makes a value searchable (``search.metric``, when it has a
+    direction) and shown by the reports. :attr:`provides` follows from it (set it only to
+    narrow it per instance, as a metric whose parameters switch values off does);
+    registration refuses a class whose two disagree.
+    """
+
+    #: value name -> how it is shown and compared, for every value :meth:`evaluate` may return
+    values: ClassVar[dict[str, ValueSpec]] = {}
+    #: the value names :meth:`evaluate` returns: the keys of :attr:`values` unless set
     provides: ClassVar[tuple[str, ...]] = ()
     #: model capabilities it needs (see ``Model.capabilities``), checked at validation
     requires: ClassVar[frozenset[str]] = frozenset()
@@ -144,6 +155,13 @@ class Metric(ABC):
     chance_decides: ClassVar[tuple[str, ...]] = ()
     #: data-ignoring sample sets the default :meth:`chance` scores
     chance_draws: ClassVar[int] = 20
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # a class declaring its values provides them, unless it says otherwise (and is
+        # then checked when registered)
+        if "values" in cls.__dict__ and "provides" not in cls.__dict__:
+            cls.provides = tuple(cls.values)
 
     def chance_samples(self, eval_samples: int) -> int:
         """How many samples the trial's final evaluation scores (``train.eval_samples``
@@ -200,7 +218,7 @@ class Metric(ABC):
 
     def evaluate_copies(self, samples: Sequence[torch.Tensor], dataset: Dataset,
                         contexts: Sequence[EvalContext]) -> list[Evaluation]:
-        """Called by a vectorized trial (:mod:`harness.vector_trial`) once per evaluation
+        """Called by a vectorized trial (:mod:`harness.vector.trial`) once per evaluation
         round, instead of :meth:`evaluate`, with the samples and context of every copy
         still training (each context's ``generate`` draws that copy's extra samples; all
         copies' are generated in one batch). Copy ``k``'s result must equal
@@ -295,14 +313,22 @@ def batched_mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: flo
     return out
 
 
+#: the coverage values, shared by every metric that counts modes (``class_modes`` too)
+COVERAGE_VALUES = {
+    names.MODES_COVERED: ValueSpec("modes covered", 2, "max"),
+    names.HQ_FRACTION: ValueSpec("hq fraction", 2, "max"),
+    names.MODE_KL: ValueSpec("mode KL", 3, "min"),
+}
+
+
 class ModeCoverage(Metric):
     """Modes covered, high-quality fraction and KL to uniform (VEEGAN/PacGAN protocol).
 
     Chance level: uniform points over the training data's bounding box (e.g. on grid25,
     2,500 of them cover 23.4/25 modes at hq_fraction 0.026 on average over 20 draws)."""
 
-    provides = (names.MODES_COVERED, names.HQ_FRACTION, names.MODE_KL)
-    chance_values = provides
+    values = COVERAGE_VALUES
+    chance_values = tuple(COVERAGE_VALUES)
     chance_decides = (names.HQ_FRACTION,)
 
     def __init__(self, n_std: float = 3.0, min_hq_per_mode: int = 1):

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 from torch import nn
 
 from harness.data import Dataset
+
+if TYPE_CHECKING:
+    from harness.loop import TrainingLoop
 
 
 class Auxiliary(Protocol):
@@ -127,15 +130,14 @@ class Model(ABC):
     def build(self, dataset: Dataset) -> GANPair:
         """Build freshly initialised networks whose outputs match ``dataset.shape``."""
 
-    def loop_class(self) -> type:
+    def loop_class(self) -> type[TrainingLoop] | None:
         """The :class:`~harness.loop.TrainingLoop` that plays this family's game; called
-        once per trial. The adversarial GAN game of :class:`harness.trainer.Trainer` unless
-        a family plays another one (CycleGAN, the xy game). The class is constructed as
+        once per trial. None (the default): the adversarial GAN game, which the runtime
+        plays with :class:`harness.trainer.Trainer`; a family that plays another game
+        (CycleGAN, the xy game) returns its own loop. The class is constructed as
         ``cls(model, gan, loss, dataset, metrics, settings, diagnostics, seed, tricks=...,
         device=..., title=...)``."""
-        from harness.trainer import Trainer
-
-        return Trainer
+        return None
 
     def noise(self, n: int, z_dim: int, generator: torch.Generator) -> torch.Tensor:
         """Latent noise for ``n`` samples; standard normal unless a family overrides it."""

@@ -1,8 +1,11 @@
-"""Every metric, tag and status name the harness writes or reads.
+"""Every metric, tag and status name the harness's core writes or reads.
 
 These constants are the one place where the names live: the trainer, the MLflow
 tracking, the study summary and the reports all import them from here, so a rename
 is one edit and a typo is an ``AttributeError`` rather than a silently empty column.
+A name only a plugin writes lives in that plugin's module (e.g. ``cycle_error_ab`` in
+:mod:`harness.builtin.cycle_error`); how each metric value is labelled, rounded and
+compared is declared with the metric (:mod:`harness.value_specs`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ GRAD_D = "grad_d"  # L2 norm of the discriminator's gradient (last D step)
 GRAD_G = "grad_g"  # L2 norm of the generator's gradient
 LOSS_Q = "loss_q"  # InfoGAN mutual-information term
 LOSS_CYCLE = "loss_cycle"  # CycleGAN: L1 cycle-consistency term (both directions, before λ)
-LOSS_IDENTITY = "loss_identity"  # CycleGAN: L1 identity term (both directions, before λ)
 XY_X = "x"  # the xy game: the minimising player's position
 XY_Y = "y"  # the xy game: the maximising player's position
 XY_DISTANCE = "xy_distance"  # the xy game: distance of (x, y) to the equilibrium (0, 0)
@@ -39,11 +41,7 @@ RECALL = "recall"
 CODE_ACCURACY = "code_accuracy"
 COND_ACCURACY = "cond_accuracy"
 CYCLE_ERROR = "cycle_error"  # CycleGAN: mean of the two directions' reconstruction L1
-CYCLE_ERROR_AB = "cycle_error_ab"  # |F(G(a)) - a|, mean over pixels and images
-CYCLE_ERROR_BA = "cycle_error_ba"  # |G(F(b)) - b|
 TRANSLATION_ACCURACY = "translation_accuracy"  # mean of the two directions'
-TRANSLATION_ACCURACY_AB = "translation_accuracy_ab"  # B's classifier on G(a) vs a's label
-TRANSLATION_ACCURACY_BA = "translation_accuracy_ba"  # A's classifier on F(b) vs b's label
 FID_AB = "fid_ab"  # FID of G(a) against real B images
 FID_BA = "fid_ba"  # FID of F(b) against real A images
 XY_FINAL_DISTANCE = "xy_final_distance"  # the xy game: distance at the end
@@ -60,31 +58,11 @@ STEPS_PER_SECOND = "steps_per_second"
 STEPS_BUDGET = "steps_budget"  # the trial's budget, ``train.steps``
 STOPPED_EARLY = "stopped_early"  # 1.0 when training ended before the budget, else 0.0
 
-# Metrics a search may optimise, with the direction that is better.
 #: run metrics with a value's chance level (harness.metrics.chance_metrics): the mean score
 #: of a generator that ignores the data, and (for the values that decide whether a result is
 #: at chance) the bound a result must beat to be clearly above chance
 CHANCE_PREFIX = "chance."
 CHANCE_BOUND_PREFIX = "chance_bound."
-
-OBJECTIVES = {
-    MODES_COVERED: "max",
-    HQ_FRACTION: "max",
-    MODE_KL: "min",
-    STABILITY_SCORE: "max",
-    FID: "min",
-    IS_MEAN: "max",
-    KID_MEAN: "min",
-    PRECISION: "max",
-    RECALL: "max",
-    CODE_ACCURACY: "max",
-    COND_ACCURACY: "max",
-    CYCLE_ERROR: "min",
-    TRANSLATION_ACCURACY: "max",
-    FID_AB: "min",
-    FID_BA: "min",
-    XY_FINAL_DISTANCE: "min",
-}
 
 # --- tags --------------------------------------------------------------------------
 TAG_VARIANT = "variant"
@@ -176,10 +154,6 @@ TAG_FIDELITY_SAMPLES_EVAL = "fidelity.samples_eval"
 TAG_FIDELITY_SAMPLES_FINAL = "fidelity.samples_final"
 TAG_CLASSIFIER_HASH = "classifier.hash"  # hash of the harness classifier's weights file
 TAG_CLASSIFIER_ACCURACY = "classifier.accuracy"  # its held-out accuracy
-TAG_CLASSIFIER_HASH_A = "classifier.hash_a"  # two-domain data: domain A's classifier
-TAG_CLASSIFIER_ACCURACY_A = "classifier.accuracy_a"
-TAG_CLASSIFIER_HASH_B = "classifier.hash_b"  # two-domain data: domain B's classifier
-TAG_CLASSIFIER_ACCURACY_B = "classifier.accuracy_b"
 TAG_TRANSLATION_FID_REAL = "translation_fid.real_hashes"  # "a:<hash>,b:<hash>"
 TAG_TRANSLATION_FID_SAMPLES = "translation_fid.samples"
 TAG_CLASS_MODES_SAMPLES_FINAL = "class_modes.samples_final"

@@ -4,20 +4,30 @@ Each registry holds classes of one abstract base. A class's constructor keyword
 arguments *are* its parameters: their annotations validate the values a study file
 gives (through pydantic) and their defaults are what ``harness variants`` prints.
 
-Built-in plugins (the ``variants`` package) register exactly like third-party ones,
-through :func:`register_model` & co., so nothing in ``harness/`` names a built-in.
+Built-in plugins (the :mod:`harness.builtin` package) register exactly like third-party
+ones, through :func:`register_model` & co., so the core modules name no built-in.
+
+A metric's declared values (:attr:`harness.metrics.Metric.values`) are checked against what
+it provides when it is registered, and recorded in :mod:`harness.value_specs`.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pydantic
 
+from harness import value_specs
+from harness.data import Dataset
 from harness.errors import ConfigError, RegistryError
+from harness.losses import Loss
+from harness.metrics import Metric
+from harness.models import Model
+from harness.tricks import Trick
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
@@ -96,9 +106,14 @@ class Registry(Generic[T]):
                     f"cannot register {self.kind} {name!r}: its constructor takes *{p.name}; "
                     "parameters must be named keyword arguments"
                 )
+        self._admit(name, cls)
         cls.registered_name = name
         self._items[name] = cls
         return cls
+
+    def _admit(self, name: str, cls: type) -> None:
+        """Last check before ``cls`` is added, for what one kind of plugin must declare;
+        raises :class:`RegistryError`. Nothing by default."""
 
     def unregister(self, name: str) -> None:
         """Remove ``name`` (for tests and interactive sessions)."""
@@ -179,18 +194,36 @@ def _decorator(registry: Registry, name: str, cls: type | None) -> Callable | ty
     return deco
 
 
-# One registry per abstract base.
-from harness.data import Dataset  # noqa: E402
-from harness.losses import Loss  # noqa: E402
-from harness.metrics import Metric  # noqa: E402
-from harness.models import Model  # noqa: E402
-from harness.tricks import Trick  # noqa: E402
+class MetricRegistry(Registry[Metric]):
+    """Metrics: each declares a :class:`~harness.value_specs.ValueSpec` for every value it
+    provides, and its declarations go to :mod:`harness.value_specs` while it is registered."""
 
+    def _admit(self, name: str, cls: type) -> None:
+        values = cls.values
+        if not isinstance(values, dict):
+            raise RegistryError(f"cannot register {self.kind} {name!r}: {cls.__qualname__}.values "
+                                f"must be a dict of value name -> ValueSpec, got {values!r}")
+        provided, declared = set(cls.provides), set(values)
+        if provided != declared:
+            undeclared = ", ".join(sorted(provided - declared)) or "none"
+            unprovided = ", ".join(sorted(declared - provided)) or "none"
+            raise RegistryError(
+                f"cannot register {self.kind} {name!r}: {cls.__qualname__}.values disagrees with "
+                f"its provides (provided without a ValueSpec: {undeclared}; declared but not "
+                f"provided: {unprovided})")
+        value_specs.declare(name, values)
+
+    def unregister(self, name: str) -> None:
+        super().unregister(name)
+        value_specs.withdraw(name)
+
+
+# One registry per abstract base.
 MODELS: Registry[Model] = Registry("model", Model)
 LOSSES: Registry[Loss] = Registry("loss", Loss)
 TRICKS: Registry[Trick] = Registry("trick", Trick)
 DATASETS: Registry[Dataset] = Registry("dataset", Dataset)
-METRICS: Registry[Metric] = Registry("metric", Metric)
+METRICS: Registry[Metric] = MetricRegistry("metric", Metric)
 ALL = {"models": MODELS, "losses": LOSSES, "tricks": TRICKS, "datasets": DATASETS, "metrics": METRICS}
 
 

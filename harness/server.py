@@ -9,6 +9,12 @@ downloads them the same way. Nothing but the server's own machine touches the fi
 It listens on 127.0.0.1 unless ``--host`` says otherwise, and prints a warning when it
 listens anywhere else: MLflow's server has no authentication, so anyone who can reach the
 port can read and change every run.
+
+``harness server`` and ``harness ui`` own the MLflow processes they start (the MLflow command,
+its uvicorn web workers, its job runner and huey consumers: a dozen processes). They run in a
+session of their own, so a Ctrl-C at the terminal reaches only the harness, and
+:func:`run_owned` stops the whole session whenever the harness stops: Ctrl-C, SIGTERM, SIGHUP,
+an exception, or the server exiting by itself. A busy port is refused before anything starts.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 _WILDCARD_LOCAL = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}
 READY_TIMEOUT = 180.0  # seconds; the first start creates the database (slow on a busy machine)
+STOP_TIMEOUT = 30.0  # seconds from SIGTERM to SIGKILL; uvicorn and huey stop within a few
+#: the signals that stop ``harness server``/``harness ui`` (and with them the MLflow processes)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def is_loopback(host: str) -> bool:
@@ -121,21 +130,33 @@ def check_port(host: str, port: int) -> None:
                                 "pick another --port (or --host)") from None
 
 
-def start(store: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          workers: int = 1, allowed_hosts: str | None = None, quiet: bool = False
-          ) -> subprocess.Popen:
-    """Start ``mlflow server`` on ``store`` in its own process group and return at once
-    (see :func:`wait_ready`). ``quiet`` sends its log to /dev/null instead of stderr."""
-    store = Path(store).resolve()
+def _make_store(store: Path) -> None:
     try:
         store.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TrackingError(f"cannot use --store {store}: {exc.strerror or exc}") from None
-    check_port(host, port)
+
+
+def spawn(cmd: list[str], quiet: bool = False) -> subprocess.Popen:
+    """Start ``cmd`` as the leader of a new session (and process group) and return at once.
+
+    Its own session: a Ctrl-C at the terminal reaches only this process, which then stops
+    the whole session with :func:`stop`, so MLflow's processes never outlive the harness.
+    ``quiet`` sends its log to /dev/null instead of stderr."""
     out = subprocess.DEVNULL if quiet else None
     env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
-    return subprocess.Popen(server_command(store, host, port, workers, allowed_hosts),
-                            stdout=out, stderr=out, env=env, start_new_session=True)
+    return subprocess.Popen(cmd, stdout=out, stderr=out, env=env, start_new_session=True)
+
+
+def start(store: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          workers: int = 1, allowed_hosts: str | None = None, quiet: bool = False
+          ) -> subprocess.Popen:
+    """Start ``mlflow server`` on ``store`` in its own session and return at once (see
+    :func:`wait_ready`; :func:`stop` ends it). ``quiet`` sends its log to /dev/null."""
+    store = Path(store).resolve()
+    check_port(host, port)  # first: a busy port leaves no store folder behind
+    _make_store(store)
+    return spawn(server_command(store, host, port, workers, allowed_hosts), quiet)
 
 
 def wait_ready(proc: subprocess.Popen, url: str, timeout: float = READY_TIMEOUT) -> None:
@@ -157,41 +178,180 @@ def wait_ready(proc: subprocess.Popen, url: str, timeout: float = READY_TIMEOUT)
     raise TrackingError(f"the MLflow server did not answer at {url} within {timeout:g}s")
 
 
-def stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Stop the server started by :func:`start` (its whole process group: the web workers)."""
-    if proc.poll() is not None:
-        return
+def _session_members(sid: int) -> list[tuple[int, int]] | None:
+    """``(pid, process group)`` of every live process in session ``sid``; None without /proc.
+
+    The session, not the process group: it also holds a process that moved to a group of its
+    own. Zombies are left out: they hold no port, and one orphaned under a container's PID 1
+    that never reaps it would otherwise look alive for ever."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
+        entries = os.scandir("/proc")
+    except OSError:
+        return None
+    members = []
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stat = f.read().decode("ascii", "replace")
+            except OSError:  # exited meanwhile
+                continue
+            # "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses
+            state, _ppid, pgrp, session = stat[stat.rindex(")") + 2:].split()[:4]
+            if int(session) == sid and state not in ("Z", "X"):
+                members.append((int(entry.name), int(pgrp)))
+    return members
+
+
+def _alive(proc: subprocess.Popen) -> bool:
+    proc.poll()  # reaps the leader once it exits
+    members = _session_members(proc.pid)
+    if members is not None:
+        return bool(members)
+    try:  # no /proc (macOS): the process group stands for the session
+        os.killpg(proc.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _signal_all(proc: subprocess.Popen, sig: int) -> None:
+    members = _session_members(proc.pid)
+    if members is None:  # no /proc: the process group stands for the session
+        members = [(proc.pid, proc.pid)]
+    if any(pgrp == proc.pid for _, pgrp in members):
+        # the group in one call, so a process forked meanwhile gets it too; only while a
+        # live member holds the group's id, which can then belong to no one else
+        _kill(-proc.pid, sig)
+    for pid, pgrp in members:
+        if pgrp != proc.pid:  # moved to a group of its own
+            _kill(pid, sig)
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)  # a negative pid: that process group
+    except (ProcessLookupError, PermissionError):
         pass
+
+
+def _wait_gone(proc: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(proc):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def stop(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
+    """Stop everything :func:`spawn` started: SIGTERM to every process of its session (the
+    MLflow command, its web workers, its job runner and consumers), SIGKILL to whatever is
+    left after ``timeout`` seconds. Returns once none is left (or 10 s after SIGKILL, for a
+    process stuck in the kernel), also when the leader had already exited by itself."""
+    if not _alive(proc):
+        return
+    _signal_all(proc, signal.SIGTERM)
+    if not _wait_gone(proc, timeout):
+        _signal_all(proc, signal.SIGKILL)
+        _wait_gone(proc, 10.0)
+    try:
+        proc.wait(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+class _StopRequested(Exception):
+    """A stop signal (:data:`STOP_SIGNALS`) reached this process."""
+
+
+def run_owned(cmd: list[str], local_url: str, ready_message: str, stream=None,
+              quiet: bool = False, ready_timeout: float = READY_TIMEOUT) -> int:
+    """Run the server ``cmd`` until it exits or this process is told to stop; its processes
+    never outlive this call.
+
+    Starts ``cmd`` with :func:`spawn`, waits until ``local_url``/health answers, prints
+    ``ready_message`` to ``stream`` (default stderr), then waits. Ctrl-C, SIGTERM or SIGHUP
+    stop it and return 0 (the ordinary way to end a server); a server that exits by itself
+    returns its exit code, 1 for 0 (MLflow's command exits 0 even when its web server
+    failed). Whatever way this call ends, exceptions included, :func:`stop` ends the whole
+    session before it returns. TrackingError when the server exits or stays silent before
+    answering."""
+    stream = stream or sys.stderr
+    state = {"armed": False, "caught": None}
+
+    def on_stop_signal(signum, _frame):
+        state["caught"] = signum
+        if state["armed"]:
+            raise _StopRequested(signum)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # handlers: main thread only
+        # installed before the start, disarmed around it: a signal that arrives while Popen
+        # runs is remembered, not raised before the process is known and can be stopped
+        previous = {sig: signal.signal(sig, on_stop_signal) for sig in STOP_SIGNALS}
+    proc = None
+    try:
+        proc = spawn(cmd, quiet)
+        state["armed"] = True
+        if state["caught"] is not None:
+            raise _StopRequested(state["caught"])
+        wait_ready(proc, local_url, ready_timeout)
+        print(ready_message, file=stream, flush=True)
+        code = proc.wait()
+        print(f"harness: the MLflow server at {local_url} exited by itself with code {code} "
+              "(its log is above)", file=sys.stderr, flush=True)
+        return code or 1
+    except _StopRequested:
+        return 0
+    finally:
+        state["armed"] = False  # a second Ctrl-C while stopping must not cut the stop short
+        try:
+            if proc is not None:
+                stop(proc)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 def serve(store: str | Path, host: str, port: int, workers: int = 1,
           allowed_hosts: str | None = None, stream=None) -> int:
-    """``harness server``: start, say where studies should log, wait until Ctrl-C."""
+    """``harness server``: start, say where studies should log, run until stopped."""
     stream = stream or sys.stderr
     store = Path(store).resolve()
+    check_port(host, port)  # before anything: a busy port leaves nothing behind
+    _make_store(store)
     warning = bind_warning(host)
     if warning:
         print(warning, file=stream, flush=True)
-    proc = start(store, host, port, workers, allowed_hosts)
-    if threading.current_thread() is threading.main_thread():  # `kill` stops it cleanly too
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    local = f"http://{_WILDCARD_LOCAL.get(host) or advertised_host(host)}:{port}"
-    try:
-        wait_ready(proc, local)
-        uri = f"http://{advertised_host(host)}:{port}"
-        print(f"MLflow tracking server on {uri} (runs: {store / 'mlflow.db'}, artifacts: "
-              f"{store / 'mlartifacts'})\n"
-              f"  run studies with: harness study FILE --tracking-uri {uri}\n"
-              "  (Ctrl-C stops it)", file=stream, flush=True)
-        return proc.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop(proc)  # the server's process group: its web workers too
+    uri = f"http://{advertised_host(host)}:{port}"
+    message = (f"MLflow tracking server on {uri} (runs: {store / 'mlflow.db'}, artifacts: "
+               f"{store / 'mlartifacts'})\n"
+               f"  run studies with: harness study FILE --tracking-uri {uri}\n"
+               "  (Ctrl-C stops it)")
+    return run_owned(server_command(store, host, port, workers, allowed_hosts),
+                     local_url(host, port), message, stream)
+
+
+def ui_command(uri: str, host: str, port: int) -> list[str]:
+    """The ``mlflow ui`` command line for the tracking store ``uri``."""
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+            "--host", host, "--port", str(port)]
+
+
+def serve_ui(uri: str, host: str, port: int, stream=None) -> int:
+    """``harness ui``: the MLflow UI for the store ``uri`` until stopped. The caller checks
+    the port (:func:`check_port`) before it opens the store."""
+    warning = bind_warning(host, "the MLflow UI")
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    message = f"MLflow UI on http://{advertised_host(host)}:{port} (Ctrl-C stops it)"
+    return run_owned(ui_command(uri, host, port), local_url(host, port), message,
+                     stream or sys.stdout)
+
+
+def local_url(host: str, port: int) -> str:
+    """Where this machine reaches a server listening on ``host:port``."""
+    return f"http://{_WILDCARD_LOCAL.get(host) or advertised_host(host)}:{port}"

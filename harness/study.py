@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness import names
-from harness.config import StudySpec, VariantPlan, find_study_file, load_study, resolve
+from harness.config import StudySpec, VariantPlan, find_study_file, load_study
 from harness.environment import provenance_tags
 from harness.errors import ClusterError, ConfigError
 from harness.metrics import Metric
+from harness.resolve import resolve
 from harness.tracking import (
     RUNS_DIR,
     MlflowReporter,
@@ -288,9 +289,9 @@ def _run(spec, plans, file, uri, client, workdir, max_concurrent, stream, write_
 
 def tune_trials(spec: StudySpec, plans: list[VariantPlan], vector=None) -> int:
     """How many Tune trials the study runs (``num_samples``): per pair its search trials
-    and seeds trials, fewer where :class:`~harness.vector_plan.VectorPlan` ``vector``
+    and seeds trials, fewer where :class:`~harness.vector.plan.VectorPlan` ``vector``
     puts several copies in one trial."""
-    from harness.vector_plan import VectorPlan
+    from harness.vector.plan import VectorPlan
 
     vector = vector or VectorPlan()
     return sum(vector.trials(p.base.key, spec.search.trials, spec.seeds) for p in plans)
@@ -316,7 +317,7 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
             "study/resolved.json": json.dumps([p.base.model_dump(mode="json") for p in plans],
                                               indent=2).encode(),
         })
-    from harness.vector_plan import plan_vectorize
+    from harness.vector.plan import plan_vectorize
 
     vector = plan_vectorize(spec, plans)
     total = tune_trials(spec, plans, vector)
@@ -364,8 +365,8 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
     outcome.n_runs = len(runs)
     outcome.train_seconds = float(sum(r.data.metrics.get(names.TRAIN_SECONDS, 0.0) for r in runs))
     if write_report:
-        from reports.stability import build_report, runs_frame
-        from reports.verdict import terminal_summary
+        from harness.reports.stability import build_report, runs_frame
+        from harness.reports.terminal import terminal_summary
 
         out_dir = workdir / RUNS_DIR / "reports" / f"{spec.name}-{parent_id[:8]}"
         outcome.report = build_report(client, exp_id, parent_id, out_dir, runs=runs)

@@ -27,8 +27,9 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from harness import names
 from harness.errors import TrackingError
@@ -121,7 +122,7 @@ def retry(fn: Callable[..., T], *args: Any, attempts: int = 12, **kwargs: Any) -
     while True:
         try:
             out = fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 -- MLflow wraps the sqlite error in several types
+        except Exception as exc:
             if unreachable(exc):
                 now = time.monotonic()
                 timeout = tracking_timeout()
@@ -388,7 +389,7 @@ class MlflowReporter(Reporter):
                   names.STATUS_STOPPED if interrupted else names.STATUS_FAILED)
             retry(self.client.set_tag, self.run_id, names.TAG_ERROR, text)
             retry(self.client.set_terminated, self.run_id, "KILLED" if interrupted else "FAILED")
-        except Exception:  # noqa: BLE001 -- never hide the trial's own error behind ours
+        except Exception:  # noqa: BLE001, S110 -- never hide the trial's own error behind ours
             pass
 
 

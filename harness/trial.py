@@ -22,6 +22,7 @@ from harness.loop import TrainingLoop
 from harness.metrics import chance_metrics
 from harness.plugins import load_plugins
 from harness.reporting import Reporter, TrialInfo, TrialResult
+from harness.trainer import Trainer
 
 
 def _no_cuda_reason() -> str:
@@ -110,8 +111,9 @@ def _build(cfg: TrialConfig, granted_gpus: float | None = None
     tricks = [TRICKS.build(t.name, t.params, f"tricks[{i}].params") for i, t in enumerate(cfg.tricks)]
     metrics = [METRICS.build(m.name, m.params, f"metrics[{i}].params")
                for i, m in enumerate(cfg.metrics)]
-    loop = model.loop_class()(model, gan, loss, dataset, metrics, cfg.train, cfg.diagnostics,
-                              cfg.seed, tricks=tricks, device=device, title=cfg.key)
+    loop_cls = model.loop_class() or Trainer  # None: the standard adversarial game
+    loop = loop_cls(model, gan, loss, dataset, metrics, cfg.train, cfg.diagnostics,
+                    cfg.seed, tricks=tricks, device=device, title=cfg.key)
     return loop, {"model": model, "dataset": dataset, "loss": loss, "tricks": tricks,
                   "metrics": metrics}
 

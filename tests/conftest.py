@@ -10,9 +10,9 @@ for key, value in {
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
 #: the real MNIST test split (CI clones the repo beside ../shared)
 MNIST_DIR = Path(os.environ.get("HARNESS_TEST_MNIST_DIR")

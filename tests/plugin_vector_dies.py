@@ -1,7 +1,7 @@
 """Test plugin: the first vectorized trial to report its first evaluation to Tune dies.
 
 Imported (as a study plugin) in every trial process, it wraps
-:meth:`harness.vector_trial.VectorLoop.fit` so that right after the first evaluation's
+:meth:`harness.vector.trial.VectorLoop.fit` so that right after the first evaluation's
 combined checkpoint reached Tune the process exits on the spot (``os._exit``: no cleanup,
 like a lost node) -- once: the file named by ``$HARNESS_TEST_VECTOR_DIES`` records it.
 Without that variable it does nothing.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness import vector_trial
+from harness.vector import trial as vector_trial
 
 ENV = "HARNESS_TEST_VECTOR_DIES"
 

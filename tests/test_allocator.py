@@ -21,7 +21,7 @@ PROBE = textwrap.dedent("""
     applied = keep_freed_memory()
     sys.path.insert(0, sys.argv[1])
     from test_vectorized import make_config
-    from harness.vectorized import VectorizedGAN
+    from harness.vector.engine import VectorizedGAN
     hidden = {"g_hidden": [128] * 4, "d_hidden": [128] * 4}
     vec = VectorizedGAN([make_config(seed=k, model_params=hidden, batch_size=64)
                          for k in range(8)])

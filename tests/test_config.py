@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from harness import config as config_mod
+from harness import names
 from harness.config import (
     STUDIES_DIR,
     SearchParam,
@@ -16,9 +17,9 @@ from harness.config import (
     find_study_file,
     load_study,
     parse_study,
-    resolve,
 )
 from harness.errors import ConfigError
+from harness.resolve import resolve
 
 BASE = {
     "name": "unit",
@@ -273,6 +274,83 @@ def test_unknown_metric_and_metric_param():
     assert listed(msg) == ["n_std", "min_hq_per_mode"]
 
 
+# --- search.metric: a value some metric declares with a direction ---------------------------
+
+_SHARPNESS_PLUGIN = """
+import torch
+
+from harness.metrics import Evaluation, Metric
+from harness.registry import register_metric
+from harness.value_specs import ValueSpec
+
+
+@register_metric("test-config-sharpness")
+class Sharpness(Metric):
+    values = {"test_sharpness": ValueSpec("sharpness", 4, "min")}
+
+    def evaluate(self, samples, dataset, context=None):
+        d = torch.cdist(samples.double(), dataset.centres.double()).min(dim=1).values
+        return Evaluation(values={"test_sharpness": float(d.mean())})
+"""
+
+
+@pytest.fixture
+def sharpness_study(tmp_path):
+    """A study file whose own plugin module registers a metric with a new objective."""
+    import sys
+
+    from harness.registry import METRICS
+
+    (tmp_path / "test_config_sharpness.py").write_text(_SHARPNESS_PLUGIN)
+    raw = study(plugins=["test_config_sharpness"],
+                metrics=["mode_coverage", "test-config-sharpness"])
+    raw["search"]["metric"] = "test_sharpness"
+    file = tmp_path / "s.yaml"
+    file.write_text(yaml.safe_dump(raw))
+    try:
+        yield file
+    finally:
+        METRICS.unregister("test-config-sharpness")
+        sys.modules.pop("test_config_sharpness", None)
+
+
+def test_a_plugin_metric_of_the_study_is_searchable_in_its_declared_direction(sharpness_study):
+    from harness import value_specs
+
+    spec = load_study(sharpness_study)  # its plugin is not loaded yet: checked by resolve
+    assert "test_sharpness" not in value_specs.objectives()
+    plans = resolve(spec, base_dir=sharpness_study.parent)
+    assert [m.name for m in plans[0].base.metrics] == ["mode_coverage", "test-config-sharpness"]
+    assert spec.search.direction == "min"
+    assert "test_sharpness" in value_specs.objectives()
+
+
+def test_an_unknown_search_metric_is_refused_listing_the_choices(sharpness_study):
+    from harness import value_specs
+
+    msg = parse_error(study(search={"metric": "accuracy", "space": BASE["search"]["space"]}))
+    assert msg.startswith("study: search.metric: unknown metric 'accuracy': ")
+    assert msg.endswith("choices: " + ", ".join(value_specs.objectives()))
+    # a study with plugins of its own: refused once they are loaded, listing theirs too
+    raw = yaml.safe_load(sharpness_study.read_text())
+
+    def refused(metric: str) -> str:
+        raw["search"]["metric"] = metric
+        with pytest.raises(ConfigError) as exc:
+            resolve(parse_study(raw), base_dir=sharpness_study.parent)
+        return str(exc.value)
+
+    msg = refused("accuracy")
+    assert msg.startswith("study: search.metric: unknown metric 'accuracy': ")
+    assert "test_sharpness" in listed_choices(msg) and "modes_covered" in listed_choices(msg)
+    # a value a metric declares without a direction is shown, never searched
+    assert refused(names.IS_STD).startswith("study: search.metric: unknown metric 'is_std'")
+
+
+def listed_choices(msg: str) -> list[str]:
+    return [x.strip() for x in msg.rsplit("choices: ", 1)[-1].split(",")]
+
+
 def test_unsearchable_space_key_lists_allowed():
     msg = resolve_error(study(search={"space": {"steps": {"type": "int", "low": 10, "high": 20}}}))
     assert msg.startswith("study: search.space.steps: cannot search 'steps'; allowed: ")
@@ -431,7 +509,8 @@ def test_relative_path_params_are_made_absolute_against_the_working_directory(
     file is resolved where the study is validated, and the trial config carries it."""
     import shutil
 
-    from harness.config import parse_study, resolve
+    from harness.config import parse_study
+    from harness.resolve import resolve
 
     (tmp_path / "data").mkdir()
     for f in mnist_dir.iterdir():
@@ -450,7 +529,8 @@ def test_relative_paths_resolve_against_the_study_file_folder(tmp_path, monkeypa
     whatever the working directory, and checked (the files are read) at validation."""
     import shutil
 
-    from harness.config import load_study, resolve
+    from harness.config import load_study
+    from harness.resolve import resolve
 
     (tmp_path / "data").mkdir()
     for f in mnist_dir.iterdir():

@@ -9,15 +9,24 @@ import torch
 from torch import nn
 
 from harness import names
-from harness.config import TrialConfig, parse_study, resolve
+from harness.builtin.cycle_error import CYCLE_ERROR_AB, CYCLE_ERROR_BA
+from harness.builtin.cyclegan import LOSS_IDENTITY, CyclePair, ImagePool, cycle_l1
+from harness.builtin.mnist_pair import apply_transform
+from harness.builtin.translation_accuracy import (
+    TAG_CLASSIFIER_ACCURACY_B,
+    TAG_CLASSIFIER_HASH_A,
+    TAG_CLASSIFIER_HASH_B,
+    TRANSLATION_ACCURACY_AB,
+    TRANSLATION_ACCURACY_BA,
+)
+from harness.config import TrialConfig, parse_study
 from harness.errors import ConfigError
 from harness.metrics import EvalContext, Translations
 from harness.plugins import load_plugins
 from harness.registry import DATASETS, METRICS, MODELS
 from harness.reporting import MemoryReporter
+from harness.resolve import resolve
 from harness.trial import build_trainer, run_trial
-from variants.cyclegan import CyclePair, ImagePool, cycle_l1
-from variants.mnist_pair import apply_transform
 
 load_plugins()
 
@@ -124,11 +133,11 @@ def test_a_few_real_steps(mnist_dir, cache, identity):
     result = run_trial(config(mnist_dir, cache, lambda_identity=identity), rep)
     assert result.steps_done == 4 and result.status == names.STATUS_OK
     expected = set(names.STEP_HISTORIES) | {names.LOSS_CYCLE} | (
-        {names.LOSS_IDENTITY} if identity else set())
+        {LOSS_IDENTITY} if identity else set())
     for _, row in result.history:
         assert set(row) == expected
         assert all(math.isfinite(v) for v in row.values()), row
-    assert {names.CYCLE_ERROR, names.CYCLE_ERROR_AB, names.CYCLE_ERROR_BA} <= set(result.final)
+    assert {names.CYCLE_ERROR, CYCLE_ERROR_AB, CYCLE_ERROR_BA} <= set(result.final)
     assert sorted(k for k in rep.artifacts if k.startswith("final")) == [
         "final_samples_ab.png", "final_samples_ba.png"]
     assert rep.artifacts["final_samples_ab.png"][:8] == b"\x89PNG\r\n\x1a\n"
@@ -171,8 +180,8 @@ def test_cycle_error_known_answers(pair):
     perfect = metric.evaluate(a, pair, ctx(translations(a, b, a, b))).values
     assert perfect[names.CYCLE_ERROR] == 0.0
     off = metric.evaluate(a, pair, ctx(translations(a, b, a, b, aba=a + 0.1, bab=b - 0.3)))
-    assert off.values[names.CYCLE_ERROR_AB] == pytest.approx(0.1, abs=1e-6)
-    assert off.values[names.CYCLE_ERROR_BA] == pytest.approx(0.3, abs=1e-6)
+    assert off.values[CYCLE_ERROR_AB] == pytest.approx(0.1, abs=1e-6)
+    assert off.values[CYCLE_ERROR_BA] == pytest.approx(0.3, abs=1e-6)
     assert off.values[names.CYCLE_ERROR] == pytest.approx(0.2, abs=1e-6)
     with pytest.raises(ValueError, match="two-way translator"):
         metric.evaluate(a, pair, EvalContext(step=1, final=False, generate=lambda n: a))
@@ -191,8 +200,8 @@ def test_translation_accuracy_and_fid_known_answers(pair, cache):
     # the right translators (exact rotations) keep the digit: accuracy near the classifiers'
     right = ctx(translations(a, b, rotate, unrotate, a_labels=ya, b_labels=yb))
     good = acc.evaluate(rotate, pair, right).values
-    assert good[names.TRANSLATION_ACCURACY_AB] >= 0.9
-    assert good[names.TRANSLATION_ACCURACY_BA] >= 0.9
+    assert good[TRANSLATION_ACCURACY_AB] >= 0.9
+    assert good[TRANSLATION_ACCURACY_BA] >= 0.9
     # identity "translators" hand B's classifier unrotated digits: far worse
     wrong = ctx(translations(a, b, a, b, a_labels=ya, b_labels=yb))
     bad = acc.evaluate(a, pair, wrong).values
@@ -202,8 +211,8 @@ def test_translation_accuracy_and_fid_known_answers(pair, cache):
     assert f_good[names.FID_AB] < 0.1 * f_bad[names.FID_AB]
     assert f_good[names.FID_BA] < 0.1 * f_bad[names.FID_BA]
     tags = acc.provenance(pair)
-    assert float(tags[names.TAG_CLASSIFIER_ACCURACY_B]) >= 0.95
-    assert tags[names.TAG_CLASSIFIER_HASH_A] != tags[names.TAG_CLASSIFIER_HASH_B]
+    assert float(tags[TAG_CLASSIFIER_ACCURACY_B]) >= 0.95
+    assert tags[TAG_CLASSIFIER_HASH_A] != tags[TAG_CLASSIFIER_HASH_B]
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -257,8 +266,8 @@ def test_builds_through_the_trial_machinery(mnist_dir, cache):
 @pytest.fixture(scope="module")
 def cycle_report(mnist_dir, cache, tmp_path_factory, request):
     """Two variants x 2 seeds of tiny CycleGAN runs in-process into MLflow, then the report."""
+    from harness.reports.stability import build_report
     from harness.tracking import MlflowReporter
-    from reports.stability import build_report
     from tests.test_report import study_store
 
     tmp = tmp_path_factory.mktemp("cycle_store")
@@ -291,10 +300,10 @@ def test_report_shows_translation_metrics_and_round_trips(cycle_report):
 
 
 def test_translation_metric_tags_are_provenance(mnist_dir, cache, pair):
-    from reports.provenance import is_provenance_tag
+    from harness.reports.provenance import is_provenance_tag
 
     fid = METRICS.build("translation_fid", {"cache_dir": str(cache), "real_samples": 100})
     tags = fid.provenance(pair)
-    assert {names.TAG_CLASSIFIER_HASH_A, names.TAG_CLASSIFIER_HASH_B,
+    assert {TAG_CLASSIFIER_HASH_A, TAG_CLASSIFIER_HASH_B,
             names.TAG_TRANSLATION_FID_REAL} <= set(tags)
     assert all(is_provenance_tag(t) for t in tags)

@@ -112,7 +112,8 @@ def test_library_versions_are_the_installed_ones():
 def test_a_tie_goes_to_the_earlier_suggestion_whatever_order_trials_finish_in():
     """Two search trials with equal results: the seeds phase re-runs the first suggested,
     also when it finished last (trials side by side finish in any order)."""
-    from harness.config import parse_study, resolve
+    from harness.config import parse_study
+    from harness.resolve import resolve
     from harness.tune_glue import make_searcher
 
     spec = parse_study({**STUDY, "search": {**STUDY["search"], "algorithm": "random"}})

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from harness import names
-from harness.config import TrialConfig, parse_study, resolve
+from harness.config import TrialConfig, parse_study
 from harness.errors import ClusterError, ConfigError, DeviceError, HarnessError
 from harness.metrics import EvalContext, Evaluation, Metric, eval_device
 from harness.reporting import MemoryReporter
+from harness.resolve import resolve
 from harness.study import check_resources
 from harness.trial import build_trainer, resolve_device, run_trial
 from tests.test_config import study

@@ -10,10 +10,11 @@ import time
 import pytest
 
 from harness import names
-from harness.config import DiagnosticSettings, TrialConfig, parse_study, resolve
+from harness.config import DiagnosticSettings, TrialConfig, parse_study
 from harness.diagnostics import EvalRecord, d_overpowers, early_stop_reason, summarize
 from harness.plugins import load_plugins
 from harness.reporting import MemoryReporter
+from harness.resolve import resolve
 from harness.trial import run_trial
 from tests.test_config import BASE, parse_error
 
@@ -386,7 +387,7 @@ def test_the_driver_ends_a_pruned_trials_run(tmp_path, request):
     from harness.tune_pruning import PrunedRuns
     from tests.test_report import study_store
 
-    client, uri, exp, parent = study_store(tmp_path, request.config.cache, "prune")
+    client, uri, exp, parent = study_store(tmp_path, getattr(request.config, "cache", None), "prune")
 
     def child(trial_id):
         run = client.create_run(exp, tags={names.TAG_PARENT: parent,
@@ -439,11 +440,11 @@ SAVED = {"alpha": 160 + 100 + 140, "beta": 190 + 150}
 def stopped_store(tmp_path_factory, request):
     from mlflow.entities import Metric, Param, RunTag
 
-    from reports.stability import load_runs
+    from harness.reports.stability import load_runs
     from tests.test_report import study_store
 
     tmp = tmp_path_factory.mktemp("stopped")
-    client, _, exp, parent = study_store(tmp, request.config.cache, "stops")
+    client, _, exp, parent = study_store(tmp, getattr(request.config, "cache", None), "stops")
     now = int(time.time() * 1000)
     for i, (variant, phase, status, done, modes, run_status, logged) in enumerate(RUNS):
         rid = client.create_run(exp, tags={
@@ -464,7 +465,7 @@ def stopped_store(tmp_path_factory, request):
 
 
 def test_report_counts_stopped_trials_and_the_compute_saved(stopped_store):
-    from reports.stability import TOTAL, early_stopping
+    from harness.reports.stability import TOTAL, early_stopping
 
     *_, df = stopped_store
     table = early_stopping(df).set_index(names.TAG_VARIANT)
@@ -482,7 +483,7 @@ def test_report_counts_stopped_trials_and_the_compute_saved(stopped_store):
 
 
 def test_stopped_trials_stay_in_the_comparison(stopped_store):
-    from reports.stability import summarize
+    from harness.reports.stability import summarize
 
     *_, df = stopped_store
     s = summarize(df).set_index(names.TAG_VARIANT)
@@ -502,7 +503,7 @@ def test_stopped_trials_stay_in_the_comparison(stopped_store):
 
 
 def test_report_has_an_early_stopping_section(stopped_store, tmp_path):
-    from reports.stability import build_report
+    from harness.reports.stability import build_report
 
     client, exp, parent, _ = stopped_store
     md = build_report(client, exp, parent, tmp_path, attach=False)["md"].read_text()

@@ -621,7 +621,7 @@ def test_cond_accuracy_known_answers(mnist, cache, clf):
 
 
 def test_code_accuracy_known_answers(mnist, cache, clf):
-    from variants.code_accuracy import matched_accuracy
+    from harness.builtin.code_accuracy import matched_accuracy
 
     metric = METRICS.build("code_accuracy", {"cache_dir": str(cache)})
     assert metric.requires == frozenset({"categorical_code"})

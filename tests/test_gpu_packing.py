@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import parse_study, resolve
+from harness.config import parse_study
+from harness.resolve import resolve
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_packing.py"
 

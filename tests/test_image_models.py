@@ -8,11 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from harness import names
-from harness.config import TrialConfig, parse_study, resolve
+from harness.config import TrialConfig, parse_study
 from harness.errors import ConfigError
 from harness.plugins import load_plugins
 from harness.registry import DATASETS, LOSSES, MODELS
 from harness.reporting import MemoryReporter
+from harness.resolve import resolve
 from harness.trial import run_trial
 
 load_plugins()
@@ -215,7 +216,7 @@ def test_variant_metric_the_model_cannot_support_exits_2(mnist_dir, tmp_path):
                          "metrics": ["code_accuracy"]}]}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "study", "bad.yaml"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "variants[0].metrics[0]: metric 'code_accuracy' needs categorical_code" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]

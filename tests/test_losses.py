@@ -127,7 +127,7 @@ def test_bernoulli_d_prob_is_sigmoid(name):
 
 
 def test_least_squares_refuses_equal_targets():
-    from variants.least_squares import LeastSquares
+    from harness.builtin.least_squares import LeastSquares
 
     with pytest.raises(ValueError, match="must differ"):
         LeastSquares(a=1.0, b=1.0)

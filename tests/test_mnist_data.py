@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-import variants  # noqa: F401  (registers the built-in datasets)
-import variants.mnist as vm
+import harness.builtin  # noqa: F401  (registers the built-in datasets)
+import harness.builtin.mnist as vm
 from harness import idx
 from harness.errors import ConfigError, HarnessError
 from harness.registry import DATASETS

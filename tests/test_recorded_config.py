@@ -18,10 +18,9 @@ from harness.config import (
     config_json,
     load_study,
     parse_study,
-    resolve,
-    resolved_component,
 )
 from harness.registry import DATASETS, LOSSES, METRICS, MODELS, TRICKS, Registry
+from harness.resolve import resolve, resolved_component
 
 SMALL = {
     "name": "recorded",
@@ -105,7 +104,7 @@ def test_given_values_are_coerced_and_the_rest_filled():
 
 
 def test_a_models_default_loss_gets_its_defaults():
-    from variants.mlp import MLP
+    from harness.builtin.mlp import MLP
 
     class WithDefaultLoss(MLP):
         default_loss = "least_squares"
@@ -168,8 +167,8 @@ def test_resolved_values_are_json_and_build_the_same_plugin():
 
 
 def test_vectorized_grouping_still_accepts_the_default_study():
-    from harness.vector_plan import plan_vectorize
-    from harness.vector_trial import copy_configs, fallback_reason
+    from harness.vector.plan import plan_vectorize
+    from harness.vector.trial import copy_configs, fallback_reason
 
     spec = load_study("stability")
     plans = resolve(spec)
@@ -335,7 +334,7 @@ def test_a_vectorized_copy_records_the_params_of_the_single_trial(one_thread):
     from harness.reporting import MemoryReporter
     from harness.trial import run_trial
     from harness.tune_glue import copy_trial_info
-    from harness.vector_trial import VectorLoop, copy_configs, fallback_reason
+    from harness.vector.trial import VectorLoop, copy_configs, fallback_reason
 
     base = resolve(parse_study(_study({})))[0].base
     assert fallback_reason(base) is None

@@ -1,5 +1,6 @@
 """Registration, lookup and parameter validation of plugin registries."""
 
+import re
 from abc import ABC, abstractmethod
 from typing import Literal
 
@@ -358,9 +359,9 @@ def test_builtin_duplicate_is_refused_naming_the_builtin():
         def g_loss(self, f):
             return f.mean()
 
-    with pytest.raises(RegistryError, match=r"'minimax' is already registered by variants\.minimax\.Minimax"):
+    with pytest.raises(RegistryError, match=r"'minimax' is already registered by harness\.builtin\.minimax\.Minimax"):
         register_loss("minimax", Impostor)
-    assert LOSSES.get("minimax").__module__ == "variants.minimax"
+    assert LOSSES.get("minimax").__module__ == "harness.builtin.minimax"
 
 
 def test_global_registries():
@@ -375,3 +376,142 @@ def test_mlp_preset_is_validated():
     assert MODELS.validate_params("mlp", {"preset": "pacgan"}, "m") == {"preset": "pacgan"}
     with pytest.raises(ConfigError, match=r"^m\.preset: "):
         MODELS.validate_params("mlp", {"preset": "huge"}, "m")
+
+
+# --- metrics declare their values -----------------------------------------------------------
+
+
+def _metric_class(values: dict | None = None, provides: tuple | None = None):
+    from harness.metrics import Evaluation, Metric
+
+    body = {"evaluate": lambda self, samples, dataset, context=None: Evaluation(values={})}
+    if values is not None:
+        body["values"] = values
+    if provides is not None:
+        body["provides"] = provides
+    return type("TmpMetric", (Metric,), body)
+
+
+@pytest.fixture
+def metric_names():
+    """Names registered by a test: unregistered (and their values forgotten) afterwards."""
+    from harness.registry import METRICS
+
+    used: list[str] = []
+    yield used
+    for name in used:
+        METRICS.unregister(name)
+        assert name not in METRICS
+
+
+def test_a_metric_provides_what_it_declares_and_its_values_become_searchable(metric_names):
+    from harness import chance_rule, value_specs
+    from harness.registry import METRICS, register_metric
+    from harness.value_specs import ValueSpec
+
+    cls = _metric_class({"test_blur": ValueSpec("blur", 4, "min"),
+                         "test_blur_sd": ValueSpec("blur sd")})
+    assert cls.provides == ("test_blur", "test_blur_sd")
+    assert "test_blur" not in value_specs.objectives()
+    metric_names.append("test-registry-blur")
+    register_metric("test-registry-blur", cls)
+    assert value_specs.spec("test_blur") == ValueSpec("blur", 4, "min")
+    assert value_specs.objectives()["test_blur"] == "min"
+    assert "test_blur_sd" in value_specs.declared()
+    assert "test_blur_sd" not in value_specs.objectives()  # no direction: shown, not searched
+    # the chance rule judges in the declared direction: lower is better
+    assert chance_rule.lower_is_better("test_blur")
+    assert chance_rule.bound("test_blur", [2.0, 4.0]) == pytest.approx(0.3)
+    METRICS.unregister("test-registry-blur")
+    assert value_specs.spec("test_blur") is None and "test_blur" not in value_specs.objectives()
+
+
+def _bad_metric(case: str):
+    from harness.value_specs import ValueSpec
+
+    if case == "undeclared":  # an old-style metric: provides, no values
+        return _metric_class(provides=("test_x",))
+    if case == "unprovided":
+        return _metric_class({"test_x": ValueSpec("x"), "test_y": ValueSpec("y")},
+                             provides=("test_x",))
+    cls = _metric_class({"test_x": ValueSpec("x")})
+    cls.values = {"test_x": None} if case == "not a spec" else "test_x"
+    return cls
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("undeclared", "provided without a ValueSpec: test_x; declared but not provided: none"),
+    ("unprovided", "provided without a ValueSpec: none; declared but not provided: test_y"),
+    ("not a spec", "value 'test_x' is declared as None, not a harness.value_specs.ValueSpec"),
+    ("not a dict", "values must be a dict of value name -> ValueSpec"),
+])
+def test_a_metric_whose_values_disagree_with_provides_is_refused_by_name(case, fragment):
+    from harness import value_specs
+    from harness.registry import METRICS, register_metric
+
+    with pytest.raises(RegistryError, match="^cannot register metric 'test-registry-bad': ") as err:
+        register_metric("test-registry-bad", _bad_metric(case))
+    assert fragment in str(err.value)
+    assert "test-registry-bad" not in METRICS and value_specs.spec("test_x") is None
+
+
+def test_a_value_means_one_thing_to_every_metric(metric_names):
+    from harness import names, value_specs
+    from harness.registry import METRICS, register_metric
+    from harness.value_specs import ValueSpec
+
+    # as the built-in coverage metrics declare it: accepted
+    same = _metric_class({names.HQ_FRACTION: value_specs.spec(names.HQ_FRACTION)})
+    metric_names.append("test-registry-same")
+    register_metric("test-registry-same", same)
+    other = _metric_class({names.HQ_FRACTION: ValueSpec("hq", 2, "min")})
+    with pytest.raises(RegistryError, match=r"cannot register metric 'test-registry-other': it "
+                                            r"declares 'hq_fraction' as .* but metric '"):
+        register_metric("test-registry-other", other)
+    assert "test-registry-other" not in METRICS
+    assert value_specs.direction(names.HQ_FRACTION) == "max"
+    harness_own = _metric_class({names.STABILITY_SCORE: ValueSpec("stability", 1, "max")})
+    with pytest.raises(RegistryError, match=r"but \(the harness\) declares it"):
+        register_metric("test-registry-other", harness_own)
+
+
+def test_the_report_shows_a_plugin_metric_as_it_declares_itself(metric_names):
+    from harness import names
+    from harness.registry import register_metric
+    from harness.reports import display
+    from harness.value_specs import ValueSpec
+
+    assert (display.label("test_blur"), display.decimals("test_blur"),
+            display.direction("test_blur")) == ("test_blur", 3, None)
+    metric_names.append("test-registry-blur")
+    register_metric("test-registry-blur",
+                    _metric_class({"test_blur": ValueSpec("blur", 4, "min")}))
+    assert (display.label("test_blur"), display.decimals("test_blur"),
+            display.direction("test_blur")) == ("blur", 4, "min")
+    assert display.headed("test_blur") == "blur ↓"
+    # values no metric declares keep the report's own words
+    assert display.label(names.LOSS_D) == "loss_d (discriminator)"
+    assert display.direction(names.LOSS_D) is None
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"label": ""}, "non-empty text"),
+    ({"label": "x", "decimals": -1}, "whole number 0..12"),
+    ({"label": "x", "decimals": 2.5}, "whole number 0..12"),
+    ({"label": "x", "direction": "maximize"}, "direction must be one of max, min or None"),
+])
+def test_a_value_spec_checks_itself(kwargs, fragment):
+    from harness.value_specs import ValueSpec
+
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        ValueSpec(**kwargs)
+
+
+def test_every_builtin_metric_declares_every_value_it_provides():
+    from harness.registry import METRICS
+    from harness.value_specs import ValueSpec
+
+    for name in METRICS.names():
+        cls = METRICS.get(name)
+        assert cls.provides and set(cls.provides) == set(cls.values), name
+        assert all(isinstance(s, ValueSpec) for s in cls.values.values()), name

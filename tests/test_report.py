@@ -14,14 +14,14 @@ import pytest
 from harness import names
 from harness.errors import ConfigError
 from harness.plots import figure_png, plt
-from reports.stability import (
+from harness.reports.stability import (
     build_report,
     latest_study_run,
     load_runs,
     summarize,
     summary_table,
 )
-from reports.stats import bootstrap_ci
+from harness.reports.stats import bootstrap_ci
 
 STUDY = "stab"
 ERROR_TEXT = "RuntimeError: CUDA out of memory | at step 42"

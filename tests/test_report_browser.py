@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness import names
-from reports.stability import build_report
+from harness.reports.stability import build_report
 from tests.browser import check_page, chromium_version, find_or_install_chromium
 from tests.test_report import MISSING_SAMPLES, SEARCH, SEEDS, STUDY, _make_run, _png, study_store
 

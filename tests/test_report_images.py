@@ -12,16 +12,17 @@ import pandas as pd
 import pytest
 
 from harness import names
-from reports import provenance
-from reports.provenance import (
+from harness.reports import provenance
+from harness.reports.images import best_variants, summarize_images
+from harness.reports.provenance import (
     NOT_SET,
     TAG_DATASET_SPLIT,
     is_provenance_tag,
     provenance_conflicts,
     provenance_groups,
 )
-from reports.stability import best_variants, build_report, load_runs, summarize_images
-from reports.stats import bootstrap_ci
+from harness.reports.stability import build_report, load_runs
+from harness.reports.stats import bootstrap_ci
 from tests.test_report import _client, _png
 
 DATASET = "mnist"

@@ -44,7 +44,7 @@ def two_studies(tmp_path_factory, request):
 
 
 def test_merged_frame_keeps_every_run_and_separates_shared_variant_names(two_studies):
-    from reports.merge import SOURCE, merged_frame
+    from harness.reports.merge import SOURCE, merged_frame
 
     client, parents, _ = two_studies
     frame, sources = merged_frame(client, [parents["first"], parents["second"]])
@@ -57,7 +57,7 @@ def test_merged_frame_keeps_every_run_and_separates_shared_variant_names(two_stu
 
 
 def test_studies_without_a_shared_dataset_are_refused(two_studies):
-    from reports.merge import merged_frame
+    from harness.reports.merge import merged_frame
 
     client, parents, _ = two_studies
     with pytest.raises(ConfigError, match="lonely shares no dataset .*lonely: grid25"):
@@ -67,8 +67,8 @@ def test_studies_without_a_shared_dataset_are_refused(two_studies):
 
 
 def test_merged_report_compares_the_variants_of_both(two_studies, tmp_path):
-    from reports.merge import merged_frame
-    from reports.stability import build_report
+    from harness.reports.merge import merged_frame
+    from harness.reports.stability import build_report
 
     client, parents, _ = two_studies
     frame, sources = merged_frame(client, [parents["first"], parents["second"]])
@@ -87,16 +87,16 @@ def test_merged_report_compares_the_variants_of_both(two_studies, tmp_path):
 
 
 def test_cli_merges_two_studies_and_refuses_a_lonely_one(two_studies, tmp_path):
-    client, parents, store = two_studies
+    _client, _parents, store = two_studies
     uri = f"sqlite:///{store / 'mlflow.db'}"
     base = [sys.executable, "-m", "harness.cli", "report", "--tracking-uri", uri]
     ok = subprocess.run([*base, "first", "second"], cwd=tmp_path, capture_output=True,
-                        text=True, timeout=300)
+                        text=True, timeout=300, check=False)
     assert ok.returncode == 0, ok.stderr
     out = tmp_path / "runs" / "reports" / "merged-first+second"
     assert (out / "report.md").is_file() and (out / "report.html").is_file()
     bad = subprocess.run([*base, "first", "lonely"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=300, check=False)
     assert bad.returncode == 2 and "shares no dataset" in bad.stderr
     assert not (tmp_path / "runs" / "reports" / "merged-first+lonely").exists()
 

@@ -69,7 +69,7 @@ def test_resume_refuses_a_finished_study_and_a_changed_one(tmp_path):
 def test_cli_resume_without_a_run_exits_2_and_creates_nothing(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(STUDY))
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "study", "s.yaml", "--resume"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "has no earlier run" in proc.stderr
     client = open_store(resolve_tracking_uri(None, tmp_path), create=False)
@@ -119,7 +119,7 @@ def test_killed_driver_resumes_without_rerun_duplicate_or_running_run(tmp_path):
     assert any(r.info.status == "RUNNING" for r in _children(client, exp_id))  # what a kill leaves
 
     resumed = subprocess.run([*cmd, "--resume"], cwd=tmp_path, capture_output=True, text=True,
-                             timeout=500)
+                             timeout=500, check=False)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-4000:]
     assert "resuming the interrupted run" in resumed.stderr
 

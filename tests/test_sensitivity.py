@@ -1,6 +1,7 @@
-"""The sensitivity section (reports.sensitivity) on hand-made per-run frames with known
-answers: fake MLflow runs go through ``reports.stability.runs_frame``, so the frame has the
-report's shape (string params made numeric, NaN metrics for failed runs) without a store."""
+"""The sensitivity section (harness.reports.sensitivity, harness.reports.sections.sensitivity)
+on hand-made per-run frames with known answers: fake MLflow runs go through
+``harness.reports.load.runs_frame``, so the frame has the report's shape (string params made
+numeric, NaN metrics for failed runs) without a store."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import pandas as pd
 import pytest
 
 from harness import names
-from reports import sensitivity as sens
-from reports import stability as st
+from harness.reports import ReportContext, tables
+from harness.reports import sensitivity as sens
+from harness.reports.document import to_html, to_markdown
+from harness.reports.load import runs_frame
+from harness.reports.sections.sensitivity import Sensitivity
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 N_TRIALS = 20
@@ -64,7 +68,7 @@ def _known_runs() -> list:
 
 @pytest.fixture(scope="module")
 def known() -> pd.DataFrame:
-    return st.runs_frame(_known_runs())
+    return runs_frame(_known_runs())
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +88,12 @@ def _tables(doc) -> list[tuple]:
 
 def _paragraphs(doc) -> list[str]:
     return [b[1] for b in doc.blocks if b[0] == "p"]
+
+
+def _section(df: pd.DataFrame, out_dir, metric: str | None = None) -> tuple[list, ReportContext]:
+    """The section written for ``df``: (paths written, its context, whose ``doc`` it filled)."""
+    ctx = ReportContext(df=df, out_dir=out_dir, metric=metric)
+    return Sensitivity().write(ctx), ctx
 
 
 def test_importance_finds_the_parameter_the_metric_depends_on(known_importances):
@@ -107,9 +117,8 @@ def test_importance_finds_the_parameter_the_metric_depends_on(known_importances)
 
 def test_section_writes_a_png_a_heading_and_a_row_per_variant(known, known_importances,
                                                               tmp_path):
-    doc = st._Doc()
-    colours = st._variant_colours(known[names.TAG_VARIANT])
-    written = sens.sensitivity_section(doc, known, colours, tmp_path)
+    written, ctx = _section(known, tmp_path)
+    doc = ctx.doc
     png = tmp_path / "sensitivity_ring8.png"
     assert written == [png]
     assert png.read_bytes()[:8] == PNG_MAGIC
@@ -127,8 +136,8 @@ def test_section_writes_a_png_a_heading_and_a_row_per_variant(known, known_impor
     assert f"(x): alpha {N_FAILED}" in caption
     assert "log x axis for `lr_d`, `lr_g`" in caption
     # the blocks render (markdown and the self-contained html)
-    assert "## Sensitivity" in st._to_markdown(doc)
-    assert "data:image/png;base64," in st._to_html(doc, "t", tmp_path)
+    assert "## Sensitivity" in to_markdown(doc)
+    assert "data:image/png;base64," in to_html(doc, "t", tmp_path)
 
 
 def test_constant_variant_too_few_trials_and_no_search_rows(tmp_path):
@@ -145,35 +154,31 @@ def test_constant_variant_too_few_trials_and_no_search_rows(tmp_path):
     # a pruned trial is drawn but not used: delta still has fewer than 3
     runs.append(_run(9, "delta", status=names.STATUS_PRUNED, params={"lr_d": 5e-3},
                      metrics={names.MODES_COVERED: 1.0}))
-    df = st.runs_frame(runs)
-    doc = st._Doc()
-    written = sens.sensitivity_section(doc, df, st._variant_colours(df[names.TAG_VARIANT]),
-                                       tmp_path, names.MODES_COVERED)
+    df = runs_frame(runs)
+    written, ctx = _section(df, tmp_path, names.MODES_COVERED)
+    doc = ctx.doc
     assert written == [tmp_path / "sensitivity_ring8.png"]
     (table,) = _tables(doc)
     assert table[1] == ["variant", "trials used", "lr_d"]
     assert table[2] == [["delta", "2", sens.TOO_FEW],
                         ["eps", "4", sens.METRIC_CONSTANT],
                         ["gamma", "5", sens.NOT_SEARCHED]]
-    assert sens.TOO_FEW == "n < 3" and sens.NOT_SEARCHED == st._DASH
+    assert sens.TOO_FEW == "n < 3" and sens.NOT_SEARCHED == tables.DASH
     assert "hollow" in next(p for p in _paragraphs(doc) if "against each" in p)
 
     # no search rows (a single run and a seeds phase): nothing appended, nothing written
-    seeds_only = st.runs_frame([_run(i, "alpha", phase=names.PHASE_SEEDS,
+    seeds_only = runs_frame([_run(i, "alpha", phase=names.PHASE_SEEDS,
                                      params={"lr_d": 1e-4 * (i + 1)},
                                      metrics={names.MODES_COVERED: 8.0}) for i in range(3)]
                                + [_run(7, "alpha", phase=names.PHASE_SINGLE)])
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
-    doc = st._Doc()
-    assert sens.sensitivity_section(doc, seeds_only, {}, empty_dir) == []
-    assert doc.blocks == []
+    written, ctx = _section(seeds_only, empty_dir)
+    assert written == [] and ctx.doc.blocks == []
     assert list(empty_dir.iterdir()) == []
     # search rows where nothing varies: nothing appended either
-    doc = st._Doc()
-    constant = st.runs_frame(runs[:5])
-    assert sens.sensitivity_section(doc, constant, {}, empty_dir) == []
-    assert doc.blocks == []
+    written, ctx = _section(runs_frame(runs[:5]), empty_dir)
+    assert written == [] and ctx.doc.blocks == []
 
 
 def test_importances_are_deterministic(known, known_importances, tmp_path):
@@ -181,9 +186,8 @@ def test_importances_are_deterministic(known, known_importances, tmp_path):
     pd.testing.assert_frame_equal(again, known_importances)
     docs = []
     for _ in range(2):
-        doc = st._Doc()
-        sens.sensitivity_section(doc, known, {}, tmp_path)
-        docs.append(_tables(doc))
+        _, ctx = _section(known, tmp_path)
+        docs.append(_tables(ctx.doc))
     assert docs[0] == docs[1]
 
 
@@ -196,10 +200,10 @@ def test_default_metric_and_axis_rule(tmp_path):
         runs.append(_run(i, "dcgan", dataset="mnist", params={"beta1": beta1,
                                                              "loss.kind": ["a", "b"][i % 2]},
                          metrics={names.FID: 100.0 - 50 * beta1 + i % 2}))
-    df = st.runs_frame(runs)
+    df = runs_frame(runs)
     assert sens.default_metric(sens.search_rows(df)) == names.FID
-    doc = st._Doc()
-    written = sens.sensitivity_section(doc, df, {}, tmp_path)
+    written, ctx = _section(df, tmp_path)
+    doc = ctx.doc
     assert written == [tmp_path / "sensitivity_mnist.png"]
     (table,) = _tables(doc)
     assert table[1] == ["variant", "trials used", "beta1", "loss.kind"]

@@ -1,6 +1,6 @@
 """A trained InfoGAN whose first categorical code labels the digits (``code_accuracy``).
 
-Which digits the code separates depends on the seed (see the README, "Measured"), and a
+Which digits the code separates depends on the seed (see docs/reproductions.md), and a
 GAN's trajectory is chaotic: a CPU whose kernels round differently follows another one
 after a few hundred steps. So the training runs in child processes whose every kernel
 family is pinned to its AVX2 code path, one thread each:
@@ -16,7 +16,8 @@ family is pinned to its AVX2 code path, one thread each:
 With these a seed's trajectory should not depend on the CPU model (MKL documents it for
 its part; the rest runs the same AVX2 instructions in the same order; the test skips,
 saying so, on a CPU without AVX2), so CI is expected to retrace the runs measured on the
-development machine (README, "Measured"); repeated runs there are identical. The test trains two seeds side by side and asserts that
+development machine (docs/reproductions.md); repeated runs there are identical. The test
+trains two seeds side by side and asserts that
 the better one ends at ``code_accuracy`` >= 0.9, the claim being that a trained InfoGAN
 reaches it (the paper's authors, too, picked the best of several runs); it prints both,
 and the machine, so a CPU that does follow another trajectory shows in the log.

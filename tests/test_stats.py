@@ -1,4 +1,4 @@
-"""Known answers for reports.stats: bootstrap intervals, Mann–Whitney, Holm, pairwise,
+"""Known answers for harness.reports.stats: bootstrap intervals, Mann–Whitney, Holm, pairwise,
 best-of-k (score vs budget)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.stats import (
+from harness.reports.stats import (
     PAIRWISE_COLUMNS,
     best_of_k,
     bootstrap_ci,

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import load_study, resolve
+from harness.config import load_study
+from harness.resolve import resolve
 
 STUDIES = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.yaml"))
 
@@ -30,7 +31,7 @@ def test_the_default_study_runs_each_pairs_copies_vectorized():
     """stability.yaml's ``vectorize: auto``: per pair, one trial holding its two search
     suggestions and one holding its six seeds (64 runs in 16 Tune trials)."""
     from harness.study import tune_trials
-    from harness.vector_plan import plan_vectorize
+    from harness.vector.plan import plan_vectorize
 
     path = next(p for p in STUDIES if p.name == "stability.yaml")
     spec = load_study(path)

@@ -70,7 +70,7 @@ def test_one_parent_and_one_child_per_trial(study):
 
 
 def test_children_carry_tags_params_histories_and_artifacts(study):
-    outcome, client, children, _ = study
+    _outcome, client, children, _ = study
     ok = [c for c in children if c.data.tags["variant"] != "boom"]
     assert len(ok) == 8
     for run in ok:
@@ -101,14 +101,14 @@ def test_children_carry_tags_params_histories_and_artifacts(study):
 
 
 def test_plugin_from_study_file_ran(study):
-    _, client, children, _ = study
+    _, _client, children, _ = study
     hinge = [c for c in children if c.data.tags["variant"] == "hinge"]
     assert len(hinge) == 4 and all(c.data.tags[names.TAG_LOSS] == "test_hinge" for c in hinge)
     assert all(c.info.status == "FINISHED" for c in hinge)
 
 
 def test_seeds_phase_reruns_best_search_config(study):
-    _, client, children, _ = study
+    _, _client, children, _ = study
     for variant in ("ns", "hinge"):
         runs = [c for c in children if c.data.tags["variant"] == variant]
         search = sorted((c for c in runs if c.data.tags[names.TAG_PHASE] == names.PHASE_SEARCH),
@@ -123,7 +123,7 @@ def test_seeds_phase_reruns_best_search_config(study):
 
 
 def test_failing_trials_are_failed_with_error_and_study_continues(study):
-    outcome, client, children, _ = study
+    _outcome, _client, children, _ = study
     boom = [c for c in children if c.data.tags["variant"] == "boom"]
     assert len(boom) == 4
     for run in boom:

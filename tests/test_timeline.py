@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from harness import names
-from reports.timeline import (
+from harness.reports import ReportContext
+from harness.reports.sections.timeline import Timeline
+from harness.reports.timeline import (
     COLLAPSED,
     HELD,
     NEVER_SPREAD,
@@ -15,7 +17,6 @@ from reports.timeline import (
     collapse_step,
     collapse_table,
     run_events,
-    timeline_section,
 )
 
 
@@ -74,18 +75,24 @@ def test_runs_without_a_history_are_left_out():
     assert set(events["run_id"]) == {"a1", "a2"}
 
 
-def test_section_writes_the_figure_and_the_table(tmp_path):
-    from reports.stability import _Doc
+def _context(tmp_path, hist):
+    """A report context over ``_rows`` (8 modes each) whose histories are ``hist``."""
+    rows = _rows().assign(**{names.N_MODES: 8.0})
+    ctx = ReportContext(df=rows, out_dir=tmp_path)
+    ctx.pairs = {("a", "ring8"): ("seeds", rows[rows[names.TAG_VARIANT] == "a"]),
+                 ("b", "ring8"): ("seeds", rows[rows[names.TAG_VARIANT] == "b"])}
+    ctx.histories = hist
+    ctx.colours = {"a": (0, 0, 1, 1), "b": (1, 0, 0, 1)}
+    return ctx
 
-    rows = _rows()
-    pairs = {("a", "ring8"): ("seeds", rows[rows[names.TAG_VARIANT] == "a"]),
-             ("b", "ring8"): ("seeds", rows[rows[names.TAG_VARIANT] == "b"])}
-    doc = _Doc()
-    written = timeline_section(doc, rows, pairs, HIST, {("a", "ring8"): 8, ("b", "ring8"): 8},
-                               {"a": (0, 0, 1, 1), "b": (1, 0, 0, 1)}, tmp_path)
+
+def test_section_writes_the_figure_and_the_table(tmp_path):
+    ctx = _context(tmp_path, HIST)
+    written = Timeline().write(ctx)
     assert written == [tmp_path / "timeline_ring8.png"]
     assert written[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert ("h", 2, "Collapse timeline") in doc.blocks
-    tables = [b for b in doc.blocks if b[0] == "table"]
+    assert ("h", 2, "Collapse timeline") in ctx.doc.blocks
+    tables = [b for b in ctx.doc.blocks if b[0] == "table"]
     assert len(tables) == 1 and [r[0] for r in tables[0][2]] == ["a", "b"]
-    assert timeline_section(_Doc(), rows, pairs, {}, {}, {}, tmp_path) == []  # no histories
+    empty = _context(tmp_path, {})  # no histories: no section
+    assert Timeline().write(empty) == [] and empty.doc.blocks == []

@@ -167,6 +167,7 @@ def test_server_on_a_taken_port_exits_2(tmp_path):
     assert proc.returncode == 2
     assert f"harness: error: cannot serve on 127.0.0.1:{port}: " in proc.stderr
     assert "pick another --port" in proc.stderr
+    assert not (tmp_path / "st").exists()  # refused before the store folder was made
 
 
 def test_custom_resources_are_validated():

@@ -306,3 +306,15 @@ def test_frozen_restores_each_flag_even_when_the_block_raises():
         assert not (params[0] * 2).requires_grad  # no graph through frozen parameters
         raise RuntimeError("inside")
     assert [p.requires_grad for p in params] == [True, False, True]
+
+
+def test_the_standard_game_is_the_runtime_s_default_loop():
+    """A model that names no loop of its own (``loop_class()`` None) is trained by Trainer;
+    one that names its own gets it."""
+    from harness.builtin.xy_game import XYLoop
+    from harness.trainer import Trainer
+    from harness.trial import build_trainer
+
+    assert MODELS.build("mlp", SMALL_MLP).loop_class() is None
+    assert type(build_trainer(make_config())) is Trainer
+    assert MODELS.build("xy_game").loop_class() is XYLoop

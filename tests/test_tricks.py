@@ -10,18 +10,19 @@ import pytest
 import torch
 from torch import nn
 
-from harness.config import TrialConfig, parse_study, resolve
+from harness.builtin.feature_matching import feature_matching_loss
+from harness.builtin.historical_averaging import RunningMean
+from harness.builtin.minibatch_discrimination import MinibatchDiscrimination
+from harness.config import TrialConfig, parse_study
 from harness.errors import ConfigError
 from harness.losses import bernoulli_d_loss
 from harness.models import GANPair, Model
 from harness.plugins import load_plugins
 from harness.registry import DATASETS, LOSSES, MODELS, TRICKS, register_model, register_trick
 from harness.reporting import MemoryReporter
+from harness.resolve import resolve
 from harness.trial import run_trial
 from harness.tricks import Trick
-from variants.feature_matching import feature_matching_loss
-from variants.historical_averaging import RunningMean
-from variants.minibatch_discrimination import MinibatchDiscrimination
 
 load_plugins()
 SMALL = {"g_hidden": [8, 8], "d_hidden": [8, 8]}
@@ -162,7 +163,7 @@ def test_historical_averaging_penalises_and_survives_checkpoint(on):
 # --- packing ---------------------------------------------------------------------------------
 
 def test_pack_puts_consecutive_samples_side_by_side():
-    from variants.packing import pack
+    from harness.builtin.packing import pack
 
     x = torch.arange(12.0).view(6, 2)
     assert torch.equal(pack(x, 3), torch.tensor([[0.0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]))
@@ -190,7 +191,7 @@ def test_packing_builds_a_discriminator_for_m_samples():
 # --- virtual batch norm --------------------------------------------------------------------
 
 def test_vbn_normalises_with_the_reference_batch_plus_the_example():
-    from variants.virtual_batch_norm import VBNGenerator, VirtualBatchNorm
+    from harness.builtin.virtual_batch_norm import VBNGenerator, VirtualBatchNorm
 
     torch.manual_seed(0)
     bn = nn.BatchNorm1d(3)

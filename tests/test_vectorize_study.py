@@ -60,8 +60,8 @@ def test_vectorize_accepted_and_off_by_default():
 
 
 def _plan(**changes):
-    from harness.config import resolve
-    from harness.vector_plan import plan_vectorize
+    from harness.resolve import resolve
+    from harness.vector.plan import plan_vectorize
 
     raw = copy.deepcopy(STUDY)
     raw.update(changes)
@@ -101,7 +101,7 @@ def test_search_of_structural_settings_or_with_a_pruner_is_one_suggestion_per_tr
 
 
 def test_auto_chooses_copies_for_the_device_and_keeps_tpe_learning():
-    from harness.vector_plan import AUTO_CAP, tpe_startup_trials
+    from harness.vector.plan import AUTO_CAP, tpe_startup_trials
 
     # random search: every suggestion in one batch; all seeds in one trial
     _, _, vector = _plan(vectorize="auto", search={**STUDY["search"], "trials": 6})
@@ -288,7 +288,7 @@ def test_vector_loop_equals_single_trials_and_resumes(one_torch_thread):
     from harness.config import TrialConfig
     from harness.reporting import MemoryReporter
     from harness.trial import run_trial
-    from harness.vector_trial import VectorLoop, copy_configs, fallback_reason
+    from harness.vector.trial import VectorLoop, copy_configs, fallback_reason
 
     cfg = TrialConfig(study="t", variant="v", dataset_key="ring8", dataset="ring8",
                       model={"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
@@ -320,7 +320,7 @@ def test_vector_loop_equals_single_trials_and_resumes(one_torch_thread):
 
 def test_fallback_reasons():
     from harness.config import TrialConfig
-    from harness.vector_trial import fallback_reason
+    from harness.vector.trial import fallback_reason
 
     def cfg(**kw):
         base = {"study": "t", "variant": "v", "dataset_key": "ring8", "dataset": "ring8",
@@ -331,10 +331,20 @@ def test_fallback_reasons():
 
     assert fallback_reason(cfg()) is None
     assert "tricks" in fallback_reason(cfg(tricks=["feature_matching"]))
-    assert "not a built-in loss" in fallback_reason(cfg(loss="test_hinge"))
+    # a third-party loss vectorizes only when it declares itself pure (plugin_example's does not)
+    assert fallback_reason(cfg(loss="test_hinge", plugins=["tests.plugin_example"])) == (
+        "loss 'test_hinge' is not declared a pure function of the logits: "
+        "Hinge.vectorizable is not True")
+    assert fallback_reason(cfg(model={"name": "cgan"})) == (
+        "model 'cgan' does not declare stackable networks: "
+        "ConditionalGAN.vectorizable is not True")
     assert "stop_early" in fallback_reason(cfg(diagnostics={"stop_early": ["collapsed"]}))
     bn = {"g_hidden": [16], "d_hidden": [16], "g_batchnorm": True}
-    assert "only plain MLPs" in fallback_reason(cfg(model={"name": "mlp", "params": bn}))
+    assert fallback_reason(cfg(model={"name": "mlp", "params": bn})) == (
+        "cannot stack BatchNorm1d (net.1): only plain MLPs (no batch norm, maxout or dropout)")
+    maxout = {"g_hidden": [16], "d_hidden": [16], "d_maxout": 2}
+    assert "cannot stack Maxout (body.0)" in fallback_reason(
+        cfg(model={"name": "mlp", "params": maxout}))
 
 
 @pytest.fixture
@@ -348,8 +358,9 @@ def one_torch_thread():
 
 
 def test_searcher_emits_copy_seeds_for_the_vectorized_seeds_phase():
-    from harness.config import resolve
-    from harness.tune_glue import make_searcher, seed_for
+    from harness.resolve import resolve
+    from harness.searcher import seed_for
+    from harness.tune_glue import make_searcher
 
     raw = {**copy.deepcopy(STUDY), "seeds": 4, "vectorize": 3}
     spec = parse_study(raw)
@@ -373,9 +384,10 @@ def test_searcher_emits_copy_seeds_for_the_vectorized_seeds_phase():
 
 
 def test_searcher_batches_search_suggestions_and_tells_each_its_own_result():
-    from harness.config import resolve
-    from harness.tune_glue import make_searcher, seed_for
-    from harness.vector_plan import plan_vectorize
+    from harness.resolve import resolve
+    from harness.searcher import seed_for
+    from harness.tune_glue import make_searcher
+    from harness.vector.plan import plan_vectorize
 
     raw = {**copy.deepcopy(STUDY), "seeds": 1, "vectorize": 3,
            "search": {**STUDY["search"], "trials": 4}}
@@ -419,9 +431,9 @@ def test_searcher_batches_search_suggestions_and_tells_each_its_own_result():
 
 
 def test_an_errored_search_batch_fails_every_suggestion():
-    from harness.config import resolve
+    from harness.resolve import resolve
     from harness.tune_glue import make_searcher
-    from harness.vector_plan import plan_vectorize
+    from harness.vector.plan import plan_vectorize
 
     spec = parse_study({**copy.deepcopy(STUDY), "vectorize": 2})
     plans = resolve(spec)

@@ -1,4 +1,4 @@
-"""harness.vectorized_conv: N DCGANs as grouped convolutions equal N single DCGANs.
+"""harness.vector.conv: N DCGANs as grouped convolutions equal N single DCGANs.
 
 A grouped convolution is another kernel than the single one, so the copies agree to float
 rounding, not bit for bit: the networks to 1e-5, and a few training steps (batch norm
@@ -12,13 +12,13 @@ import torch
 from torch import nn
 
 from harness import names
+from harness.builtin.dcgan import ConvDiscriminator, ConvGenerator
 from harness.config import TrialConfig
 from harness.plugins import load_plugins
 from harness.trial import build_trainer
-from harness.vectorized import VectorizedGAN
-from harness.vectorized_conv import StackedConvNet
+from harness.vector.engine import VectorizedGAN
+from harness.vector.stacking import stack_networks
 from tests.test_vectorized import assert_same_networks, assert_same_rows
-from variants.dcgan import ConvDiscriminator, ConvGenerator
 
 load_plugins()
 
@@ -32,7 +32,7 @@ def test_stacked_networks_equal_their_copies(side, channels, one_thread):
     n = 3
     gens = [ConvGenerator(6, channels, side, 8) for _ in range(n)]
     discs = [ConvDiscriminator(channels, side, 8) for _ in range(n)]
-    G, D = StackedConvNet.from_modules(gens), StackedConvNet.from_modules(discs)
+    G, D = stack_networks(gens), stack_networks(discs)
     assert G.n_copies == D.n_copies == n
     z = torch.randn(n, 5, 6)
     x = G(z)  # train mode: batch statistics, running averages updated
@@ -59,11 +59,13 @@ def test_stacked_networks_equal_their_copies(side, channels, one_thread):
 def test_what_cannot_be_stacked_is_refused():
     torch.manual_seed(0)
     with pytest.raises(ValueError, match="auxiliary head"):
-        StackedConvNet.from_modules([ConvDiscriminator(1, 28, 8, extra=10)])
+        stack_networks([ConvDiscriminator(1, 28, 8, extra=10)])
     with pytest.raises(ValueError, match="different shapes"):
-        StackedConvNet.from_modules([ConvGenerator(6, 1, 28, 8), ConvGenerator(6, 1, 28, 16)])
-    with pytest.raises(TypeError, match="variants.dcgan"):
-        StackedConvNet.from_modules([nn.Linear(2, 2)])
+        stack_networks([ConvGenerator(6, 1, 28, 8), ConvGenerator(6, 1, 28, 16)])
+    with pytest.raises(ValueError, match="differ in class: ConvGenerator, ConvDiscriminator"):
+        stack_networks([ConvGenerator(6, 1, 28, 8), ConvDiscriminator(1, 28, 8)])
+    with pytest.raises(TypeError, match="torch.nn.modules.linear.Linear does not declare how"):
+        stack_networks([nn.Linear(2, 2)])
 
 
 def dcgan_config(mnist_dir, seed=0, metrics=("mode_coverage",), **train):
@@ -108,7 +110,7 @@ def test_vector_loop_scores_dcgan_copies_as_single_trials(mnist_dir, tmp_path, o
     batched over the copies) records what two single trials record, to float rounding."""
     from harness.reporting import MemoryReporter
     from harness.trial import run_trial
-    from harness.vector_trial import VectorLoop, copy_configs, fallback_reason
+    from harness.vector.trial import VectorLoop, copy_configs, fallback_reason
 
     cache = str(tmp_path / "cache")
     metrics = [{"name": "class_modes", "params": {"cache_dir": cache, "final_samples": 150}},
@@ -137,8 +139,9 @@ def test_vector_loop_scores_dcgan_copies_as_single_trials(mnist_dir, tmp_path, o
 
 
 def _dcgan_plan(mnist_dir, vectorize, gpu=0):
-    from harness.config import parse_study, resolve
-    from harness.vector_plan import plan_vectorize
+    from harness.config import parse_study
+    from harness.resolve import resolve
+    from harness.vector.plan import plan_vectorize
 
     spec = parse_study({
         "name": "conv", "seeds": 3, "vectorize": vectorize,

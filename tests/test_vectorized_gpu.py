@@ -16,7 +16,7 @@ import os
 import pytest
 import torch
 
-from harness.vectorized import VectorizedGAN
+from harness.vector.engine import VectorizedGAN
 from tests.test_vectorized import (
     assert_same_networks,
     assert_same_rows,

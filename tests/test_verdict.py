@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 import yaml
 
-from harness import names
-from harness.config import parse_study, resolve
+from harness import names, value_specs
+from harness.config import parse_study
 from harness.errors import ConfigError
-from reports import headline, stats
-from reports import stability as st
-from reports import verdict as vd
+from harness.reports import display, headline, stats
+from harness.reports import stability as st
+from harness.reports import verdict as vd
+from harness.reports.terminal import terminal_summary
+from harness.resolve import resolve
 
 RING8_CHANCE = {names.CHANCE_PREFIX + names.MODES_COVERED: 6.6,
                 names.CHANCE_PREFIX + names.HQ_FRACTION: 0.003,
@@ -202,7 +204,7 @@ def test_the_reports_chance_rule_is_the_metrics_one(value, bound, name):
 
 
 def test_terminal_table_shows_the_study_metric_and_the_chance_beside_each_value(known):
-    text = vd.terminal_summary(known, names.HQ_FRACTION, "max")
+    text = terminal_summary(known, names.HQ_FRACTION, "max")
     table, verdict = text.split("\n\nverdict", 1)
     header = table.splitlines()[0]
     assert "hq fraction (study metric)" in header and "chance" in header
@@ -245,21 +247,23 @@ def test_a_plugin_value_without_a_bound_but_with_a_mean_is_unknown():
     assert "8.0 ± 0.0 / 8 (noise 6.6)" in st.summary_table(summary)
 
 
-@pytest.mark.parametrize("metric", list(names.OBJECTIVES))
+@pytest.mark.parametrize("metric", list(value_specs.objectives()))
 def test_every_search_objective_has_a_headline_column(metric):
-    """What the schema accepts (names.OBJECTIVES) is what the headline can show."""
-    assert metric in headline.LABELS and metric in headline.DIGITS
+    """What a study may search (value_specs.objectives()) is what the headline can show."""
+    assert metric in display.objectives()  # so it gets summary columns (headline)
     runs = [_run(i, v, {metric: 0.25 + i / 8 + (v == "b")}) for v in ("a", "b")
             for i in range(2)]
-    text = st.summary_table(st.summarize(st.runs_frame(runs)), metric)
+    text = st.summary_table(st.summarize(st.runs_frame(runs), metric=metric), metric)
     header = text.splitlines()[0]
-    assert headline.search_header(metric, headline.label(metric)) in header
-    digits = headline.DIGITS[metric]
-    assert f"{0.3125:.{digits}f} ± " in text.splitlines()[2] or metric == names.MODES_COVERED
+    assert headline.search_header(metric, display.headed(metric)) in header
+    digits = display.decimals(metric)
+    rows = {line.split()[0]: line for line in text.splitlines()[2:]}
+    assert f"{0.3125:.{digits}f} ± " in rows["a"] or metric == names.MODES_COVERED
     (v,) = vd.verdict(st.runs_frame(runs), metric)
     assert v.metric == metric
-    better = "b" if headline.higher_is_better(metric) else "a"
+    better = "b" if display.higher_is_better(metric) else "a"
     assert v.best == [better]
+    assert text.splitlines()[2].startswith(better)  # the best on the study's metric leads
 
 
 def test_image_headline_shows_fid_with_its_floor_and_the_accuracies():
@@ -314,7 +318,7 @@ def test_an_unknown_study_metric_exits_2_naming_it_and_the_choices(tmp_path):
                           check=False)
     assert proc.returncode == 2, proc.stderr
     assert "search.metric: unknown metric 'accuracy'" in proc.stderr
-    assert "choices: " + ", ".join(names.OBJECTIVES) in proc.stderr
+    assert "choices: " + ", ".join(value_specs.objectives()) in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
 
 

@@ -15,18 +15,19 @@ import torch
 import yaml
 
 from harness import names
-from harness.config import TrialConfig, load_study, parse_study, resolve
-from harness.errors import ConfigError
-from harness.plugins import load_plugins
-from harness.registry import DATASETS, METRICS, MODELS, TRICKS
-from harness.reporting import MemoryReporter
-from harness.trial import build_trainer, run_trial
-from variants.xy_game import (
+from harness.builtin.xy_game import (
     CONVERGING_BELOW,
     DIVERGING_ABOVE,
     XYLoop,
     classify_orbit,
 )
+from harness.config import TrialConfig, load_study, parse_study
+from harness.errors import ConfigError
+from harness.plugins import load_plugins
+from harness.registry import DATASETS, METRICS, MODELS, TRICKS
+from harness.reporting import MemoryReporter
+from harness.resolve import resolve
+from harness.trial import build_trainer, run_trial
 
 load_plugins()
 
@@ -446,7 +447,7 @@ def xy_store(tmp_path_factory, request):
 
 @pytest.fixture(scope="module")
 def xy_report(xy_store, tmp_path_factory):
-    from reports.stability import build_report
+    from harness.reports.stability import build_report
 
     out = tmp_path_factory.mktemp("xy_report")
     t0 = time.perf_counter()
@@ -517,7 +518,7 @@ def test_report_finds_xy_runs_by_their_histories_not_their_names(xy_store, tmp_p
     """A study with a GAN run and one xy run under an unhelpful variant name."""
     import pandas as pd
 
-    from reports.stability import build_report
+    from harness.reports.stability import build_report
     from tests.test_report import _make_run, _png
 
     client, exp = xy_store["client"], xy_store["exp"]
@@ -544,7 +545,7 @@ def test_report_finds_xy_runs_by_their_histories_not_their_names(xy_store, tmp_p
 def test_is_xy_run_and_an_orbit_free_frame():
     import pandas as pd
 
-    from reports.orbits import is_xy_run, summarize_orbits
+    from harness.reports.orbits import is_xy_run, summarize_orbits
 
     df = pd.DataFrame({names.XY_X: [0.1, float("nan"), float("nan")],
                        names.TAG_ORBIT: [None, names.ORBIT_CONVERGING, None]})

@@ -1,0 +1,35 @@
+"""The built-in plugins: registered through the ``harness.plugins`` entry point.
+
+Importing this package registers every built-in model, loss, trick, dataset and
+metric, exactly as a third-party plugin package would.
+"""
+
+from harness.builtin import (  # noqa: F401  (imported for their registrations)
+    cgan,
+    class_modes,
+    code_accuracy,
+    cond_accuracy,
+    cycle_error,
+    cyclegan,
+    dcgan,
+    feature_matching,
+    fidelity_metrics,
+    historical_averaging,
+    infogan,
+    least_squares,
+    maximum_likelihood,
+    minibatch_discrimination,
+    minimax,
+    mixtures,
+    mlp,
+    mnist,
+    mnist_pair,
+    mode_coverage,
+    non_saturating,
+    one_sided_label_smoothing,
+    packing,
+    translation_accuracy,
+    translation_fid,
+    virtual_batch_norm,
+    xy_game,
+)

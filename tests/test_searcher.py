@@ -1,0 +1,167 @@
+"""harness.searcher.StudySearcher driven directly, as Tune drives it, without Ray running.
+
+Two pairs, TPE, search batches and vectorized seeds: the searcher is saved mid-search (with
+single and batched trials still running), restored into a fresh instance, and both go on
+to the end of the study with the same suggestions.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from ray.tune.search import Searcher
+
+from harness import names
+from harness.config import parse_study
+from harness.resolve import resolve
+from harness.searcher import StudySearcher, seed_for
+from harness.vector.plan import VectorPlan
+
+STUDY = {
+    "name": "searcher",
+    "seed": 5,
+    "seeds": 5,
+    "datasets": ["ring8"],
+    "train": {"steps": 20, "eval_every": 10, "device": "cpu"},
+    "search": {"trials": 4, "algorithm": "tpe",
+               "space": {"lr_d": {"type": "loguniform", "low": 3e-4, "high": 3e-3},
+                         "beta1": {"type": "choice", "values": [0.5, 0.9]}}},
+    "variants": [{"name": "ns", "loss": "non_saturating", "model": "mlp"},
+                 {"name": "ls", "loss": "least_squares", "model": "mlp"}],
+}
+
+
+def study():
+    spec = parse_study(STUDY)
+    plans = resolve(spec)
+    a, b = (p.key for p in plans)
+    # TPE's two start-up suggestions as one batch for the first pair, three for the second;
+    # seeds two and three per trial
+    vector = VectorPlan(seeds={a: 2, b: 3}, search={a: [2, 1, 1], b: [3, 1]})
+    return spec, plans, vector
+
+
+def new_searcher(spec, plans, vector) -> StudySearcher:
+    return StudySearcher(plans, spec.search, spec.seeds, spec.seed, vector)
+
+
+def value(params: dict) -> float:
+    """A made-up metric with a maximum inside the space (the searcher only compares)."""
+    return 8.0 - abs(params["lr_d"] - 1e-3) * 1e3 - (params["beta1"] == 0.9)
+
+
+def result(cfg: dict) -> dict:
+    if "copy_params" in cfg:  # a batch of search suggestions: each copy's own values
+        copies = [{names.MODES_COVERED: value(p), names.HQ_FRACTION: 0.5}
+                  for p in cfg["copy_params"]]
+        mean = sum(c[names.MODES_COVERED] for c in copies) / len(copies)
+        return {"final": True, names.MODES_COVERED: mean, "copy_values": copies}
+    return {"final": True, names.MODES_COVERED: value(cfg["params"]), names.HQ_FRACTION: 0.5}
+
+
+class Tune:
+    """Plays Tune: up to three trials at a time, each given one evaluation report and then
+    completed, oldest first; records every suggestion."""
+
+    def __init__(self, searcher: StudySearcher):
+        self.searcher = searcher
+        self.live: list[str] = []
+        self.configs: dict[str, dict] = {}
+        self.count = 0
+        self.suggestions: list[tuple[str, dict | None | str]] = []
+        self.finished = False
+
+    def round(self) -> None:
+        while len(self.live) < 3 and not self.finished:
+            trial_id = f"t{self.count}"
+            cfg = self.searcher.suggest(trial_id)
+            self.suggestions.append((trial_id, cfg))
+            if cfg is None:
+                break
+            if cfg == Searcher.FINISHED:
+                self.finished = True
+                break
+            self.count += 1
+            self.live.append(trial_id)
+            self.configs[trial_id] = cfg
+        trial_id = self.live.pop(0)
+        final = result(self.configs[trial_id])
+        self.searcher.on_trial_result(trial_id, {**final, "final": False,
+                                                 "training_iteration": 1})
+        self.searcher.on_trial_complete(trial_id, final)
+
+    def resumed(self, searcher: StudySearcher) -> Tune:
+        """The same experiment going on with ``searcher`` (the trials still running go on)."""
+        other = Tune(searcher)
+        other.live, other.configs, other.count = list(self.live), dict(self.configs), self.count
+        return other
+
+    def run_to_end(self) -> None:
+        while self.live or not self.finished:
+            self.round()
+
+
+def test_a_restored_searcher_makes_the_same_suggestions(tmp_path):
+    spec, plans, vector = study()
+    a, b = (p.key for p in plans)
+    tune = Tune(new_searcher(spec, plans, vector))
+    tune.round()
+    # saved mid-search, with a batched and a single search trial still running
+    running = [tune.configs[t] for t in tune.live]
+    assert [len(c.get("copy_params", [None])) for c in running] == [3, 1]
+    assert tune.searcher.completed == {a: 2, b: 0}
+    path = tmp_path / "searcher.pkl"
+    tune.searcher.save(str(path))
+    cut = len(tune.suggestions)
+
+    restored = new_searcher(spec, plans, vector)
+    restored.restore(str(path))
+    again = tune.resumed(restored)
+    unpickled = tune.resumed(pickle.loads(pickle.dumps(tune.searcher)))  # as Tune keeps it
+    fresh = tune.resumed(new_searcher(spec, plans, vector))
+    for t in (tune, again, unpickled):
+        t.run_to_end()
+
+    rest = tune.suggestions[cut:]
+    assert again.suggestions == rest
+    assert unpickled.suggestions == rest
+    assert restored.get_state()["progress"] == tune.searcher.get_state()["progress"]
+    # not restored, the searcher starts the search over: the comparison above is not vacuous
+    fresh.round()
+    assert fresh.suggestions[0] != rest[0]
+
+    # what the rest of the study held: search batches, single suggestions, vectorized seeds
+    made = [cfg for _, cfg in tune.suggestions if isinstance(cfg, dict)]
+    batches = [len(c["copy_params"]) for c in made if "copy_params" in c]
+    seeds = {(c["trial"]["dataset_key"], c["trial"]["variant"], len(c.get("copy_seeds", [0])))
+             for c in made if c["trial"]["phase"] == names.PHASE_SEEDS}
+    assert sorted(batches) == [2, 3]
+    # search trials: a 2+1+1 suggestions, b 3+1; seeds trials: a 2+2+1 seeds, b 3+2
+    assert len(made) == 3 + 2 + 3 + 2
+    assert seeds == {("ring8", "ns", 2), ("ring8", "ns", 1), ("ring8", "ls", 3),
+                     ("ring8", "ls", 2)}
+    for key in (a, b):
+        assert tune.searcher.completed[key] == 4
+        best = tune.searcher.best_params(key)
+        assert max(value(p) for p, *_ in tune.searcher.results[key]) == value(best)
+        seeds_of_key = [c for c in made if c["trial"]["phase"] == names.PHASE_SEEDS
+                        and f"{c['trial']['variant']}/{c['trial']['dataset_key']}" == key]
+        assert all(c["params"] == best for c in seeds_of_key)
+        assert sorted(s for c in seeds_of_key
+                      for s in c.get("copy_seeds", [c["trial"]["seed"]])) == [
+            seed_for(spec.seed, names.PHASE_SEEDS, j) for j in range(spec.seeds)]
+
+
+def test_a_state_is_refused_by_a_searcher_of_other_pairs(tmp_path):
+    spec, plans, vector = study()
+    searcher = new_searcher(spec, plans, vector)
+    searcher.suggest("t0")
+    path = tmp_path / "searcher.pkl"
+    searcher.save(str(path))
+    other = StudySearcher(plans[:1], spec.search, spec.seeds, spec.seed)
+    with pytest.raises(ValueError, match="the saved searcher ran the pairs"):
+        other.restore(str(path))
+    path.write_bytes(pickle.dumps({"suggested": {}}))  # not a state of this layout
+    with pytest.raises(ValueError, match="not a StudySearcher state of version 1"):
+        searcher.restore(str(path))
