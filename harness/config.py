@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness import names, value_specs
 from harness.errors import ConfigError
+from harness.validation_errors import format_validation_error
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -281,6 +281,56 @@ class VariantSpec(Strict):
     metrics: list[ComponentSpec] = Field(default_factory=list)
 
 
+#: what a published ``±`` means (:class:`PublishedSpec`); the Reproduction section turns each
+#: into a 95 % half-width (:mod:`harness.reports.sections.reproduction`)
+PUBLISHED_ERRORS = ("standard_error", "std", "ci95")
+
+
+class PublishedSpec(Strict):
+    """``published:``: a paper's numbers the study sets out to reproduce.
+
+    ``results`` maps variant -> dataset key -> metric value -> ``[mean, error]``, where
+    ``error`` is what the paper's ``±`` means (``error``: a standard error, a standard
+    deviation over ``seeds`` trials, or a 95 % half-width). ``budget`` holds the published
+    protocol's settings as the runs record them (MLflow params such as ``steps``,
+    ``batch_size``, ``model.preset``), compared with the runs'. Names are checked against
+    the study by :func:`harness.resolve.resolve`.
+    """
+
+    source: str = Field(min_length=1, description="citation: paper, table, what the ± means")
+    url: str | None = None
+    seeds: int = Field(ge=1, description="trials per published number")
+    error: str
+    budget: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    results: dict[str, dict[str, dict[str, list[float]]]]
+
+    @field_validator("error")
+    @classmethod
+    def _error(cls, v: str) -> str:
+        if v not in PUBLISHED_ERRORS:
+            raise ValueError(f"unknown error kind {v!r}; allowed: {', '.join(PUBLISHED_ERRORS)}")
+        return v
+
+    @field_validator("results")
+    @classmethod
+    def _results(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("no published numbers; give results: {variant: {dataset: "
+                             "{metric: [mean, error]}}}")
+        for variant, per_ds in v.items():
+            for ds, per_metric in per_ds.items():
+                for metric, pair in per_metric.items():
+                    where = f"{variant}.{ds}.{metric}"
+                    if len(pair) != 2 or not all(map(_finite, pair)) or pair[1] < 0:
+                        raise ValueError(f"{where}: expected [mean, error] with a finite "
+                                         f"mean and an error >= 0, got {pair}")
+        return v
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
 class StudySpec(Strict):
     """A whole study file.
 
@@ -323,6 +373,8 @@ class StudySpec(Strict):
         None, description="copies per trial of an MLP GAN or DCGAN pair, trained as one vectorized "
         "model, or auto")
     variants: list[VariantSpec] = Field(min_length=1)
+    #: optional: the published numbers the study reproduces (:class:`PublishedSpec`)
+    published: PublishedSpec | None = None
 
     @field_validator("vectorize", mode="before")
     @classmethod
@@ -441,72 +493,6 @@ class TrialConfig(Strict):
         from ``config.json`` has its keys sorted)."""
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-# --------------------------------------------------------------------------------------
-# Error formatting
-# --------------------------------------------------------------------------------------
-
-
-def _loc_path(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _unwrap(tp: Any) -> list[Any]:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return [a for arg in typing.get_args(tp) for a in _unwrap(arg)]
-    return [tp]
-
-
-def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model class that owns the key at ``loc`` (for 'allowed keys' lists)."""
-    current: Any = model
-    for part in loc:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(part) if isinstance(part, str) else None
-            if field is None:
-                return None
-            current = field.annotation
-            continue
-        found = None
-        for cand in _unwrap(current):
-            origin = typing.get_origin(cand)
-            args = typing.get_args(cand)
-            if origin is list and isinstance(part, int):
-                found = args[0]
-            elif origin is dict and isinstance(part, str):
-                found = args[1]
-            if found is not None:
-                break
-        if found is None:
-            return None
-        current = found
-    for cand in _unwrap(current):
-        if isinstance(cand, type) and issubclass(cand, BaseModel):
-            return cand
-    return None
-
-
-def format_validation_error(exc: pydantic.ValidationError, model: type[BaseModel]) -> str:
-    """One line naming the key path, what is wrong and what is allowed."""
-    err = exc.errors()[0]
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    path = _loc_path(loc) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        owner = _model_at(model, loc[:-1])
-        allowed = ", ".join(owner.model_fields) if owner else "?"
-        return f"{path}: unknown key; allowed keys here: {allowed}"
-    if err["type"] == "missing":
-        return f"{path}: required key is missing"
-    msg = err["msg"]
-    msg = msg.removeprefix("Value error, ")
-    inp = err.get("input")
-    shown = "" if isinstance(inp, (dict, list)) or inp is None else f" (got {inp!r})"
-    return f"{path}: {msg}{shown}"
 
 
 # --------------------------------------------------------------------------------------

@@ -140,6 +140,8 @@ ARTIFACT_DERIVED_PARAMS = "derived_params.json"
 ARTIFACT_SAMPLES_DIR = "samples"
 ARTIFACT_GENERATOR = "generator.pt"
 ARTIFACT_FINAL_SAMPLES = "final_samples.png"
+#: a study's ``published:`` block as JSON, on its parent run (the report's Reproduction section)
+ARTIFACT_PUBLISHED = "study/published.json"
 
 # --- tags of image datasets (``Dataset.tags()``) ---------------------------------------
 TAG_DATASET_SPLIT = "dataset.split"  # how the train / held-out split was made (provenance)

@@ -27,12 +27,12 @@ from harness.config import (
     VariantPlan,
     VariantSpec,
     check_search_metric,
-    format_validation_error,
 )
 from harness.errors import ConfigError, RegistryError
 from harness.plugins import load_plugins
 from harness.registry import DATASETS, LOSSES, METRICS, MODELS, TRICKS
 from harness.tricks import CHANGES, STACKABLE
+from harness.validation_errors import format_validation_error
 
 
 def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
@@ -66,6 +66,7 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
     dataset_specs = {k: absolute_paths(DATASETS, c, base_dir) for k, c in spec.datasets.items()}
     datasets = {k: check(DATASETS, c, f"datasets.{k}") for k, c in dataset_specs.items()}
     plans: list[VariantPlan] = []
+    provides: dict[tuple[str, str], list[str]] = {}  # (variant, dataset) -> values computed
     for i, v in enumerate(spec.variants):
         where = f"variants[{i}]"
         model = check(MODELS, v.model, f"{where}.model")
@@ -142,6 +143,8 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
                          f"model {v.model.name!r} of variant {v.name!r} does not offer "
                          f"(it offers: {', '.join(sorted(caps)) or 'nothing'})")
             _check_search_metric(spec, provided, v.name, key, metric_specs, fail)
+            provides[(v.name, key)] = provided + (
+                [names.STABILITY_SCORE] if names.MODES_COVERED in provided else [])
             base = TrialConfig(
                 study=spec.name, variant=v.name, dataset_key=key,
                 model=resolved_component(MODELS, v.model),
@@ -154,7 +157,42 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
             )
             plans.append(VariantPlan(key=base.key, base=base, space=spec.search.space))
     _check_space(spec, plans, fail)
+    if spec.published is not None:
+        _check_published(spec, provides, plans, fail)
     return plans
+
+
+def _check_published(spec: StudySpec, provides: dict[tuple[str, str], list[str]],
+                     plans: list[VariantPlan], fail) -> None:
+    """Every name under ``published:`` must be one the study runs: a variant, a dataset key
+    that variant trains on, a value its metrics compute there, and a budget key its runs
+    record as a param (else the Reproduction section would compare nothing)."""
+    variants = {v.name: v for v in spec.variants}
+    for variant, per_ds in spec.published.results.items():
+        where = f"published.results.{variant}"
+        if variant not in variants:
+            fail(f"{where}: unknown variant {variant!r}; variants of the study: "
+                 f"{', '.join(variants)}")
+        trained = variants[variant].datasets or list(spec.datasets)
+        for ds, per_metric in per_ds.items():
+            if ds not in trained:
+                fail(f"{where}.{ds}: variant {variant!r} does not train on dataset {ds!r}; "
+                     f"its datasets: {', '.join(trained)}")
+            computed = provides.get((variant, ds), [])
+            for metric in per_metric:
+                if metric not in computed:
+                    fail(f"{where}.{ds}.{metric}: no metric of variant {variant!r} on dataset "
+                         f"{ds!r} computes {metric!r}; choices here: "
+                         f"{', '.join(computed) or 'none'}")
+    named = {(v, d) for v, per_ds in spec.published.results.items() for d in per_ds}
+    recorded: list[str] = []
+    for plan in plans:
+        if (plan.base.variant, plan.base.dataset_key) in named:
+            recorded += [k for k in plan.base.flat_params() if k not in recorded and k != "seed"]
+    for key in spec.published.budget:
+        if key not in recorded:
+            fail(f"published.budget.{key}: no run of the published variants records {key!r}, "
+                 f"so it could not be compared; choices: {', '.join(recorded)}")
 
 
 def _check_search_metric(spec: StudySpec, provided: list[str], variant: str, dataset: str,

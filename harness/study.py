@@ -316,6 +316,9 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
             f"study/{file.name}": file.read_bytes(),
             "study/resolved.json": json.dumps([p.base.model_dump(mode="json") for p in plans],
                                               indent=2).encode(),
+            # the report's Reproduction section reads the published numbers from here
+            **({names.ARTIFACT_PUBLISHED: spec.published.model_dump_json(indent=2).encode()}
+               if spec.published is not None else {}),
         })
     from harness.vector.plan import plan_vectorize
 

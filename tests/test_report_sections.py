@@ -21,8 +21,8 @@ from tests.test_report import _make_run, _png, study_store
 from tests.test_verdict import _run
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILTIN = ["verdict", "summary", "how-to-read", "orbits", "image-metrics", "pairwise", "budget",
-           "sensitivity", "early-stopping", "timeline", "datasets", "hyperparameters",
+BUILTIN = ["verdict", "summary", "reproduction", "how-to-read", "orbits", "image-metrics",
+           "pairwise", "budget", "sensitivity", "early-stopping", "timeline", "datasets", "hyperparameters",
            "search-trials", "failures"]
 
 

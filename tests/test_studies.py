@@ -8,7 +8,8 @@ import pytest
 from harness.config import load_study
 from harness.resolve import resolve
 
-STUDIES = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1] / "studies"
+STUDIES = sorted(ROOT.glob("**/*.yaml"))  # presets in subfolders (reproduce/) too
 
 
 def test_there_are_studies():
@@ -16,7 +17,7 @@ def test_there_are_studies():
         p.name for p in STUDIES}
 
 
-@pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
+@pytest.mark.parametrize("path", STUDIES, ids=[str(p.relative_to(ROOT)) for p in STUDIES])
 def test_study_file_validates(path, request):
     text = path.read_text()
     if "datasets/mnist" in text:

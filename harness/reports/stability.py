@@ -31,6 +31,7 @@ from harness.reports.document import to_html, to_markdown
 from harness.reports.find import latest_study_run
 from harness.reports.load import load_runs, runs_frame, study_name
 from harness.reports.section import sections
+from harness.reports.sections.reproduction import load_published
 from harness.reports.summary import TOTAL, early_stopping, summarize
 from harness.reports.terminal import summary_table
 from harness.tracking import retry
@@ -69,7 +70,9 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
                         metric=parent.data.params.get("metric") or None,
                         mode=parent.data.params.get("mode") or None,
                         n_resamples=n_resamples, seed=seed, study=study,
-                        sources=list(sources or []))
+                        sources=list(sources or []),
+                        # a merged report spans several studies: no one published block
+                        published=None if sources else load_published(client, parent_run_id))
 
     csv_path = out_dir / "report.csv"
     df.to_csv(csv_path, index=False)

@@ -3,6 +3,7 @@
 ====================  =========================================================
 ``verdict``           what the study found, per dataset (first, always)
 ``summary``           per variant: the study's metric, coverage beside chance, ...
+``reproduction``      studies with a ``published:`` block only: published vs measured
 ``how-to-read``       what each column, rule and test means
 ``orbits``            xy-game runs only: orbits and ``orbits_<dataset>.png``
 ``image-metrics``     image datasets only: FID, IS, KID, ... per provenance group
@@ -33,6 +34,7 @@ from harness.reports.sections.hyperparameters import Hyperparameters
 from harness.reports.sections.image_metrics import ImageMetrics
 from harness.reports.sections.orbits import Orbits
 from harness.reports.sections.pairwise import Pairwise
+from harness.reports.sections.reproduction import Reproduction
 from harness.reports.sections.search_trials import SearchTrials
 from harness.reports.sections.sensitivity import Sensitivity
 from harness.reports.sections.summary import Summary
@@ -42,6 +44,7 @@ from harness.reports.sections.verdict import Verdict
 BUILTIN = (
     ("verdict", Verdict),
     ("summary", Summary),
+    ("reproduction", Reproduction),
     ("how-to-read", HowToRead),
     ("orbits", Orbits),
     ("image-metrics", ImageMetrics),

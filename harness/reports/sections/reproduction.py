@@ -1,0 +1,260 @@
+"""``## Reproduction``: a study's ``published:`` numbers (:class:`harness.config.PublishedSpec`,
+recorded on the parent run as :data:`harness.names.ARTIFACT_PUBLISHED`) against what its
+seeds-phase runs measured. A study without a published block gets no section.
+
+The rules, each checkable from the table's own columns:
+
+* **Measured**: per variant, dataset and metric, the seeds-phase runs that did not fail and
+  reported the metric: their mean, the 95 % percentile-bootstrap interval of the mean
+  ``[low, high]`` (:func:`harness.reports.stats.bootstrap_ci`, as the summary computes it)
+  and their number ``n``.
+* **The published error as a 95 % half-width** ``h``: ``standard_error`` -> ``h = 1.96·se``;
+  ``std`` (over the published ``seeds`` trials) -> ``se = std / √seeds``, ``h = 1.96·se``;
+  ``ci95`` -> ``h`` is the published half-width itself.
+* **Row "reproduced"** when the published mean lies in ``[low − h, high + h]``, the measured
+  interval widened by the published error; **"not reproduced"** otherwise; **"too few runs"**
+  when ``n < 2`` (no interval).
+* **The published ordering** of a metric on a dataset: the pairs of variants whose published
+  95 % intervals (mean ± h) do not overlap, the higher published mean first; pairs the
+  paper's own errors do not separate are no part of it. It **holds** when every such pair
+  is measured in the same order and distinguishable: Holm-adjusted Mann–Whitney p < 0.05
+  over every pair of the dataset's variants on that metric
+  (:func:`harness.reports.stats.pairwise`, as the pairwise section computes it).
+* **Table verdict** (a metric on a dataset): "reproduced" when every row is; else
+  "too few runs" when no row has an interval; else "ordering reproduced" when the
+  published ordering holds (and has at least one pair); else "not reproduced".
+* **"different budget"** replaces the verdict of a row, and of its table, whose runs'
+  protocol differs from the published one: a ``published.budget`` key whose value a run
+  recorded differently (or did not record), or ``n`` other than the published ``seeds``
+  (a pair without runs measured nothing: "too few runs").
+  The differing keys are listed; the columns still show what the checks above found.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness import names
+from harness.reports import display, stats, tables
+from harness.reports.context import ReportContext
+from harness.reports.runs import failed_mask
+from harness.reports.section import Section
+from harness.reports.verdict import ALPHA
+from harness.tracking import retry
+
+Z95 = 1.96
+REPRODUCED = "reproduced"
+ORDERING = "ordering reproduced"
+NOT_REPRODUCED = "not reproduced"
+DIFFERENT_BUDGET = "different budget"
+TOO_FEW = "too few runs"
+
+
+def half_width(error: float, kind: str, seeds: int) -> float:
+    """The published ``±`` ``error`` of kind ``kind`` as a 95 % half-width (module docstring)."""
+    if kind == "standard_error":
+        return Z95 * error
+    if kind == "std":
+        return Z95 * error / math.sqrt(seeds)
+    if kind == "ci95":
+        return error
+    raise ValueError(f"unknown published error kind {kind!r}; allowed: standard_error, std, ci95")
+
+
+@dataclass
+class Row:
+    variant: str
+    dataset: str
+    metric: str
+    published: float
+    error: float
+    h: float
+    mean: float
+    low: float
+    high: float
+    n: int
+    inside: bool | None  # None: too few runs for an interval
+    budget: dict[str, tuple[Any, list[Any]]]  # key -> (published, the runs' values)
+    verdict: str = ""
+
+
+@dataclass
+class Table:
+    dataset: str
+    metric: str
+    rows: list[Row]
+    #: (higher published, lower published, measured in that order and distinguishable, Holm p)
+    order: list[tuple[str, str, bool, float]] = field(default_factory=list)
+    verdict: str = ""
+
+    @property
+    def ordering_holds(self) -> bool:
+        return bool(self.order) and all(ok for _, _, ok, _ in self.order)
+
+
+def _same(published: Any, recorded: Any) -> bool:
+    try:
+        return math.isclose(float(published), float(recorded), rel_tol=1e-9, abs_tol=0.0)
+    except (TypeError, ValueError):
+        return str(published).lower() == str(recorded).lower()  # YAML true / MLflow "True"
+
+
+def _budget_diff(runs: pd.DataFrame, budget: dict[str, Any], seeds: int, n: int
+                 ) -> dict[str, tuple[Any, list[Any]]]:
+    out: dict[str, tuple[Any, list[Any]]] = {}
+    for key, value in budget.items():
+        col = f"param.{key}" if f"param.{key}" in runs else key
+        recorded = (list(dict.fromkeys(runs[col].dropna().tolist())) if col in runs else [])
+        if not recorded or not all(_same(value, r) for r in recorded):
+            out[key] = (value, recorded)
+    if n != seeds:
+        out["seeds"] = (seeds, [n])
+    return out
+
+
+def assess(df: pd.DataFrame, published: dict, n_resamples: int = 2000,
+           seed: int = 0) -> list[Table]:
+    """The rows and tables of the section (the rules of the module docstring), per dataset
+    and metric in the order the published block lists them."""
+    kind, p_seeds, budget = published["error"], int(published["seeds"]), published.get("budget", {})
+    runs = df[(df[names.TAG_PHASE] == names.PHASE_SEEDS) & ~failed_mask(df)] if len(df) else df
+    order: dict[tuple[str, str], list[Row]] = {}
+    for variant, per_ds in published["results"].items():
+        for dataset, per_metric in per_ds.items():
+            pair = runs[(runs[names.TAG_VARIANT] == variant) & (runs[names.TAG_DATASET] == dataset)]
+            for metric, (mean_p, err) in per_metric.items():
+                vals = (pair[metric].to_numpy(dtype=float) if metric in pair else np.array([]))
+                vals = vals[np.isfinite(vals)]
+                low, high = stats.bootstrap_ci(vals, n_resamples=n_resamples, seed=seed)
+                h = half_width(float(err), kind, p_seeds)
+                inside = None if math.isnan(low) else bool(low - h <= mean_p <= high + h)
+                row = Row(variant, dataset, metric, float(mean_p), float(err), h,
+                          float(vals.mean()) if len(vals) else math.nan, low, high, len(vals),
+                          inside,
+                          # a pair with no runs measured nothing, under no budget at all
+                          _budget_diff(pair, budget, p_seeds, len(vals)) if len(pair) else {})
+                row.verdict = (DIFFERENT_BUDGET if row.budget else TOO_FEW if inside is None
+                               else REPRODUCED if inside else NOT_REPRODUCED)
+                order.setdefault((dataset, metric), []).append(row)
+    out = []
+    for (dataset, metric), rows in order.items():
+        table = Table(dataset, metric, rows)
+        scored = runs[(runs[names.TAG_DATASET] == dataset)]
+        scored = scored[np.isfinite(scored[metric].to_numpy(dtype=float))] if metric in scored \
+            else scored.iloc[0:0]
+        result = stats.pairwise(scored, metric, group_col=names.TAG_VARIANT,
+                                n_resamples=n_resamples, seed=seed, alpha=ALPHA)
+        for a, b in itertools.combinations(rows, 2):
+            if abs(a.published - b.published) <= a.h + b.h:
+                continue  # the paper's own errors do not separate them
+            hi, lo = (a, b) if a.published > b.published else (b, a)
+            match = result[((result["a"] == hi.variant) & (result["b"] == lo.variant))
+                           | ((result["a"] == lo.variant) & (result["b"] == hi.variant))]
+            if match.empty:
+                table.order.append((hi.variant, lo.variant, False, math.nan))
+                continue
+            r = match.iloc[0]
+            ok = bool(r["distinguishable"]) and hi.mean > lo.mean
+            table.order.append((hi.variant, lo.variant, ok, float(r["p_holm"])))
+        reproduced = all(r.inside for r in rows)
+        table.verdict = (DIFFERENT_BUDGET if any(r.budget for r in rows)
+                         else REPRODUCED if reproduced
+                         else TOO_FEW if all(r.inside is None for r in rows)
+                         else ORDERING if table.ordering_holds else NOT_REPRODUCED)
+        out.append(table)
+    return out
+
+
+def load_published(client, parent_run_id: str) -> dict | None:
+    """The parent run's published block, None when the study has none."""
+    folder, name = names.ARTIFACT_PUBLISHED.rsplit("/", 1)
+    listed = retry(client.list_artifacts, parent_run_id, folder)
+    if not any(Path(f.path).name == name for f in listed):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        local = retry(client.download_artifacts, parent_run_id, names.ARTIFACT_PUBLISHED, tmp)
+        return json.loads(Path(local).read_text(encoding="utf-8"))
+
+
+def _digits(row: Row) -> int:
+    """The metric's decimals, more where the published error needs them (0.982 ± 0.002)."""
+    digits = display.decimals(row.metric)
+    if row.error > 0:
+        digits = max(digits, -math.floor(math.log10(row.error)))
+    return min(digits, 6)
+
+
+def _budget_text(tables_: list[Table]) -> list[str]:
+    keys: dict[str, tuple[Any, list[Any]]] = {}
+    for t in tables_:
+        for r in t.rows:
+            for key, (pub, seen) in r.budget.items():
+                prev = keys.setdefault(key, (pub, []))[1]
+                prev += [s for s in seen if s not in prev]
+    return [f"`{k}`: published {p}, runs {', '.join(map(str, seen)) or 'not recorded'}"
+            for k, (p, seen) in keys.items()]
+
+
+class Reproduction(Section):
+    """Published vs measured, per row and per table, with the verdicts of the module
+    docstring; nothing for a study without a published block."""
+
+    def write(self, ctx: ReportContext) -> list[Path]:
+        published = ctx.published
+        if not published:
+            return []
+        doc = ctx.doc
+        doc.h(2, "Reproduction")
+        src = published["source"] + (f" ({published['url']})" if published.get("url") else "")
+        kind, seeds = published["error"], published["seeds"]
+        conversion = {"standard_error": "h = 1.96 · se",
+                      "std": f"se = std / √{seeds}, h = 1.96 · se",
+                      "ci95": "h = the published 95 % half-width"}[kind]
+        doc.p(f"Published: {src}; {seeds} trials, ± is `{kind}` ({conversion}). A row is "
+              "**reproduced** when the published mean lies in the measured 95 % bootstrap "
+              "interval widened by h on each side. A table is **reproduced** when every row "
+              "is, **ordering reproduced** when every pair of variants the published "
+              "intervals (mean ± h) separate is measured in the same order with Holm-adjusted "
+              "Mann–Whitney p < 0.05, else **not reproduced**; **different budget** when the "
+              "runs' protocol differs from the published one.")
+        found = assess(ctx.df, published, ctx.n_resamples, ctx.seed)
+        diffs = _budget_text(found)
+        if diffs:
+            doc.p("**Different budget**: the runs differ from the published protocol in "
+                  + "; ".join(diffs) + ". The checks below say what this budget reached, "
+                  "not whether the published numbers reproduce.")
+        for dataset in dict.fromkeys(t.dataset for t in found):
+            doc.h(3, f"Dataset `{dataset}`")
+            rows = []
+            for t in (t for t in found if t.dataset == dataset):
+                for r in t.rows:
+                    d = _digits(r)
+                    ci = ("—" if r.inside is None else
+                          f"[{tables.fmt_num(r.low, d)}, {tables.fmt_num(r.high, d)}]")
+                    published = f"{tables.fmt_num(r.published, d)} ± {tables.fmt_num(r.error, d)}"
+                    rows.append([r.variant, f"`{r.metric}`", published,
+                                 tables.fmt_num(r.h, d), tables.fmt_num(r.mean, d), ci, str(r.n),
+                                 "—" if r.inside is None else ("yes" if r.inside else "no"),
+                                 r.verdict])
+            doc.table(["variant", "metric", "published", "h", "measured mean", "95% CI", "n",
+                       "published in CI ± h", "verdict"], rows)
+            summary = []
+            for t in (t for t in found if t.dataset == dataset):
+                order = "; ".join(f"{a} > {b} ({'held' if ok else 'not held'}, Holm p "
+                                  f"{tables.fmt_p(p)})" for a, b, ok, p in t.order)
+                inside = sum(bool(r.inside) for r in t.rows)
+                summary.append([f"`{t.metric}`", f"{inside} of {len(t.rows)}",
+                                order or "none separated by the published errors",
+                                "yes" if t.ordering_holds else "no", t.verdict])
+            doc.table(["metric", "rows in CI ± h", "published ordering", "ordering holds",
+                       "verdict"], summary)
+        return []
