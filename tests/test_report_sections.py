@@ -198,3 +198,27 @@ def test_report_modules_import_one_another_without_a_cycle():
 
     for module in sorted(graph):
         walk(module, ())
+
+
+def test_score_vs_budget_follows_the_study_metric_and_its_direction(tmp_path):
+    from harness.reports.document import to_markdown
+    from harness.reports.sections.budget import Budget
+
+    # search trials of a: FID 30, 10, 20 (sorted 10 < 20 < 30); of b: FID 15, 25
+    fids = {"a": [30.0, 10.0, 20.0], "b": [15.0, 25.0]}
+    runs = [_run(i, v, {names.FID: x, names.MODES_COVERED: 9.0 - i}, phase=names.PHASE_SEARCH)
+            for v, xs in fids.items() for i, x in enumerate(xs)]
+    ctx = ReportContext(df=runs_frame(runs), out_dir=tmp_path, metric=names.FID, mode="min")
+    written = Budget().write(ctx)
+    md = to_markdown(ctx.doc)
+    assert [p.name for p in written] == ["budget_ring8.png"]
+    assert "the study's metric `fid`: the expected best (lowest) of k trials" in md
+    # E[min of 1] = mean; min of 2 of {10, 20, 30}: 10 w.p. 2/3, 20 w.p. 1/3 -> 13.33;
+    # min of all 3 = 10; b: mean 20, min of both 15
+    assert "| a | 3 | 20.00 [" in md and "| 13.33 (k = 2) | 10.00 |" in md
+    assert "| b | 2 | 20.00 [" in md and "| 20.00 (k = 1) | 15.00 |" in md
+    # without a known study metric: modes covered, higher better, as before
+    ctx = ReportContext(df=runs_frame(runs), out_dir=tmp_path / "m")
+    (tmp_path / "m").mkdir()
+    Budget().write(ctx)
+    assert "`modes_covered`: the expected best of k trials" in to_markdown(ctx.doc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -324,3 +325,56 @@ def test_a_one_variant_copy_of_the_preset_runs_and_its_report_has_the_section(tm
             "published 10, runs 2.") in part
     assert "| gan | `modes_covered` | 6.30 ± 0.50 |" in part
     assert part.count("| 2 |") == 3  # three metrics, two seeds each
+
+
+STACKED = PROJECT_ROOT / "studies" / "reproduce"
+
+
+@pytest.mark.parametrize("name", ["stacked-mnist", "stacked-mnist-cpu"])
+def test_the_stacked_mnist_presets_carry_table_2_and_the_veegan_protocol(name):
+    path = STACKED / f"{name}.yaml"
+    spec = load_study(path)
+    plans = resolve(spec, source=path.name, base_dir=path.parent)
+    base = {p.key: p.base for p in plans}
+    assert sorted(base) == [f"{v}/stacked" for v in
+                            ("dcgan", "pacdcgan2", "pacdcgan3", "pacdcgan4")]
+    for m in (2, 3, 4):  # PacDCGANm: 64 discriminator examples of m samples each
+        cfg = base[f"pacdcgan{m}/stacked"]
+        assert cfg.tricks[0].params == {"m": m} and cfg.train.batch_size == 64 * m
+    cfg = base["dcgan/stacked"]
+    assert (cfg.train.batch_size, cfg.train.lr_d, cfg.train.lr_g, cfg.train.beta1) == (
+        64, 2e-4, 2e-4, 0.5)
+    assert cfg.model.params["z_dim"] == 100
+    assert cfg.metrics[0].params["final_samples"] == 26000
+    pub = spec.published.model_dump(mode="json")
+    assert pub["results"]["dcgan"]["stacked"] == {"modes_covered": [78.9, 6.46],
+                                                  "mode_kl": [4.50, 0.127]}
+    assert pub["budget"]["steps"] == 100000 and pub["budget"]["dataset.n_train"] == 128000
+    # the GPU preset is the published protocol; its CPU twin differs exactly where it says
+    recorded = cfg.flat_params()
+    differ = sorted(k for k, v in pub["budget"].items()
+                    if not rp._same(v, recorded.get(k, recorded.get(k.split(".", 1)[-1]))))
+    if name == "stacked-mnist":
+        assert differ == [] and spec.seeds == pub["seeds"] == 10
+    else:
+        assert differ == ["dataset.n_train", "model.ndf", "model.ngf", "steps"]
+        assert spec.seeds == 3
+
+
+def test_the_gpu_command_refuses_a_missing_preset_or_gpu_before_writing(tmp_path):
+    script = PROJECT_ROOT / "benchmarks" / "reproduce_gpu.sh"
+    out = tmp_path / "out"
+    r = subprocess.run(["bash", str(script)], check=False, capture_output=True, text=True)
+    assert r.returncode == 2 and "stacked-mnist" in r.stderr and "pacgan-2d" in r.stderr
+    r = subprocess.run(["bash", str(script), "nope", str(out)], check=False,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no preset nope" in r.stderr and "stacked-mnist-cpu" in r.stderr
+    fake_torch = tmp_path / "py"
+    fake_torch.mkdir()
+    (fake_torch / "torch.py").write_text("class cuda:\n    is_available = staticmethod(lambda: False)\n")
+    env = {**os.environ, "PYTHONPATH": str(fake_torch)}
+    r = subprocess.run(["bash", str(script), "stacked-mnist", str(out)], check=False,
+                       capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 2 and "no CUDA GPU" in r.stderr and "stacked-mnist-cpu" in r.stderr
+    assert not out.exists()

@@ -1,6 +1,10 @@
-"""``## Score vs budget``: per dataset, each variant's expected best ``modes_covered`` over k
-of its finished search-phase trials, k = 1 .. K (:func:`harness.reports.stats.best_of_k`);
-the figure ``budget_<dataset>.png`` and a table of k = 1 and k = K."""
+"""``## Score vs budget``: per dataset, each variant's expected best score over k of its
+finished search-phase trials, k = 1 .. K (:func:`harness.reports.stats.best_of_k`); the
+figure ``budget_<dataset>.png`` and a table of k = 1, k = K/2 and k = K.
+
+The score is the study's own metric (``search.metric``, e.g. ``fid`` for a Lucic-style
+image study, lower being better) in the direction the study optimises it; a report that
+does not know its study's metric (an old store) reads ``modes_covered``, higher better."""
 
 from __future__ import annotations
 
@@ -23,10 +27,13 @@ class Budget(Section):
 
     def write(self, ctx: ReportContext) -> list[Path]:
         doc, df = ctx.doc, ctx.df
+        metric = ctx.metric or names.MODES_COVERED
+        higher = (ctx.mode or display.direction(metric) or "max") == "max"
+        word = "best" if higher else "best (lowest)"
         doc.h(2, "Score vs budget")
         doc.p(f"How good a result could a smaller search have found? For each variant, over "
               f"its K `{names.PHASE_SEARCH}`-phase trials that did not fail and reported "
-              f"`{names.MODES_COVERED}`: the expected best of k trials drawn at random "
+              f"the study's metric `{metric}`: the expected {word} of k trials drawn at random "
               "without replacement, for k = 1 .. K, computed exactly from the order "
               "statistics (E[best of k] = sum_i x_(i) C(i-1, k-1) / C(K, k) with the values "
               "sorted ascending), with a band from the 5% to the 95% quantile of that best "
@@ -40,12 +47,13 @@ class Budget(Section):
             doc.p("No trial runs.")
             return []
         written: list[Path] = []
-        digits = display.decimals(names.MODES_COVERED)
+        digits = display.decimals(metric)
         for dataset in datasets:
             doc.h(3, f"Dataset `{dataset}`")
             ds_all = df[df[names.TAG_DATASET].fillna("?") == dataset]
             rows = search[search[names.TAG_DATASET].fillna("?") == dataset]
-            conflicts = provenance.provenance_conflicts(rows[rows[names.MODES_COVERED].notna()])
+            scored = rows[rows[metric].notna()] if metric in rows else rows.iloc[0:0]
+            conflicts = provenance.provenance_conflicts(scored)
             if conflicts:
                 provenance.warning(doc, dataset, conflicts,
                                    "Read each variant's curve on its own: the curves of "
@@ -53,33 +61,36 @@ class Budget(Section):
             variants = sorted(ds_all[names.TAG_VARIANT].fillna("?").unique(), key=str)
             curves, table, missing = [], [], []
             for variant in variants:
-                vals = rows.loc[rows[names.TAG_VARIANT].fillna("?") == variant,
-                                names.MODES_COVERED]
-                curve = stats.best_of_k(vals.to_numpy(dtype=float), higher_is_better=True)
+                vals = scored.loc[scored[names.TAG_VARIANT].fillna("?") == variant, metric]
+                curve = stats.best_of_k(vals.to_numpy(dtype=float), higher_is_better=higher)
                 if curve.empty:
                     missing.append(variant)
                     continue
                 curves.append((variant, curve))
-                first, last = curve.iloc[0], curve.iloc[-1]
+                first, half, last = (curve.iloc[0], curve.iloc[(len(curve) - 1) // 2],
+                                     curve.iloc[-1])
                 band = f"[{tables.fmt_num(first['low'])}, {tables.fmt_num(first['high'])}]"
                 table.append([str(variant), str(len(curve)),
                               f"{first['expected']:.{digits}f} {band}",
+                              f"{half['expected']:.{digits}f} (k = {int(half['k'])})",
                               f"{last['expected']:.{digits}f}"])
             if not curves:
-                doc.p("No finished search-phase trials with "
-                      f"`{names.MODES_COVERED}`: nothing to plot.")
+                doc.p(f"No finished search-phase trials with `{metric}`: nothing to plot.")
                 continue
-            modes = (finite(ds_all[names.N_MODES]) if names.N_MODES in ds_all
+            modes = (finite(ds_all[names.N_MODES])
+                     if metric == names.MODES_COVERED and names.N_MODES in ds_all
                      else pd.Series(dtype=float))
             n_modes = float(modes.max()) if len(modes) else math.nan
             name = f"budget_{slug(dataset)}.png"
-            (ctx.out_dir / name).write_bytes(_figure(dataset, curves, ctx.colours, n_modes))
+            (ctx.out_dir / name).write_bytes(_figure(dataset, curves, ctx.colours, n_modes,
+                                                     display.label(metric), higher))
             written.append(ctx.out_dir / name)
-            doc.p("Best modes covered reachable vs number of search trials (line: expected "
-                  "best of k; band: 5%-95%).")
+            doc.p(f"Best {display.label(metric)} reachable vs number of search trials (line: "
+                  f"expected {word} of k; band: 5%-95%).")
             doc.img(name, f"score vs budget {dataset}")
-            doc.table(["variant", "search trials K", "expected best, 1 trial [5%, 95%]",
-                       "expected best, all K trials"], table)
+            doc.table(["variant", "search trials K", f"expected {word}, 1 trial [5%, 95%]",
+                       f"expected {word}, half the trials", f"expected {word}, all K trials"],
+                      table)
             if missing:
                 doc.p("No finished search-phase trials (not plotted): "
                       + ", ".join(f"**{v}**" for v in missing) + ".")
@@ -87,9 +98,9 @@ class Budget(Section):
 
 
 def _figure(dataset: str, curves: list[tuple[str, pd.DataFrame]], colours: dict,
-            n_modes: float) -> bytes:
-    """One panel: per variant the expected best modes covered vs the number of search
-    trials, with its 5%-95% band."""
+            n_modes: float, ylabel: str, higher: bool) -> bytes:
+    """One panel: per variant the expected best score vs the number of search trials, with
+    its 5%-95% band."""
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = panels(1, 1, f"Best score reachable vs number of search trials -- {dataset}")
@@ -105,7 +116,7 @@ def _figure(dataset: str, curves: list[tuple[str, pd.DataFrame]], colours: dict,
                    label=f"all {n_modes:g} modes")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("search trials (budget)")
-    ax.set_ylabel("best modes covered")
+    ax.set_ylabel(f"best {ylabel}" + ("" if higher else " (lower is better)"))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right" if higher else "upper right")
     return png(fig)
