@@ -8,7 +8,10 @@ Definitions (all documented in the README too):
   ``diagnostics.diverge_loss`` (training stops at that point);
 * ``d_overpowers``: over the last ``tail_fraction`` of the history, mean D(x) >= 1 - m,
   mean D(G(z)) <= m (m = ``overpower_margin``) and mean ``grad_g`` <= ``vanishing_grad``:
-  the discriminator wins and the generator's gradient has vanished;
+  the discriminator wins and the generator's gradient has vanished. The rule needs
+  probabilities: a critic loss (``Loss.critic``: ``wgan``, ``wgan_gp``, ``hinge``) logs
+  unbounded scores as ``critic_real``/``critic_fake``/``critic_gap`` instead of ``d_real``/
+  ``d_fake``, so for its trials the inputs are absent and the rule never holds;
 * ``collapsed``: each of the last ``collapse_patience`` evaluations covered at most
   ``max(1, floor(collapse_fraction * n_modes))`` modes;
 * ``ok`` otherwise.
@@ -91,7 +94,9 @@ def summarize(
 
 
 def d_overpowers(history: list[tuple[int, dict[str, float]]], diag: DiagnosticSettings) -> bool:
-    """The ``d_overpowers`` rule on the history so far (module docstring)."""
+    """The ``d_overpowers`` rule on the history so far (module docstring); false when the
+    history has no ``d_real``/``d_fake`` (critic losses): a mean of nothing is NaN, and
+    every comparison with NaN is false."""
     if not history:
         return False
     tail = history[-max(1, math.ceil(diag.tail_fraction * len(history))):]

@@ -8,9 +8,13 @@ of a sigmoid output.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from harness.tricks import StepContext
 
 
 def bernoulli_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
@@ -33,7 +37,26 @@ def bernoulli_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
 
 
 class Loss(ABC):
-    """A GAN objective: what D minimises and what G minimises."""
+    """A GAN objective: what D minimises and what G minimises.
+
+    :meth:`d_loss` and :meth:`g_loss` stay pure functions of D's outputs. A loss that needs
+    more than the logits uses the two hooks the standard game
+    (:meth:`harness.trainer.Trainer.train_step`) calls, which default to "nothing":
+
+    * :meth:`penalty` -- a term added to the D loss of every D step (gradient penalties);
+    * :meth:`after_d_step` -- called with D after every D optimizer step (weight clipping).
+
+    Families that play their own game (CycleGAN) call neither, so a loss using a hook
+    (:func:`hooks_of`) or a :attr:`critic` is refused for them when a study is validated;
+    vectorized trials fall back to single ones for such losses
+    (:func:`harness.vector.trial.fallback_reason`).
+    """
+
+    #: True when D's output is an unbounded score (a critic: WGAN, hinge), not the logit of
+    #: a probability. The trainer then logs ``critic_real``/``critic_fake``/``critic_gap``
+    #: instead of ``d_real``/``d_fake``/``d_fake_after`` (:mod:`harness.names`), so the
+    #: ``d_overpowers`` rule, which reads those, never holds for a critic.
+    critic: ClassVar[bool] = False
 
     @abstractmethod
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -57,6 +80,23 @@ class Loss(ABC):
     def supports_targets(self) -> bool:
         return type(self).d_loss_targets is not Loss.d_loss_targets
 
+    def penalty(self, ctx: StepContext) -> torch.Tensor | None:
+        """A term added to the D loss in every D step (before the tricks' ``d_loss`` hooks),
+        or None (the default) for none. ``ctx`` holds the step's real and generated batches,
+        their labels, D's logits on both, the networks and the trainer's ``rng``."""
+        return None
+
+    def after_d_step(self, discriminator: torch.nn.Module) -> None:
+        """Called with D after every D optimizer step, before the tricks' ``after_d_step``
+        (WGAN's weight clipping lives here); does nothing by default."""
+
+    @property
+    def provides(self) -> frozenset[str]:
+        """What this loss (as configured) does to D beyond its objective, e.g.
+        ``"weight_clipping"``; a trick listing one of them in ``Trick.excludes`` is refused
+        with it when a study is validated. Empty by default."""
+        return frozenset()
+
     def d_prob(self, logits: torch.Tensor) -> torch.Tensor:
         """D's output on the scale 0 = "fake", 1 = "real" (for ``d_real``/``d_fake``).
 
@@ -64,6 +104,13 @@ class Loss(ABC):
         discriminator; losses with other targets (least squares) rescale.
         """
         return torch.sigmoid(logits)
+
+
+def hooks_of(cls: type[Loss]) -> tuple[str, ...]:
+    """The hooks (``"penalty"``, ``"after_d_step"``) a loss class overrides; read from the
+    class, so validation and vectorization can ask before anything is built."""
+    return tuple(h for h in ("penalty", "after_d_step")
+                 if getattr(cls, h) is not getattr(Loss, h))
 
 
 class BernoulliLoss(Loss):

@@ -24,7 +24,16 @@ XY_X = "x"  # the xy game: the minimising player's position
 XY_Y = "y"  # the xy game: the maximising player's position
 XY_DISTANCE = "xy_distance"  # the xy game: distance of (x, y) to the equilibrium (0, 0)
 
+# critic losses (``Loss.critic``: WGAN, hinge) log D's raw scores instead of d_real/d_fake/
+# d_fake_after, which would push scores through a sigmoid
+CRITIC_REAL = "critic_real"  # mean critic score f(x) on the real batch of the last D step
+CRITIC_FAKE = "critic_fake"  # mean f(G(z)) before the generator step
+CRITIC_GAP = "critic_gap"  # critic_real - critic_fake: WGAN's Wasserstein-1 estimate
+
+#: the histories the standard game logs for a probability D ...
 STEP_HISTORIES = (LOSS_D, LOSS_G, D_REAL, D_FAKE, D_FAKE_AFTER, GRAD_D, GRAD_G)
+#: ... and for a critic (``Loss.critic``)
+CRITIC_STEP_HISTORIES = (LOSS_D, LOSS_G, CRITIC_REAL, CRITIC_FAKE, CRITIC_GAP, GRAD_D, GRAD_G)
 
 # --- evaluations (every ``eval_every`` generator steps) ----------------------------
 MODES_COVERED = "modes_covered"

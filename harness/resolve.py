@@ -3,9 +3,10 @@ registries, into one :class:`~harness.config.VariantPlan` per (variant, dataset)
 
 The second validation pass (the first is the schema, :mod:`harness.config`): loads the
 study's plugins, then checks every registered name and parameter, what each trick and
-metric needs of its model, the search metric and space, and the device against the
-resources. Every error is a :class:`~harness.errors.ConfigError` whose message starts
-with the key path.
+metric needs of its model, which tricks a loss excludes (``Trick.excludes`` against
+``Loss.provides``) and which losses a family playing its own game can use, the search
+metric and space, and the device against the resources. Every error is a
+:class:`~harness.errors.ConfigError` whose message starts with the key path.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from harness.config import (
     check_search_metric,
 )
 from harness.errors import ConfigError, RegistryError
+from harness.losses import Loss, hooks_of
 from harness.plugins import load_plugins
 from harness.registry import DATASETS, LOSSES, METRICS, MODELS, TRICKS
 from harness.tricks import CHANGES, STACKABLE
@@ -82,6 +84,8 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
             fail(f"{where}.loss: model {v.model.name!r} plays its own game and takes no loss; "
                  f"remove 'loss: {v.loss.name}'")
         loss = None if v.loss is None else check(LOSSES, v.loss, f"{where}.loss")
+        if loss is not None and model.loop_class() is not None:
+            _check_own_game_loss(v, loss, where, fail)
         tricks = [check(TRICKS, t, f"{where}.tricks[{j}]") for j, t in enumerate(v.tricks)]
         owners: dict[str, str] = {}
         caps = set(model.capabilities()) | (
@@ -97,6 +101,13 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
                      f"model {v.model.name!r} with loss {getattr(v.loss, 'name', None)!r} "
                      f"does not offer "
                      f"(it offers: {', '.join(sorted(caps)) or 'nothing'})")
+            clash = sorted(set(trick.excludes) & set(loss.provides if loss is not None else ()))
+            if clash:
+                what = ", ".join(clash)
+                fail(f"{where}.tricks: trick {t_spec.name!r} cannot be combined with loss "
+                     f"{v.loss.name!r}, which provides {what} (as configured); allowed with "
+                     f"{t_spec.name!r}: {', '.join(_losses_without(clash))}, or loss "
+                     f"{v.loss.name!r} configured without {what}")
             if trick.applies_to is not None and model.family not in trick.applies_to:
                 fail(f"{where}.tricks: trick {t_spec.name!r} does not apply to model family "
                      f"{model.family!r} of model {v.model.name!r}; it applies to "
@@ -160,6 +171,37 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
     if spec.published is not None:
         _check_published(spec, provides, plans, fail)
     return plans
+
+
+def _losses_without(provided: list[str]) -> list[str]:
+    """The registered losses whose default configuration provides none of ``provided``."""
+    out = []
+    for name in LOSSES.names():
+        try:
+            loss = LOSSES.build(name)
+        except ConfigError:  # a loss with required parameters: judged when configured
+            continue
+        if not set(provided) & set(loss.provides):
+            out.append(name)
+    return out
+
+
+def _check_own_game_loss(v: VariantSpec, loss: Loss, where: str, fail) -> None:
+    """A family playing its own game (its ``loop_class``) calls ``d_loss``/``g_loss`` only
+    and reads D's outputs as probabilities: a loss with hooks or a critic is refused."""
+    problems = [f"uses the {h} hook" for h in hooks_of(type(loss))]
+    if loss.critic:
+        problems.append("scores with a critic (no probabilities)")
+    if not problems:
+        return
+    allowed = []
+    for name in LOSSES.names():
+        cls = LOSSES.get(name)
+        if not hooks_of(cls) and not getattr(cls, "critic", False):
+            allowed.append(name)
+    fail(f"{where}.loss: loss {v.loss.name!r} {' and '.join(problems)}, which model "
+         f"{v.model.name!r} does not support: it plays its own game, which calls only a "
+         f"loss's d_loss and g_loss; allowed with {v.model.name!r}: {', '.join(allowed)}")
 
 
 def _check_published(spec: StudySpec, provides: dict[tuple[str, str], list[str]],

@@ -3,8 +3,9 @@
 Per generator step: ``d_steps`` discriminator steps, each on a fresh real minibatch and
 fresh noise, then one generator step on fresh noise; separate Adam optimizers and
 learning rates for D and G. Every ``log_every`` steps the trainer also measures the
-diagnostics of :mod:`harness.names` (losses, D(x), D(G(z)) before and after the G step,
-gradient norms); on other steps it does nothing but train, so the harness costs
+diagnostics of :mod:`harness.names` (losses, D(x), D(G(z)) before and after the G step --
+for a critic loss its mean scores and their gap instead --, gradient norms); on other
+steps it does nothing but train, so the harness costs
 (almost) nothing over a bare loop.
 
 The budget loop around the step (evaluation cadence, reporting, checkpoint state) is
@@ -24,7 +25,7 @@ from harness import names
 from harness.config import DiagnosticSettings, TrainSettings
 from harness.data import Dataset
 from harness.loop import TrainingLoop
-from harness.losses import Loss
+from harness.losses import Loss, hooks_of
 from harness.metrics import EvalContext, Metric
 from harness.models import GANPair, Model
 from harness.tricks import StepContext, Trick
@@ -75,6 +76,11 @@ class Trainer(TrainingLoop):
         super().__init__(dataset, metrics, settings, diagnostics, seed, device, title)
         self.model, self.gan, self.loss = model, gan, loss
         self.tricks = list(tricks)
+        # the D step applies the tricks changing the targets first (see train_step)
+        self._target_tricks = [t for t in self.tricks if "targets" in t.changes]
+        self._other_tricks = [t for t in self.tricks if "targets" not in t.changes]
+        # the step context is built only when someone reads it
+        self._loss_penalises = "penalty" in hooks_of(type(loss))
         for trick in self.tricks:  # before the optimizers: a trick may replace a network
             trick.setup(gan, loss, dataset, model)
         self.G = gan.generator.to(self.device)
@@ -126,7 +132,13 @@ class Trainer(TrainingLoop):
     def train_step(self, measure: bool) -> dict[str, float] | None:
         """One generator step preceded by ``d_steps`` discriminator steps.
 
-        With ``measure`` the diagnostics are computed and returned; otherwise None.
+        Each D step minimises the loss's ``d_loss`` -- passed first through the ``d_loss``
+        hooks of the tricks that change the targets, which recompute it --, plus InfoGAN's
+        auxiliary term, plus ``loss.penalty(ctx)``, then through the other tricks' ``d_loss``
+        hooks in their order (penalties add up); after its optimizer step
+        ``loss.after_d_step(D)`` and the tricks' ``after_d_step`` run. With ``measure`` the
+        diagnostics are computed and returned (for a ``loss.critic``: the critic scores
+        instead of D's probabilities); otherwise None.
         """
         gan, loss, aux = self.gan, self.loss, self.gan.aux
         for _ in range(self.settings.d_steps):
@@ -137,17 +149,28 @@ class Trainer(TrainingLoop):
             real_logits, _ = gan.discriminate(real, real_y)
             fake_logits, fake_aux = gan.discriminate(fake, y)
             loss_d = loss.d_loss(real_logits, fake_logits)
+            ctx = None
+            if self.tricks or self._loss_penalises:
+                ctx = StepContext(self.step, real, fake, real_logits, fake_logits, self.gan,
+                                  loss, real_y, y, self.rng)
+                # a targets trick recomputes the adversarial term: it sees that term alone,
+                # so nothing added below (or by a trick listed before it) is dropped
+                for trick in self._target_tricks:
+                    loss_d = trick.d_loss(loss_d, ctx)
             if aux is not None:
                 loss_d = loss_d + aux.loss(fake_aux, z)
-            if self.tricks:
-                ctx = StepContext(self.step, real, fake, real_logits, fake_logits, self.gan, loss)
-                for trick in self.tricks:
+            if ctx is not None:
+                penalty = loss.penalty(ctx)
+                if penalty is not None:
+                    loss_d = loss_d + penalty
+                for trick in self._other_tricks:
                     loss_d = trick.d_loss(loss_d, ctx)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             if measure:
                 grad_d = grad_norm(self.d_params)
             self.opt_d.step()
+            loss.after_d_step(self.D)
             for trick in self.tricks:
                 trick.after_d_step(self.gan, self.step + 1)
 
@@ -156,7 +179,8 @@ class Trainer(TrainingLoop):
         fake_logits, fake_aux = gan.discriminate(fake, y)
         loss_g = loss.g_loss(fake_logits)
         if self.tricks:
-            ctx = StepContext(self.step, real, fake, None, fake_logits, self.gan, loss)
+            ctx = StepContext(self.step, real, fake, None, fake_logits, self.gan, loss,
+                              real_y, y, self.rng)
             for trick in self.tricks:
                 loss_g = trick.g_loss(loss_g, ctx)
         if aux is not None:
@@ -172,16 +196,21 @@ class Trainer(TrainingLoop):
         if not measure:
             return None
         with torch.no_grad():
-            d_fake_after = loss.d_prob(gan.discriminate(gan.generate(z, y), y)[0]).mean()
-            row = {
-                names.LOSS_D: float(loss_d),
-                names.LOSS_G: float(loss_g),
-                names.D_REAL: float(loss.d_prob(real_logits).mean()),
-                names.D_FAKE: float(loss.d_prob(fake_logits).mean()),
-                names.D_FAKE_AFTER: float(d_fake_after),
-                names.GRAD_D: grad_d,
-                names.GRAD_G: grad_g,
-            }
+            row = {names.LOSS_D: float(loss_d), names.LOSS_G: float(loss_g)}
+            if loss.critic:
+                # scores, not probabilities: no sigmoid; the gap estimates the distance
+                # (Wasserstein for WGAN) between the data and the samples
+                critic_real, critic_fake = float(real_logits.mean()), float(fake_logits.mean())
+                row[names.CRITIC_REAL] = critic_real
+                row[names.CRITIC_FAKE] = critic_fake
+                row[names.CRITIC_GAP] = critic_real - critic_fake
+            else:
+                d_fake_after = loss.d_prob(gan.discriminate(gan.generate(z, y), y)[0]).mean()
+                row[names.D_REAL] = float(loss.d_prob(real_logits).mean())
+                row[names.D_FAKE] = float(loss.d_prob(fake_logits).mean())
+                row[names.D_FAKE_AFTER] = float(d_fake_after)
+            row[names.GRAD_D] = grad_d
+            row[names.GRAD_G] = grad_g
             if aux is not None:
                 row[names.LOSS_Q] = float(loss_q)
             return row

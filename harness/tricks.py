@@ -1,8 +1,10 @@
 """Stabilisation tricks: hooks the trainer calls, never copies of the training step.
 
-A trick declares what it changes (:attr:`Trick.changes`) and which model families it
-applies to (:attr:`Trick.applies_to`); the study file is refused when two tricks change
-the same exclusive thing or a trick is paired with a family it does not support.
+A trick declares what it changes (:attr:`Trick.changes`), which model families it
+applies to (:attr:`Trick.applies_to`), what it needs (:attr:`Trick.requires`) and what of
+a loss it cannot be combined with (:attr:`Trick.excludes`); the study file is refused when
+two tricks change the same exclusive thing, a trick is paired with a family it does not
+support, or it meets a loss that provides something it excludes.
 """
 
 from __future__ import annotations
@@ -18,14 +20,19 @@ from harness.losses import Loss
 from harness.models import GANPair, Model
 
 #: what a trick may change; a combination changing the same one twice is refused
-CHANGES = frozenset({"d_body", "targets", "g_loss", "penalty", "normalisation"})
+CHANGES = frozenset({"d_body", "targets", "g_loss", "penalty", "g_normalisation",
+                     "d_normalisation"})
 #: changes that more than one trick may make at once (penalties add up)
 STACKABLE = frozenset({"penalty"})
 
 
 @dataclass
 class StepContext:
-    """What a loss hook sees: the batch, the generated samples and D's logits on both."""
+    """What a loss hook sees: the batch, the generated samples and D's logits on both.
+
+    ``real_y``/``fake_y`` are the class labels the batches were drawn/generated with (None
+    for unconditional families), so a hook can call ``gan.discriminate(x, labels)`` itself
+    (gradient penalties); ``rng`` is the trainer's generator, for reproducible draws."""
 
     step: int
     real: torch.Tensor
@@ -34,6 +41,9 @@ class StepContext:
     fake_logits: torch.Tensor
     gan: GANPair
     loss: Loss
+    real_y: torch.Tensor | None = None
+    fake_y: torch.Tensor | None = None
+    rng: torch.Generator | None = None
 
 
 class Trick(ABC):
@@ -45,6 +55,10 @@ class Trick(ABC):
     #: model capabilities it needs (see ``Model.capabilities``), plus ``"loss_targets"``
     #: for a loss implementing ``Loss.d_loss_targets``
     requires: ClassVar[frozenset[str]] = frozenset()
+    #: what of the loss this trick cannot be combined with: a variant whose loss lists one
+    #: of these in ``Loss.provides`` is refused (e.g. spectral norm excludes the
+    #: ``"weight_clipping"`` of ``wgan``)
+    excludes: ClassVar[frozenset[str]] = frozenset()
 
     def setup(self, gan: GANPair, loss: Loss, dataset: Dataset, model: Model) -> None:
         """Called once per trial after the networks are built, before the optimizers exist.
@@ -59,7 +73,10 @@ class Trick(ABC):
         their device, before the optimizers exist and before a checkpoint is restored."""
 
     def d_loss(self, value: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        """Called after the adversarial D loss of every D step; returns the loss to minimise."""
+        """Called in every D step; returns the loss to minimise. A trick that changes the
+        targets (``"targets"`` in ``changes``) is called first, with the bare adversarial
+        loss, and may recompute it; the others are called in their order after InfoGAN's
+        term and the loss's ``penalty`` were added, and add to ``value`` (penalties)."""
         return value
 
     def g_loss(self, value: torch.Tensor, ctx: StepContext) -> torch.Tensor:

@@ -65,6 +65,12 @@ BAD = [
      "search.space.steps: cannot search 'steps'; allowed:"),
     (with_(plugins=["no_such_module_xyz"]), "plugins[0]: cannot import module 'no_such_module_xyz'"),
     (with_(train__lr_d="fast"), "train.lr_d: Input should be a valid number"),
+    (with_(variants__0__loss="wgan", variants__0__tricks=["spectral_norm"]),
+     ("variants[0].tricks: trick 'spectral_norm' cannot be combined with loss 'wgan', which "
+      "provides weight_clipping")),
+    (with_(variants__0__model="xy_game", variants__0__loss=KeyError, datasets=["xy_game"],
+           variants__0__tricks=["r1"]),
+     "variants[0].tricks: model 'xy_game' plays its own game, which takes no tricks; remove 'r1'"),
 ]
 
 
@@ -123,6 +129,14 @@ def test_variants_lists_every_plugin_with_parameters(tmp_path):
     assert "preset: Literal['default', 'pacgan', 'mnist'] = 'default'" in out
     assert "std: float = 0.05" in out and "std: float = 0.01" in out
     assert "a: float = 0.0" in out
+    # the loss families and regularizers of the large studies, with their parameters
+    for name in ("wgan", "wgan_gp", "dragan", "hinge", "gradient_penalty", "r1", "r2",
+                 "spectral_norm"):
+        assert f"  {name} " in out, name
+    for param in ("clip: float | None = 0.01", "gp_weight: float = 10.0", "c: float = 0.5",
+                  "center: float = 1.0", "at: Literal['interpolates', 'real'] = 'interpolates'",
+                  "gamma: float = 10.0", "every: int = 1", "n_power_iterations: int = 1"):
+        assert param in out, param
 
 
 def test_run_trains_in_process_and_logs_one_run(tmp_path):

@@ -105,7 +105,7 @@ def test_the_plugin_walk_through_runs_from_a_folder_of_ones_own(tmp_path):
     assert commands == [["harness", "study", "study.yaml"]], commands
     study = yaml.safe_load(files["study.yaml"])
     new_losses = [v["name"] for v in study["variants"]
-                  if (v["loss"] if isinstance(v["loss"], str) else v["loss"]["name"]) == "hinge"]
+                  if (v["loss"] if isinstance(v["loss"], str) else v["loss"]["name"]) == "my_hinge"]
     assert new_losses, "the walk-through's study uses no variant with the new loss"
 
     folder = tmp_path / "my-gans"  # outside the checkout: nothing of it is importable here
@@ -124,7 +124,7 @@ def test_the_plugin_walk_through_runs_from_a_folder_of_ones_own(tmp_path):
 
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name(study["name"])
-    runs = client.search_runs([exp.experiment_id], "tags.loss = 'hinge'")
+    runs = client.search_runs([exp.experiment_id], "tags.loss = 'my_hinge'")
     expected = len(new_losses) * (study["search"]["trials"] + study["seeds"])
     assert len(runs) == expected, out
     for run in runs:

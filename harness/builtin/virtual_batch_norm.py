@@ -99,7 +99,7 @@ def replace_batchnorm(module: nn.Module) -> int:
 class VirtualBatchNormTrick(Trick):
     """G's batch norm uses a fixed reference batch of ``ref_size`` codes (+ the current example)."""
 
-    changes = frozenset({"normalisation"})
+    changes = frozenset({"g_normalisation"})
     requires = frozenset({"g_batchnorm", "g_plain"})
 
     def __init__(self, ref_size: int = 64, ref_seed: int = 0):

@@ -25,7 +25,10 @@ from harness.reports.runs import run_label
 _LOSSES = (names.LOSS_D, names.LOSS_G)
 _D_OUTPUTS = (names.D_REAL, names.D_FAKE, names.D_FAKE_AFTER)
 #: every history a figure here draws; :class:`harness.reports.ReportContext` fetches them
-PLOT_HISTORIES = (names.MODES_COVERED, *_LOSSES, *_D_OUTPUTS, names.LOSS_Q,
+#: columns of the losses figure shown only when some run logged them: InfoGAN's ``loss_q``,
+#: a critic's gap (``Loss.critic``: its Wasserstein estimate, in place of D's outputs)
+_EXTRA_LOSS_COLUMNS = (names.LOSS_Q, names.CRITIC_GAP)
+PLOT_HISTORIES = (names.MODES_COVERED, *_LOSSES, *_D_OUTPUTS, *_EXTRA_LOSS_COLUMNS,
                   *display.curve_metrics())
 
 
@@ -69,12 +72,13 @@ def coverage_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: d
 
 def losses_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
                   colours: dict) -> bytes | None:
-    """A row per variant, a column per loss (InfoGAN's ``loss_q`` a third), a line per run."""
+    """A row per variant, a column per loss, a line per run; InfoGAN's ``loss_q`` and a
+    critic's ``critic_gap`` get a column of their own when some run logged them (hidden in
+    the rows of the variants that did not)."""
     keys = _LOSSES
     if not _any(pairs, hist, keys):
         return None
-    if _any(pairs, hist, (names.LOSS_Q,)):
-        keys += (names.LOSS_Q,)  # InfoGAN: a third column (hidden for the other variants)
+    keys += tuple(k for k in _EXTRA_LOSS_COLUMNS if _any(pairs, hist, (k,)))
     fig, axes = panels(len(pairs), len(keys), f"Losses -- {dataset}")
     for r, (variant, rows) in enumerate(pairs):
         for c, key in enumerate(keys):
@@ -87,7 +91,7 @@ def losses_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dic
                 style["marker"] = None
                 s = thin(s)
                 ax.plot(s.index, s.values, color=colours[variant], label=run_label(row), **style)
-            if key == names.LOSS_Q and not ax.lines:
+            if key in _EXTRA_LOSS_COLUMNS and not ax.lines:
                 ax.set_visible(False)
                 continue
             if ax.lines and max(np.nanmax(np.abs(np.asarray(line.get_ydata(), float)),

@@ -27,6 +27,9 @@ _LABELS = {
     names.D_REAL: "D(x)",
     names.D_FAKE: "D(G(z)) before G step",
     names.D_FAKE_AFTER: "D(G(z)) after G step",
+    names.CRITIC_REAL: "critic f(x)",
+    names.CRITIC_FAKE: "critic f(G(z)) before G step",
+    names.CRITIC_GAP: "critic gap f(x) - f(G(z))",
     names.LOSS_Q: "loss_q (InfoGAN mutual information)",
     names.LOSS_CYCLE: "loss_cycle (CycleGAN round trips)",
 }

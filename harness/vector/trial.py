@@ -57,10 +57,12 @@ def fallback_reason(cfg: TrialConfig, auto_device: str | None = None) -> str | N
     """Why the seeds phase of ``cfg``'s pair cannot be vectorized, or None when it can.
 
     The model and the loss must declare themselves vectorizable
-    (:mod:`harness.vector.stacking`; read before anything is built), then one copy is built
+    (:mod:`harness.vector.stacking`; read before anything is built) and the loss must use
+    no hook (:func:`harness.losses.hooks_of`) and not be a critic, then one copy is built
     and stacked on the CPU, which names any layer that does not stack. With
     ``auto_device`` (the device type the study's trials train on, for ``vectorize: auto``)
     also when the stacked networks gain nothing there (their ``auto_devices``)."""
+    from harness.losses import hooks_of
     from harness.plugins import load_plugins
     from harness.registry import LOSSES, MODELS
     from harness.vector.engine import VectorizedGAN
@@ -76,6 +78,16 @@ def fallback_reason(cfg: TrialConfig, auto_device: str | None = None) -> str | N
     if cfg.loss is None:
         return "no loss"
     loss = LOSSES.get(cfg.loss.name)
+    hooks = hooks_of(loss)
+    if "penalty" in hooks:
+        return (f"loss {cfg.loss.name!r} penalises D's input gradient (double backward), "
+                "which the stacked layers do not provide")
+    if hooks:
+        return (f"loss {cfg.loss.name!r} changes D after its steps ({', '.join(hooks)} hook, "
+                "e.g. weight clipping), which the stacked game does not call")
+    if getattr(loss, "critic", False):
+        return (f"loss {cfg.loss.name!r} scores with a critic, whose histories (critic_real, "
+                "critic_fake, critic_gap) the stacked game does not log")
     if not declares_vectorizable(loss):
         return (f"loss {cfg.loss.name!r} is not declared a pure function of the logits: "
                 f"{loss.__qualname__}.vectorizable is not True")

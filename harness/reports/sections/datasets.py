@@ -44,7 +44,8 @@ class Datasets(Section):
             figures = [
                 ("coverage", _COVERAGE,
                  curves.coverage_figure(dataset, pairs, hist, colours, n_modes)),
-                ("losses", "Discriminator and generator losses (one line per run)",
+                ("losses", ("Discriminator and generator losses (one line per run; for "
+                            "critic losses also the critic gap f(x) − f(G(z)))"),
                  curves.losses_figure(dataset, pairs, hist, colours)),
                 ("d_outputs", _D_OUTPUTS, curves.d_figure(dataset, pairs, hist, colours)),
             ]
