@@ -61,6 +61,19 @@ def is_bad(value: float, limit: float) -> bool:
     return not math.isfinite(value) or abs(value) > limit
 
 
+def divergence_reason(row: dict[str, float], keys: Iterable[str], limit: float,
+                      step: int) -> str | None:
+    """Why the logged ``row`` of ``step`` ends a trial as ``diverged`` (the first of ``keys``
+    that is NaN/inf or beyond ``diverge_loss``), e.g. ``"loss_d = nan at step 12"``; None
+    when none is. Recorded on the run as the ``diverged_reason`` tag."""
+    for key in keys:
+        if key in row and is_bad(row[key], limit):
+            value = row[key]
+            why = "" if not math.isfinite(value) else f", beyond diverge_loss {limit:g}"
+            return f"{key} = {value:.6g} at step {step}{why}"
+    return None
+
+
 def summarize(
     evals: list[EvalRecord],
     history: list[tuple[int, dict[str, float]]],

@@ -29,7 +29,7 @@ import torch
 from harness import names
 from harness.config import DiagnosticSettings, TrainSettings
 from harness.data import Dataset
-from harness.diagnostics import EvalRecord, early_stop_reason, is_bad, summarize
+from harness.diagnostics import EvalRecord, divergence_reason, early_stop_reason, summarize
 from harness.metrics import EvalContext, Metric
 from harness.reporting import Reporter, TrialResult
 
@@ -50,6 +50,7 @@ class TrainingLoop(ABC):
         self.step = 0
         self.train_seconds = 0.0
         self.diverged = False
+        self.diverged_reason: str | None = None
         #: the status training was stopped early for (``diagnostics.stop_early``), or None
         self.stopped: str | None = None
         self.history: list[tuple[int, dict[str, float]]] = []
@@ -135,9 +136,10 @@ class TrainingLoop(ABC):
                 self.step += 1
                 if row is not None:
                     pending.append((self.step, row))
-                    if any(is_bad(row[k], self.diag.diverge_loss)
-                           for k in self.divergence_keys if k in row):
-                        self.diverged = True
+                    reason = divergence_reason(row, self.divergence_keys,
+                                               self.diag.diverge_loss, self.step)
+                    if reason is not None:
+                        self.diverged, self.diverged_reason = True, reason
                         break
             if self.device.type == "cuda":  # count the queued kernels as training time
                 torch.cuda.synchronize(self.device)
@@ -154,6 +156,12 @@ class TrainingLoop(ABC):
             samples = self.sample()
         return self._finish(reporter, samples)
 
+    def _result_tags(self) -> dict[str, str]:
+        tags = self.summary_tags()
+        if self.diverged_reason is not None:
+            tags[names.TAG_DIVERGED_REASON] = self.diverged_reason
+        return tags
+
     def _plot_title(self, record: EvalRecord) -> str:
         n = self.n_modes()
         cov = record.values.get(names.MODES_COVERED)
@@ -163,7 +171,7 @@ class TrainingLoop(ABC):
     def _finish(self, reporter: Reporter, samples: torch.Tensor) -> TrialResult:
         result = trial_result(self.evals, self.history, self.n_modes(), self.settings,
                               self.diag, self.step, self.train_seconds, self.diverged,
-                              self.stopped, tags=self.summary_tags())
+                              self.stopped, tags=self._result_tags())
         artifacts = self.final_artifacts()
         title = (f"{self._plot_title(self.evals[-1])} [{result.status}]" if self.evals
                  else f"{self.title} [{result.status}]")
@@ -182,6 +190,7 @@ class TrainingLoop(ABC):
             "torch_rng": torch.get_rng_state(),
             "train_seconds": self.train_seconds,
             "diverged": self.diverged,
+            "diverged_reason": self.diverged_reason,
             "stopped": self.stopped,
             "history": list(self.history),
             "evals": evals_state(self.evals),
@@ -193,6 +202,7 @@ class TrainingLoop(ABC):
         torch.set_rng_state(state["torch_rng"])
         self.train_seconds = float(state["train_seconds"])
         self.diverged = bool(state["diverged"])
+        self.diverged_reason = state.get("diverged_reason")  # absent from older checkpoints
         self.stopped = state.get("stopped")  # absent from checkpoints older than stop_early
         self.history = list(state["history"])
         self.evals = evals_from_state(state["evals"])

@@ -83,6 +83,7 @@ TAG_SEED = "seed"
 TAG_PHASE = "phase"
 TAG_STATUS = "status"
 TAG_ERROR = "error"
+TAG_DIVERGED_REASON = "diverged_reason"  # which logged loss went bad, its value and step
 TAG_TRIAL_ID = "trial_id"
 TAG_STUDY = "study"
 TAG_KIND = "kind"  # "study" on parent runs, "trial" on child runs

@@ -252,6 +252,7 @@ def test_a_nan_penalty_ends_as_diverged(nan_penalty):
     assert result.status == names.STATUS_DIVERGED
     assert result.steps_done == 3  # stopped at the first logged step
     assert math.isnan(result.history[-1][1][names.LOSS_D])
+    assert result.tags[names.TAG_DIVERGED_REASON] == "loss_d = nan at step 3"
 
 
 def test_penalty_runs_are_reproducible_from_the_seed():

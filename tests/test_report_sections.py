@@ -222,3 +222,22 @@ def test_score_vs_budget_follows_the_study_metric_and_its_direction(tmp_path):
     (tmp_path / "m").mkdir()
     Budget().write(ctx)
     assert "`modes_covered`: the expected best of k trials" in to_markdown(ctx.doc)
+
+
+def test_early_stopping_lists_why_each_diverged_trial_stopped(tmp_path):
+    from harness.reports.document import to_markdown
+    from harness.reports.sections.early_stopping import EarlyStopping
+
+    budget = {names.STEPS_BUDGET: 100.0}
+    runs = [_run(0, "a", {**budget, names.STEPS_DONE: 100.0}),
+            _run(1, "a", {**budget, names.STEPS_DONE: 30.0}, status=names.STATUS_DIVERGED,
+                 tags={names.TAG_DIVERGED_REASON: "loss_d = nan at step 30"}),
+            _run(0, "b", {**budget, names.STEPS_DONE: 10.0}, status=names.STATUS_DIVERGED,
+                 tags={names.TAG_DIVERGED_REASON: "loss_g = 2e+07 at step 10, beyond "
+                                                  "diverge_loss 1e+06"})]
+    ctx = ReportContext(df=runs_frame(runs), out_dir=tmp_path)
+    EarlyStopping().write(ctx)
+    md = to_markdown(ctx.doc)
+    assert "Why each `diverged` trial stopped" in md
+    assert "| a | ring8 | seeds | 1 | loss_d = nan at step 30 |" in md
+    assert "| b | ring8 | seeds | 0 | loss_g = 2e+07 at step 10, beyond diverge_loss 1e+06 |" in md

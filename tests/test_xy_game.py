@@ -226,7 +226,11 @@ def test_divergence_stops_training_and_is_a_diverging_orbit():
     assert result.steps_done == 20 and result.history[-1][0] == 20
     assert abs(result.history[-1][1][names.LOSS_G]) == 2.0 ** 20
     assert result.final[names.XY_DISTANCE_RATIO] == pytest.approx(2.0 ** 10)
-    assert result.tags == {names.TAG_ORBIT: names.ORBIT_DIVERGING}
+    # the first logged loss to go bad names the step and the limit it crossed
+    assert result.tags == {
+        names.TAG_ORBIT: names.ORBIT_DIVERGING,
+        names.TAG_DIVERGED_REASON: "loss_d = -1.04858e+06 at step 20, beyond diverge_loss 1e+06",
+    }
 
 
 def test_pictures_draw_the_orbit(draw_pictures):

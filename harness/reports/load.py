@@ -31,6 +31,7 @@ TAG_COLUMNS = (
     names.TAG_SEED,
     names.TAG_STATUS,
     names.TAG_ERROR,
+    names.TAG_DIVERGED_REASON,
     names.TAG_MODEL,
     names.TAG_LOSS,
     names.TAG_TRICKS,

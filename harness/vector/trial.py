@@ -44,7 +44,7 @@ import torch
 
 from harness import names
 from harness.config import TrialConfig
-from harness.diagnostics import EvalRecord
+from harness.diagnostics import EvalRecord, divergence_reason
 from harness.loop import dataset_modes, evals_from_state, evals_state, trial_result
 from harness.metrics import EvalContext
 from harness.reporting import Reporter, TrialResult
@@ -235,11 +235,23 @@ class VectorLoop:
         png = self.dataset.plot_samples(samples, title)
         return {} if png is None else {f"{prefix}.png": png}
 
+    def _diverged_tags(self, k: int) -> dict[str, str]:
+        """``diverged_reason`` of a frozen copy, as ``TrainingLoop`` records a single trial's."""
+        step = self.vec.diverged.get(k)
+        if step is None:
+            return {}
+        row = next((r for s, r in reversed(self.history[k]) if s == step), None)
+        reason = None if row is None else divergence_reason(
+            row, (names.LOSS_D, names.LOSS_G), self.diag.diverge_loss, step)
+        return {names.TAG_DIVERGED_REASON: reason or
+                f"a non-finite loss or gradient at step {step} (its update withheld)"}
+
     def _finish(self, k: int, reporter: Reporter | None, samples: torch.Tensor) -> TrialResult:
         """Copy ``k``'s result, as ``TrainingLoop._finish`` builds a single trial's."""
         evals = self.evals[k]
         result = trial_result(evals, self.history[k], self.n_modes, self.settings, self.diag,
-                              self.copy_step(k), self.train_seconds[k], k in self.vec.diverged)
+                              self.copy_step(k), self.train_seconds[k], k in self.vec.diverged,
+                              tags=self._diverged_tags(k))
         if reporter is not None:
             buf = io.BytesIO()
             torch.save(self.vec.G.copy_state(k), buf)

@@ -54,4 +54,30 @@ class EarlyStopping(Section):
                     if not tables.isnan(total["saved_fraction"]) else "")
         doc.p(f"In all, {int(total['stopped'])} of {int(total['n'])} trials stopped early; "
               f"{tables.fmt_num(total['steps_saved'])} steps were not run{fraction}.")
+        _diverged(doc, ctx.df)
         return []
+
+
+#: diverged runs listed with their reason, at most
+MAX_DIVERGED_LISTED = 20
+
+
+def _diverged(doc, df) -> None:
+    """The diverged runs and why (the ``diverged_reason`` tag: which logged loss went bad,
+    its value and step), the first :data:`MAX_DIVERGED_LISTED` by variant and seed."""
+    reason = names.TAG_DIVERGED_REASON
+    if reason not in df:
+        return
+    rows = df[(df[names.TAG_STATUS] == names.STATUS_DIVERGED) & df[reason].notna()]
+    if rows.empty:
+        return
+    rows = rows.sort_values([names.TAG_VARIANT, names.TAG_DATASET, names.TAG_PHASE,
+                             names.TAG_SEED], kind="stable")
+    doc.p(f"Why each `{names.STATUS_DIVERGED}` trial stopped (the logged loss that was NaN, "
+          "infinite or beyond `diagnostics.diverge_loss`)"
+          + (f"; the first {MAX_DIVERGED_LISTED} of {len(rows)}:" if len(rows) > MAX_DIVERGED_LISTED
+             else ":"))
+    doc.table(["variant", "dataset", "phase", "seed", "reason"],
+              [[str(r[names.TAG_VARIANT]), str(r[names.TAG_DATASET]), str(r[names.TAG_PHASE]),
+                str(r[names.TAG_SEED]), str(r[reason])]
+               for _, r in rows.head(MAX_DIVERGED_LISTED).iterrows()])
