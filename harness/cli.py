@@ -68,14 +68,17 @@ def _parser() -> argparse.ArgumentParser:
         "on every node of a Ray cluster log to over HTTP"))
     sv.add_argument("--host", default="127.0.0.1", help=(
         "address to listen on (default 127.0.0.1, this machine only; for a cluster give the "
-        "head node's private address or 0.0.0.0, which prints a warning: the server has no "
-        "authentication)"))
+        "head node's private address or 0.0.0.0, which prints a warning)"))
     sv.add_argument("--port", type=int, default=5000, help=(
         "port to listen on (default 5000); one already in use is refused before anything starts"))
     sv.add_argument("--store", default="runs", help=(
         "folder of the sqlite file (mlflow.db) and the artifacts (mlartifacts/); default "
         "runs/ in the working directory"))
     sv.add_argument("--workers", type=int, default=1, help="web server processes (default 1)")
+    sv.add_argument("--auth", action="store_true", help=(
+        "require credentials on every request (MLflow's basic-auth app): the account is "
+        "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, the same two variables every "
+        "trial, `harness report` and `harness ui` send"))
     sv.add_argument("--allowed-hosts", help=(
         "more Host headers to accept, comma-separated, e.g. the head node's host name when "
         "the nodes use it (accepted anyway: localhost, private IP addresses and the --host "
@@ -161,7 +164,7 @@ def cmd_server(args) -> int:
     if args.workers < 1:
         raise HarnessError(f"--workers must be >= 1, got {args.workers}")
     return serve(args.store, args.host, args.port, workers=args.workers,
-                 allowed_hosts=args.allowed_hosts)
+                 allowed_hosts=args.allowed_hosts, auth=args.auth)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,9 @@ so trials on any node upload their sample grids and checkpoints over HTTP and th
 downloads them the same way. Nothing but the server's own machine touches the files.
 
 It listens on 127.0.0.1 unless ``--host`` says otherwise, and prints a warning when it
-listens anywhere else: MLflow's server has no authentication, so anyone who can reach the
-port can read and change every run.
+listens anywhere else: without ``--auth`` anyone who can reach the port can read and change
+every run; with it (:mod:`harness.server_auth`) a request needs the study's credentials, which
+still cross the network readable unless a TLS proxy stands in front.
 
 ``harness server`` and ``harness ui`` own the MLflow processes they start (the MLflow command,
 its uvicorn web workers, its job runner and huey consumers: a dozen processes). They run in a
@@ -50,14 +51,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def bind_warning(host: str, what: str = "the MLflow server") -> str | None:
+def bind_warning(host: str, what: str = "the MLflow server", auth: bool = False) -> str | None:
     """The warning printed when ``what`` listens on ``host`` beyond this machine; None on
     a loopback address."""
     if is_loopback(host):
         return None
+    if auth:
+        return (f"warning: {what} listens on {host} with basic authentication over plain "
+                "HTTP: the password crosses the network readable by anyone on the path; "
+                "expose it only on a private network your cluster's nodes share (or behind "
+                "a TLS proxy)")
     return (f"warning: {what} listens on {host}, so every machine that can reach this port "
-            "can read, change and delete every run (MLflow has no authentication); expose it "
-            "only on a private network your cluster's nodes share, behind a firewall")
+            "can read, change and delete every run (no authentication without --auth); expose "
+            "it only on a private network your cluster's nodes share, behind a firewall")
 
 
 def advertised_host(host: str) -> str:
@@ -97,9 +103,10 @@ def allowed_hosts_for(host: str, port: int, extra: str | None = None) -> str | N
 
 
 def server_command(store: Path, host: str, port: int, workers: int = 1,
-                   allowed_hosts: str | None = None) -> list[str]:
+                   allowed_hosts: str | None = None, auth: bool = False) -> list[str]:
     """The ``mlflow server`` command line for a store folder; ``allowed_hosts`` adds to
-    the ``Host`` headers accepted (:func:`allowed_hosts_for`)."""
+    the ``Host`` headers accepted (:func:`allowed_hosts_for`); ``auth`` serves MLflow's
+    basic-auth app (:mod:`harness.server_auth` prepares its settings)."""
     allowed_hosts = allowed_hosts_for(host, port, allowed_hosts)
     cmd = [sys.executable, "-m", "mlflow", "server",
            "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
@@ -109,6 +116,10 @@ def server_command(store: Path, host: str, port: int, workers: int = 1,
         cmd += ["--uvicorn-opts", "--no-access-log"]
     if allowed_hosts:
         cmd += ["--allowed-hosts", allowed_hosts]
+    if auth:
+        from harness.server_auth import AUTH_APP
+
+        cmd += ["--app-name", AUTH_APP]
     return cmd
 
 
@@ -137,14 +148,15 @@ def _make_store(store: Path) -> None:
         raise TrackingError(f"cannot use --store {store}: {exc.strerror or exc}") from None
 
 
-def spawn(cmd: list[str], quiet: bool = False) -> subprocess.Popen:
+def spawn(cmd: list[str], quiet: bool = False, env: dict[str, str] | None = None
+          ) -> subprocess.Popen:
     """Start ``cmd`` as the leader of a new session (and process group) and return at once.
 
     Its own session: a Ctrl-C at the terminal reaches only this process, which then stops
     the whole session with :func:`stop`, so MLflow's processes never outlive the harness.
-    ``quiet`` sends its log to /dev/null instead of stderr."""
+    ``quiet`` sends its log to /dev/null instead of stderr; ``env`` adds to the environment."""
     out = subprocess.DEVNULL if quiet else None
-    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning", **(env or {})}
     return subprocess.Popen(cmd, stdout=out, stderr=out, env=env, start_new_session=True)
 
 
@@ -268,11 +280,12 @@ class _StopRequested(Exception):
 
 
 def run_owned(cmd: list[str], local_url: str, ready_message: str, stream=None,
-              quiet: bool = False, ready_timeout: float = READY_TIMEOUT) -> int:
+              quiet: bool = False, ready_timeout: float = READY_TIMEOUT,
+              env: dict[str, str] | None = None) -> int:
     """Run the server ``cmd`` until it exits or this process is told to stop; its processes
     never outlive this call.
 
-    Starts ``cmd`` with :func:`spawn`, waits until ``local_url``/health answers, prints
+    Starts ``cmd`` with :func:`spawn` (``env`` added to its environment), waits until ``local_url``/health answers, prints
     ``ready_message`` to ``stream`` (default stderr), then waits. Ctrl-C, SIGTERM or SIGHUP
     stop it and return 0 (the ordinary way to end a server); a server that exits by itself
     returns its exit code, 1 for 0 (MLflow's command exits 0 even when its web server
@@ -294,7 +307,7 @@ def run_owned(cmd: list[str], local_url: str, ready_message: str, stream=None,
         previous = {sig: signal.signal(sig, on_stop_signal) for sig in STOP_SIGNALS}
     proc = None
     try:
-        proc = spawn(cmd, quiet)
+        proc = spawn(cmd, quiet, env)
         state["armed"] = True
         if state["caught"] is not None:
             raise _StopRequested(state["caught"])
@@ -317,22 +330,33 @@ def run_owned(cmd: list[str], local_url: str, ready_message: str, stream=None,
 
 
 def serve(store: str | Path, host: str, port: int, workers: int = 1,
-          allowed_hosts: str | None = None, stream=None) -> int:
-    """``harness server``: start, say where studies should log, run until stopped."""
+          allowed_hosts: str | None = None, stream=None, auth: bool = False) -> int:
+    """``harness server``: start, say where studies should log, run until stopped. ``auth``
+    requires the credentials of :mod:`harness.server_auth` on every request."""
     stream = stream or sys.stderr
     store = Path(store).resolve()
     check_port(host, port)  # before anything: a busy port leaves nothing behind
-    _make_store(store)
-    warning = bind_warning(host)
+    env = None
+    if auth:
+        from harness import server_auth
+
+        server_auth.credentials_from_env()  # before the store folder: a refusal writes nothing
+        _make_store(store)
+        env = server_auth.prepare(store)
+    else:
+        _make_store(store)
+    warning = bind_warning(host, auth=auth)
     if warning:
         print(warning, file=stream, flush=True)
     uri = f"http://{advertised_host(host)}:{port}"
     message = (f"MLflow tracking server on {uri} (runs: {store / 'mlflow.db'}, artifacts: "
                f"{store / 'mlartifacts'})\n"
                f"  run studies with: harness study FILE --tracking-uri {uri}\n"
-               "  (Ctrl-C stops it)")
-    return run_owned(server_command(store, host, port, workers, allowed_hosts),
-                     local_url(host, port), message, stream)
+               + ("  every client sends MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+                  "(set both on every node); a request without them is refused\n" if auth else "")
+               + "  (Ctrl-C stops it)")
+    return run_owned(server_command(store, host, port, workers, allowed_hosts, auth),
+                     local_url(host, port), message, stream, env=env)
 
 
 def ui_command(uri: str, host: str, port: int) -> list[str]:

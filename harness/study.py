@@ -93,10 +93,14 @@ def init_ray(address: str | None) -> bool:
         _check_address(address)
     kwargs: dict[str, Any] = dict(logging_level=logging.WARNING, log_to_driver=False,
                                   include_dashboard=False)
+    from harness.server_auth import forwarded
     from harness.tracking import TIMEOUT_ENV
 
-    if os.environ.get(TIMEOUT_ENV):  # the trials' processes (on every node) use the same value
-        kwargs["runtime_env"] = {"env_vars": {TIMEOUT_ENV: os.environ[TIMEOUT_ENV]}}
+    # the trials' processes (on every node) use the same timeout and tracking credentials
+    env_vars = {**({TIMEOUT_ENV: os.environ[TIMEOUT_ENV]} if os.environ.get(TIMEOUT_ENV) else {}),
+                **forwarded()}
+    if env_vars:
+        kwargs["runtime_env"] = {"env_vars": env_vars}
     try:
         if address:
             ray.init(address=address, **kwargs)

@@ -199,9 +199,32 @@ def open_store(uri: str, create: bool = True):
                 f"cannot open tracking store {uri!r}: no MLflow server answers there "
                 f"({_root_cause(exc)[:160]}); start one with `harness server` on that "
                 "host, or check --tracking-uri") from None
+        refused = _credentials_refused(exc)
+        if refused:
+            raise TrackingError(f"cannot open tracking store {uri!r}: {refused}") from None
         raise TrackingError(
             f"cannot open tracking store {uri!r}: {_first_line(exc)[:300]}") from None
     return client
+
+
+def _credentials_refused(exc: BaseException) -> str | None:
+    """What to do about a server that refused the request for want of credentials
+    (``harness server --auth``, HTTP 401/403); None for any other failure."""
+    from harness.server_auth import PASSWORD_ENV, USER_ENV
+
+    text = str(exc)
+    if "error code 401" in text:
+        user = os.environ.get(USER_ENV)
+        if user:
+            return (f"the server refused the credentials of user {user!r} (HTTP 401): check "
+                    f"{USER_ENV} and {PASSWORD_ENV} against the ones `harness server --auth` "
+                    "was started with")
+        return (f"the server requires credentials (HTTP 401): set {USER_ENV} and "
+                f"{PASSWORD_ENV} to the account `harness server --auth` was started with")
+    if "error code 403" in text:
+        return (f"the server refused user {os.environ.get(USER_ENV)!r} (HTTP 403: no permission "
+                "on this store); use the account `harness server --auth` was started with")
+    return None
 
 
 def ensure_experiment(client, name: str, artifact_root: str | None) -> str:
