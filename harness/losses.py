@@ -8,13 +8,33 @@ of a sigmoid output.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from harness.tricks import StepContext
+from harness.models import GANPair
+
+
+@dataclass
+class StepContext:
+    """What a loss hook sees: the batch, the generated samples and D's logits on both.
+
+    ``real_y``/``fake_y`` are the class labels the batches were drawn/generated with (None
+    for unconditional families), so a hook can call ``gan.discriminate(x, labels)`` itself
+    (gradient penalties); ``rng`` is the trainer's generator, for reproducible draws."""
+
+    step: int
+    real: torch.Tensor
+    fake: torch.Tensor
+    real_logits: torch.Tensor | None  # None in the generator step
+    fake_logits: torch.Tensor
+    gan: GANPair
+    loss: Loss
+    real_y: torch.Tensor | None = None
+    fake_y: torch.Tensor | None = None
+    rng: torch.Generator | None = None
 
 
 def bernoulli_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,

@@ -10,13 +10,12 @@ support, or it meets a loss that provides something it excludes.
 from __future__ import annotations
 
 from abc import ABC
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
 from harness.data import Dataset
-from harness.losses import Loss
+from harness.losses import Loss, StepContext  # StepContext: also imported from here by plugins
 from harness.models import GANPair, Model
 
 #: what a trick may change; a combination changing the same one twice is refused
@@ -24,26 +23,6 @@ CHANGES = frozenset({"d_body", "targets", "g_loss", "penalty", "g_normalisation"
                      "d_normalisation"})
 #: changes that more than one trick may make at once (penalties add up)
 STACKABLE = frozenset({"penalty"})
-
-
-@dataclass
-class StepContext:
-    """What a loss hook sees: the batch, the generated samples and D's logits on both.
-
-    ``real_y``/``fake_y`` are the class labels the batches were drawn/generated with (None
-    for unconditional families), so a hook can call ``gan.discriminate(x, labels)`` itself
-    (gradient penalties); ``rng`` is the trainer's generator, for reproducible draws."""
-
-    step: int
-    real: torch.Tensor
-    fake: torch.Tensor
-    real_logits: torch.Tensor | None  # None in the generator step
-    fake_logits: torch.Tensor
-    gan: GANPair
-    loss: Loss
-    real_y: torch.Tensor | None = None
-    fake_y: torch.Tensor | None = None
-    rng: torch.Generator | None = None
 
 
 class Trick(ABC):
