@@ -215,8 +215,9 @@ def test_score_vs_budget_follows_the_study_metric_and_its_direction(tmp_path):
     assert "the study's metric `fid`: the expected best (lowest) of k trials" in md
     # E[min of 1] = mean; min of 2 of {10, 20, 30}: 10 w.p. 2/3, 20 w.p. 1/3 -> 13.33;
     # min of all 3 = 10; b: mean 20, min of both 15
-    assert "| a | 3 | 20.00 [" in md and "| 13.33 (k = 2) | 10.00 |" in md
-    assert "| b | 2 | 20.00 [" in md and "| 20.00 (k = 1) | 15.00 |" in md
+    # the band of one trial: the 5% and 95% quantiles of a single draw, in the means' decimals
+    assert "| a | 3 | 20.00 [10.00, 30.00] | 13.33 (k = 2) | 10.00 |" in md
+    assert "| b | 2 | 20.00 [15.00, 25.00] | 20.00 (k = 1) | 15.00 |" in md
     # without a known study metric: modes covered, higher better, as before
     ctx = ReportContext(df=runs_frame(runs), out_dir=tmp_path / "m")
     (tmp_path / "m").mkdir()
@@ -241,3 +242,29 @@ def test_early_stopping_lists_why_each_diverged_trial_stopped(tmp_path):
     assert "Why each `diverged` trial stopped" in md
     assert "| a | ring8 | seeds | 1 | loss_d = nan at step 30 |" in md
     assert "| b | ring8 | seeds | 0 | loss_g = 2e+07 at step 10, beyond diverge_loss 1e+06 |" in md
+
+
+def test_best_hyperparameters_without_a_seeds_phase_follow_the_study_metric(tmp_path):
+    from harness.reports.document import to_markdown
+    from harness.reports.sections.hyperparameters import Hyperparameters
+
+    # search trials only: FID 30, 10, 20 with lr_d 0.3, 0.1, 0.2; the most modes at FID 30
+    runs = []
+    for i, (fid, lr) in enumerate([(30.0, "0.3"), (10.0, "0.1"), (20.0, "0.2")]):
+        run = _run(i, "a", {names.FID: fid, names.MODES_COVERED: 9.0 - i},
+                   phase=names.PHASE_SEARCH)
+        run.data.params = {"lr_d": lr}
+        runs.append(run)
+
+    def table_row(ctx):
+        Hyperparameters().write(ctx)
+        md = to_markdown(ctx.doc)
+        return md, next(line for line in md.splitlines() if line.startswith("| a | ring8 |"))
+
+    md, row = table_row(ReportContext(df=runs_frame(runs), out_dir=tmp_path, metric=names.FID,
+                                      mode="min"))
+    assert "search trial with the lowest `fid`" in md
+    assert row.startswith("| a | ring8 | 0.1 |")
+    md, row = table_row(ReportContext(df=runs_frame(runs), out_dir=tmp_path))  # an old store
+    assert "search trial with the highest `modes_covered`" in md
+    assert row.startswith("| a | ring8 | 0.3 |")

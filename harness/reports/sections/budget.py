@@ -69,7 +69,7 @@ class Budget(Section):
                 curves.append((variant, curve))
                 first, half, last = (curve.iloc[0], curve.iloc[(len(curve) - 1) // 2],
                                      curve.iloc[-1])
-                band = f"[{tables.fmt_num(first['low'])}, {tables.fmt_num(first['high'])}]"
+                band = f"[{first['low']:.{digits}f}, {first['high']:.{digits}f}]"  # as the means
                 table.append([str(variant), str(len(curve)),
                               f"{first['expected']:.{digits}f} {band}",
                               f"{half['expected']:.{digits}f} (k = {int(half['k'])})",

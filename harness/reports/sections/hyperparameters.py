@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness import names
-from harness.reports import tables
+from harness.reports import display, tables
 from harness.reports.context import ReportContext
 from harness.reports.runs import KEY_PARAMS, param_value_text, searched_param_cols
 from harness.reports.section import Section
@@ -13,24 +13,26 @@ from harness.reports.section import Section
 
 class Hyperparameters(Section):
     """Per variant and dataset, the training settings and the ``model.*`` / ``loss.*`` params
-    of its compared runs (a pair without a seeds phase: its search trial with the most modes
-    covered)."""
+    of its compared runs (a pair without a seeds phase: its best search trial on the study's
+    metric, in the study's direction; ``modes_covered`` when the report does not know it)."""
 
     def write(self, ctx: ReportContext) -> list[Path]:
         doc = ctx.doc
         doc.h(2, "Best hyperparameters")
+        metric = ctx.metric or names.MODES_COVERED
+        higher = (ctx.mode or display.direction(metric) or "max") == "max"
         doc.p("The configuration each variant's seeds phase re-ran (the best of its search); "
-              "pairs without seeds-phase runs show their search trial with the most modes "
-              "covered.")
+              f"pairs without seeds-phase runs show their search trial with the "
+              f"{'highest' if higher else 'lowest'} `{metric}`.")
         searched = searched_param_cols(ctx.df)
         rows_out = []
         for (variant, dataset), (phase, rows) in sorted(ctx.pairs.items(),
                                                          key=lambda kv: (kv[0][1], kv[0][0])):
             source = rows
             if phase != names.PHASE_SEEDS:
-                ranked = rows.sort_values(names.MODES_COVERED, ascending=False,
-                                          na_position="last")
-                source = ranked.iloc[:1]
+                if metric in rows:
+                    rows = rows.sort_values(metric, ascending=not higher, na_position="last")
+                source = rows.iloc[:1]
             extra = []
             for col in searched:
                 text = param_value_text(source[col])
