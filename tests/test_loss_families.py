@@ -474,3 +474,39 @@ def test_dragan_penalty_survives_label_smoothing(nan_penalty):
     result = run_trial(mlp_cfg("test-nan-penalty", ["one_sided_label_smoothing"], steps=6),
                        MemoryReporter())
     assert result.status == names.STATUS_DIVERGED
+
+
+# --- D's normalisation in the DCGAN: batch, layer or none ---------------------------------
+
+def test_dcgan_layer_norm_in_d_is_per_sample_and_refuses_unknown_norms(mnist_dir):
+    from harness.builtin.dcgan import ConvDiscriminator
+    from harness.registry import MODELS
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 1, 28, 28)
+    layer = ConvDiscriminator(1, 28, 8, norm="layer").train()
+    assert any(isinstance(m, nn.GroupNorm) and m.num_groups == 1 for m in layer.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in layer.modules())
+    # per sample: an image's score does not depend on the rest of its batch (batch norm's does)
+    assert torch.allclose(layer(x)[:2], layer(x[:2]), atol=1e-6)
+    batch = ConvDiscriminator(1, 28, 8, norm="batch").train()
+    assert not torch.allclose(batch(x)[:2], batch(x[:2]), atol=1e-6)
+    none = ConvDiscriminator(1, 28, 8, norm="none")
+    assert not any(isinstance(m, (nn.GroupNorm, nn.BatchNorm2d)) for m in none.modules())
+    with pytest.raises(ConfigError, match="d_norm: Input should be 'batch', 'layer' or 'none'"):
+        MODELS.build("dcgan", {"d_norm": "group"})
+
+
+def test_wgan_gp_trains_with_layer_norm_in_the_dcgan_critic(mnist_dir):
+    cfg = smoke_cfg("dcgan", "wgan_gp", [], mnist_dir).model_dump()
+    cfg["model"]["params"]["d_norm"] = "layer"
+    cfg = TrialConfig.model_validate(cfg)
+    result = run_trial(cfg, MemoryReporter())
+    assert result.steps_done == 4 and result.status != names.STATUS_DIVERGED
+    from harness.vector.trial import fallback_reason
+
+    assert "penalises D's input gradient" in fallback_reason(cfg)
+    plain = cfg.model_dump()
+    plain["loss"] = {"name": "non_saturating"}
+    # layer norm does not stack: vectorize runs such a pair one copy per trial, saying why
+    assert "cannot stack GroupNorm" in fallback_reason(TrialConfig.model_validate(plain))

@@ -7,6 +7,12 @@ norm on all but the first), no pooling and no fully connected hidden layer; the 
 convolution covers the remaining square and gives one logit. Weights start from
 N(0, 0.02) (batch-norm scales from N(1, 0.02)), as in the paper.
 
+``d_norm`` picks D's normalisation, the axis Kurach et al. (2019) cross with the losses:
+``batch`` (the paper's), ``layer`` (per sample over channels, height and width with a
+per-channel scale and offset, as compare_gan's layer norm; ``nn.GroupNorm`` with one group)
+or ``none``. A gradient penalty is per sample, and batch norm makes each sample's output
+depend on its batch, so WGAN-GP's authors drop it from the critic (``layer`` or ``none``).
+
 Supported image sides and their layouts (start side, doublings):
 28 -> 7, 2 (MNIST at its native size); 32 -> 4, 3; 64 -> 4, 4 (DCGAN-64). Any channel
 count (1 for MNIST, 3 for Stacked MNIST). The networks here are reused by ``cgan``
@@ -16,6 +22,7 @@ count (1 for MNIST, 3 for Stacked MNIST). The networks here are reused by ``cgan
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -77,6 +84,19 @@ class ConvGenerator(nn.Module):
             [(f"net.{i}.", m) for i, m in enumerate(g.net)] for g in copies])
 
 
+#: D's normalisations (``DCGAN(d_norm=...)``)
+D_NORMS = ("batch", "layer", "none")
+
+
+def _d_norm(norm: str, width: int) -> list[nn.Module]:
+    """The normalisation layer after a D convolution of ``width`` channels (none: [])."""
+    if norm == "batch":
+        return [nn.BatchNorm2d(width)]
+    if norm == "layer":  # one group: per sample over (C, H, W), scale and offset per channel
+        return [nn.GroupNorm(1, width)]
+    return []
+
+
 class ConvDiscriminator(nn.Module):
     """Images -> one logit per image, or ``(n, 1 + extra)`` with an auxiliary head.
 
@@ -86,16 +106,18 @@ class ConvDiscriminator(nn.Module):
     discrimination.
     """
 
-    def __init__(self, channels: int, side: int, ndf: int, batchnorm: bool = True,
+    def __init__(self, channels: int, side: int, ndf: int, norm: str = "batch",
                  extra: int = 0, extra_hidden: int = 128):
         super().__init__()
+        if norm not in D_NORMS:
+            raise ValueError(f"norm must be one of {', '.join(D_NORMS)}, got {norm!r}")
         start, stages = LAYOUTS[side]
         blocks = [nn.Sequential(nn.Conv2d(channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True))]
         width = ndf
         for _ in range(stages - 1):
-            norm = [nn.BatchNorm2d(width * 2)] if batchnorm else []
-            blocks.append(nn.Sequential(nn.Conv2d(width, width * 2, 4, 2, 1, bias=not batchnorm),
-                                        *norm, nn.LeakyReLU(0.2, True)))
+            layer = _d_norm(norm, width * 2)
+            blocks.append(nn.Sequential(nn.Conv2d(width, width * 2, 4, 2, 1, bias=not layer),
+                                        *layer, nn.LeakyReLU(0.2, True)))
             width *= 2
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Conv2d(width, 1, start, 1, 0)
@@ -144,11 +166,12 @@ class DCGAN(Model):
     #: the networks stack (``stack_copies``): a study's ``vectorize`` may train copies as one
     vectorizable = True
 
-    def __init__(self, z_dim: int = 100, ngf: int = 64, ndf: int = 64, d_batchnorm: bool = True):
+    def __init__(self, z_dim: int = 100, ngf: int = 64, ndf: int = 64,
+                 d_norm: Literal["batch", "layer", "none"] = "batch"):
         for key, value in (("z_dim", z_dim), ("ngf", ngf), ("ndf", ndf)):
             if value < 1:
                 raise ValueError(f"{key} must be >= 1, got {value}")
-        self.z_dim, self.ngf, self.ndf, self.d_batchnorm = z_dim, ngf, ndf, d_batchnorm
+        self.z_dim, self.ngf, self.ndf, self.d_norm = z_dim, ngf, ndf, d_norm
 
     def capabilities(self) -> frozenset[str]:
         return frozenset({"d_features", "g_batchnorm", "g_plain", "d_plain"})
@@ -160,6 +183,6 @@ class DCGAN(Model):
         channels, side = image_shape(dataset)
         return GANPair(
             generator=ConvGenerator(self.z_dim, channels, side, self.ngf),
-            discriminator=ConvDiscriminator(channels, side, self.ndf, self.d_batchnorm),
+            discriminator=ConvDiscriminator(channels, side, self.ndf, self.d_norm),
             z_dim=self.z_dim,
         )
