@@ -85,15 +85,15 @@ def test_a_value_missed_but_an_ordering_held_is_ordering_reproduced():
     # a's 7.6 is inside its interval; b's 6.3 lies above b's (about [5.2, 5.8]) + 0.196
     (table,) = rp.assess(_frame(AB), _published(_one([7.6, 0.1], [6.3, 0.1])), n_resamples=500)
     assert [r.verdict for r in table.rows] == [rp.REPRODUCED, rp.NOT_REPRODUCED]
-    ((hi, lo, ok, p),) = table.order
-    assert (hi, lo, ok) == ("a", "b", True) and p == pytest.approx(2 / 924)
+    ((hi, lo, ok, p, why),) = table.order
+    assert (hi, lo, ok, why) == ("a", "b", True, "") and p == pytest.approx(2 / 924)
     assert table.verdict == rp.ORDERING
 
 
 def test_an_ordering_measured_the_other_way_round_is_not_reproduced():
     (table,) = rp.assess(_frame(AB), _published(_one([5.5, 0.1], [7.5, 0.1])), n_resamples=500)
     assert [r.verdict for r in table.rows] == [rp.NOT_REPRODUCED, rp.NOT_REPRODUCED]
-    assert table.order == [("b", "a", False, pytest.approx(2 / 924))]
+    assert table.order == [("b", "a", False, pytest.approx(2 / 924), "other order")]
     assert table.verdict == rp.NOT_REPRODUCED
 
 
@@ -108,9 +108,32 @@ def test_an_ordering_needs_distinguishable_runs():
     # three seeds each cannot reach p < 0.05 (smallest p: 0.1), whatever the means
     df = _frame({"a": AB["a"][:3], "b": AB["b"][:3]})
     (table,) = rp.assess(df, _published(_one([9.5, 0.1], [5.2, 0.1]), seeds=3), n_resamples=200)
-    ((hi, lo, ok, p),) = table.order
-    assert (hi, lo, ok) == ("a", "b", False) and p == pytest.approx(0.1)
+    ((hi, lo, ok, p, why),) = table.order
+    assert (hi, lo, ok, why) == ("a", "b", False, "not distinguishable")
+    assert p == pytest.approx(0.1)
     assert table.verdict == rp.NOT_REPRODUCED
+
+
+def test_a_variant_at_chance_reproduces_nothing_and_no_ordering_holds_through_it():
+    # the same runs and numbers as the held ordering above, but b is at chance on ring8
+    pub = _published(_one([7.6, 0.1], [6.3, 0.1]))
+    (table,) = rp.assess(_frame(AB), pub, n_resamples=500, at_chance={"ring8": {"b"}})
+    assert [r.verdict for r in table.rows] == [rp.REPRODUCED, rp.AT_CHANCE]
+    ((hi, lo, ok, _, why),) = table.order
+    assert (hi, lo, ok, why) == ("a", "b", False, "b at chance")
+    assert table.verdict == rp.NOT_REPRODUCED
+    # a row inside its interval is not "reproduced" at chance either
+    (table,) = rp.assess(_frame(AB), _published(_one([7.5, 0.1], [5.5, 0.1])), n_resamples=500,
+                         at_chance={"ring8": {"a", "b"}})
+    assert all(r.inside for r in table.rows)
+    assert [r.verdict for r in table.rows] == [rp.AT_CHANCE] * 2
+    assert table.verdict == rp.AT_CHANCE
+    # at chance on another dataset changes nothing here; with a budget difference both show
+    (table,) = rp.assess(_frame(AB), _published(_one([7.5, 0.1], [5.5, 0.1]), seeds=10),
+                         n_resamples=500, at_chance={"grid25": {"a"}, "ring8": {"b"}})
+    assert [r.verdict for r in table.rows] == [rp.DIFFERENT_BUDGET,
+                                               f"{rp.DIFFERENT_BUDGET}; {rp.AT_CHANCE}"]
+    assert table.verdict == rp.DIFFERENT_BUDGET
 
 
 def test_a_different_budget_or_seed_count_replaces_the_verdict_and_names_the_keys():
@@ -166,6 +189,21 @@ def test_the_section_shows_rows_tables_and_the_budget_difference(tmp_path):
         in md
     ctx = ReportContext(df=_frame(AB), out_dir=tmp_path, n_resamples=200)
     assert rp.Reproduction().write(ctx) == [] and ctx.doc.blocks == []  # no block: not a word
+
+
+def test_the_section_reads_chance_from_the_reports_verdict(tmp_path):
+    from tests.test_verdict import RING8_CHANCE
+
+    # b's HQ fraction (0.01) is below the chance bound (0.03): at chance, like noise
+    runs = runs_frame([_run(i, v, {**RING8_CHANCE, names.MODES_COVERED: x,
+                                   names.HQ_FRACTION: 0.9 if v == "a" else 0.01,
+                                   names.N_MODES: 8.0})
+                       for v, xs in AB.items() for i, x in enumerate(xs)])
+    md = _write(runs, _published(_one([7.6, 0.1], [6.3, 0.1])), tmp_path)
+    assert "| b | `modes_covered` | 6.30 ± 0.10 | 0.20 | 5.50 |" in md
+    assert md.count("| at chance |") == 1  # b's row; a's is reproduced
+    assert "| `modes_covered` | 1 of 2 | a > b (not held: b at chance, Holm p 0.002) | no | " \
+           "not reproduced |" in md
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -271,9 +309,10 @@ def test_the_pacgan_preset_validates_and_reports_a_different_budget(tmp_path):
     assert ("| pacgan3 | `modes_covered` | 7.80 ± 0.10 | 0.20 | — | — | 0 | — | "
             "too few runs |") in md
     assert ("| `modes_covered` | 2 of 4 | pacgan2 > gan (held, Holm p 0.008); pacgan3 > gan "
-            "(not held, Holm p —); pacgan4 > gan (not held, Holm p —) | no | different budget |"
+            "(not held: not measured, Holm p —); pacgan4 > gan (not held: not measured, Holm p —) | no "
+            "| different budget |"
             in md)
-    assert "| `modes_covered` | 0 of 4 | pacgan2 > gan (not held, Holm p —)" in md  # grid25
+    assert "| `modes_covered` | 0 of 4 | pacgan2 > gan (not held: not measured, Holm p —)" in md
     # rows: 2 variants x 3 metrics on ring8, all 12 on grid25; and grid25's 3 tables
     assert md.count("| too few runs |") == 6 + 12 + 3
     assert "`lr_d`" not in md.split("Different budget")[1].split("\n")[0]  # same lr: not listed

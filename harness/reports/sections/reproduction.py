@@ -23,11 +23,18 @@ The rules, each checkable from the table's own columns:
 * **Table verdict** (a metric on a dataset): "reproduced" when every row is; else
   "too few runs" when no row has an interval; else "ordering reproduced" when the
   published ordering holds (and has at least one pair); else "not reproduced".
+* **"at chance"**: a variant the report's verdict finds at chance on the dataset (its
+  deciding value, e.g. the HQ fraction, does not clearly beat a generator that ignores the
+  data: docs/chance.md) reproduces nothing there. Its rows say "at chance" instead of
+  "reproduced"/"not reproduced", no published ordering pair holds through it (noise covers
+  most modes: a coverage ranking at chance says nothing), and a table whose rows are all at
+  chance says "at chance".
 * **"different budget"** replaces the verdict of a row, and of its table, whose runs'
   protocol differs from the published one: a ``published.budget`` key whose value a run
   recorded differently (or did not record), or ``n`` other than the published ``seeds``
-  (a pair without runs measured nothing: "too few runs").
-  The differing keys are listed; the columns still show what the checks above found.
+  (a pair without runs measured nothing: "too few runs"); "; at chance" is added where the
+  rule above applies too. The differing keys are listed; the columns still show what the
+  checks above found.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ ORDERING = "ordering reproduced"
 NOT_REPRODUCED = "not reproduced"
 DIFFERENT_BUDGET = "different budget"
 TOO_FEW = "too few runs"
+AT_CHANCE = "at chance"
 
 
 def half_width(error: float, kind: str, seeds: int) -> float:
@@ -85,6 +93,7 @@ class Row:
     inside: bool | None  # None: too few runs for an interval
     budget: dict[str, tuple[Any, list[Any]]]  # key -> (published, the runs' values)
     verdict: str = ""
+    at_chance: bool = False
 
 
 @dataclass
@@ -92,13 +101,13 @@ class Table:
     dataset: str
     metric: str
     rows: list[Row]
-    #: (higher published, lower published, measured in that order and distinguishable, Holm p)
-    order: list[tuple[str, str, bool, float]] = field(default_factory=list)
+    #: (higher published, lower published, held, Holm p, why not held or "")
+    order: list[tuple[str, str, bool, float, str]] = field(default_factory=list)
     verdict: str = ""
 
     @property
     def ordering_holds(self) -> bool:
-        return bool(self.order) and all(ok for _, _, ok, _ in self.order)
+        return bool(self.order) and all(ok for _, _, ok, _, _ in self.order)
 
 
 def _same(published: Any, recorded: Any) -> bool:
@@ -121,10 +130,18 @@ def _budget_diff(runs: pd.DataFrame, budget: dict[str, Any], seeds: int, n: int
     return out
 
 
+def _with_budget(verdict: str, budget: bool, at_chance: bool) -> str:
+    if budget:
+        return DIFFERENT_BUDGET + (f"; {AT_CHANCE}" if at_chance else "")
+    return verdict
+
+
 def assess(df: pd.DataFrame, published: dict, n_resamples: int = 2000,
-           seed: int = 0) -> list[Table]:
+           seed: int = 0, at_chance: dict[str, set[str]] | None = None) -> list[Table]:
     """The rows and tables of the section (the rules of the module docstring), per dataset
-    and metric in the order the published block lists them."""
+    and metric in the order the published block lists them; ``at_chance``: dataset -> the
+    variants the verdict finds at chance there."""
+    at_chance = at_chance or {}
     kind, p_seeds, budget = published["error"], int(published["seeds"]), published.get("budget", {})
     runs = df[(df[names.TAG_PHASE] == names.PHASE_SEEDS) & ~failed_mask(df)] if len(df) else df
     order: dict[tuple[str, str], list[Row]] = {}
@@ -142,8 +159,10 @@ def assess(df: pd.DataFrame, published: dict, n_resamples: int = 2000,
                           inside,
                           # a pair with no runs measured nothing, under no budget at all
                           _budget_diff(pair, budget, p_seeds, len(vals)) if len(pair) else {})
-                row.verdict = (DIFFERENT_BUDGET if row.budget else TOO_FEW if inside is None
-                               else REPRODUCED if inside else NOT_REPRODUCED)
+                row.at_chance = variant in at_chance.get(dataset, ()) and inside is not None
+                row.verdict = _with_budget(
+                    TOO_FEW if inside is None else AT_CHANCE if row.at_chance
+                    else REPRODUCED if inside else NOT_REPRODUCED, bool(row.budget), row.at_chance)
                 order.setdefault((dataset, metric), []).append(row)
     out = []
     for (dataset, metric), rows in order.items():
@@ -159,17 +178,22 @@ def assess(df: pd.DataFrame, published: dict, n_resamples: int = 2000,
             hi, lo = (a, b) if a.published > b.published else (b, a)
             match = result[((result["a"] == hi.variant) & (result["b"] == lo.variant))
                            | ((result["a"] == lo.variant) & (result["b"] == hi.variant))]
+            chance = [v.variant for v in (hi, lo) if v.at_chance]
             if match.empty:
-                table.order.append((hi.variant, lo.variant, False, math.nan))
+                table.order.append((hi.variant, lo.variant, False, math.nan, "not measured"))
                 continue
             r = match.iloc[0]
             ok = bool(r["distinguishable"]) and hi.mean > lo.mean
-            table.order.append((hi.variant, lo.variant, ok, float(r["p_holm"])))
-        reproduced = all(r.inside for r in rows)
-        table.verdict = (DIFFERENT_BUDGET if any(r.budget for r in rows)
-                         else REPRODUCED if reproduced
-                         else TOO_FEW if all(r.inside is None for r in rows)
-                         else ORDERING if table.ordering_holds else NOT_REPRODUCED)
+            why = "; ".join(
+                ([] if ok else ["other order" if hi.mean <= lo.mean else "not distinguishable"])
+                + ([f"{' and '.join(chance)} at chance"] if chance else []))
+            table.order.append((hi.variant, lo.variant, ok and not chance, float(r["p_holm"]), why))
+        all_chance = all(r.at_chance for r in rows)
+        verdict = (TOO_FEW if all(r.inside is None for r in rows)
+                   else AT_CHANCE if all_chance
+                   else REPRODUCED if all(r.inside and not r.at_chance for r in rows)
+                   else ORDERING if table.ordering_holds else NOT_REPRODUCED)
+        table.verdict = _with_budget(verdict, any(r.budget for r in rows), all_chance)
         out.append(table)
     return out
 
@@ -224,9 +248,12 @@ class Reproduction(Section):
               "interval widened by h on each side. A table is **reproduced** when every row "
               "is, **ordering reproduced** when every pair of variants the published "
               "intervals (mean ± h) separate is measured in the same order with Holm-adjusted "
-              "Mann–Whitney p < 0.05, else **not reproduced**; **different budget** when the "
-              "runs' protocol differs from the published one.")
-        found = assess(ctx.df, published, ctx.n_resamples, ctx.seed)
+              "Mann–Whitney p < 0.05, else **not reproduced**; **at chance** where a variant "
+              "does not clearly beat a generator that ignores the data (as in the summary): "
+              "it reproduces nothing and no ordering holds through it; **different budget** "
+              "when the runs' protocol differs from the published one.")
+        chance = {v.dataset: set(v.at_chance) for v in ctx.verdicts}
+        found = assess(ctx.df, published, ctx.n_resamples, ctx.seed, chance)
         diffs = _budget_text(found)
         if diffs:
             doc.p("**Different budget**: the runs differ from the published protocol in "
@@ -249,8 +276,8 @@ class Reproduction(Section):
                        "published in CI ± h", "verdict"], rows)
             summary = []
             for t in (t for t in found if t.dataset == dataset):
-                order = "; ".join(f"{a} > {b} ({'held' if ok else 'not held'}, Holm p "
-                                  f"{tables.fmt_p(p)})" for a, b, ok, p in t.order)
+                order = "; ".join(f"{a} > {b} ({'held' if ok else 'not held: ' + why}, Holm p "
+                                  f"{tables.fmt_p(p)})" for a, b, ok, p, why in t.order)
                 inside = sum(bool(r.inside) for r in t.rows)
                 summary.append([f"`{t.metric}`", f"{inside} of {len(t.rows)}",
                                 order or "none separated by the published errors",
