@@ -308,8 +308,8 @@ def test_report_score_vs_budget_section(report):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"]({png.name})" in section
     # one search trial per variant (alpha 6, beta 5): K = 1, best of 1 = best of all
-    assert "| alpha | 1 | 6.00 [6, 6] | 6.00 (k = 1) | 6.00 |" in section
-    assert "| beta | 1 | 5.00 [5, 5] | 5.00 (k = 1) | 5.00 |" in section
+    assert "| alpha | 1 | 6.00 [6.00, 6.00] | 6.00 (k = 1) | 6.00 |" in section
+    assert "| beta | 1 | 5.00 [5.00, 5.00] | 5.00 (k = 1) | 5.00 |" in section
     page = paths["html"].read_text()
     assert "<h2>Score vs budget</h2>" in page
 

@@ -145,8 +145,8 @@ def spying_spawn(monkeypatch) -> list[subprocess.Popen]:
     spawned = []
     real_spawn = server.spawn
 
-    def spy(cmd, quiet=False):
-        spawned.append(real_spawn(cmd, quiet))
+    def spy(cmd, quiet=False, env=None):
+        spawned.append(real_spawn(cmd, quiet, env))
         return spawned[-1]
 
     monkeypatch.setattr(server, "spawn", spy)
