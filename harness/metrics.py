@@ -107,7 +107,8 @@ class Chance:
     :data:`harness.chance_rule.CHANCE_FACTOR` (10) of the mean, in the value's direction
     (its :class:`~harness.value_specs.ValueSpec`; ``max`` for a value without one):
     ``max(best, 10 * mean)`` for a higher-is-better value, ``min(best, mean / 10)`` for a
-    lower-is-better one. Beating every draw alone is what a data-ignoring generator still
+    lower-is-better one; a value declared ``log_scale`` (``mode_kl``) may instead be
+    ``ln 10`` better, whichever asks less (:func:`harness.chance_rule.bound`). Beating every draw alone is what a data-ignoring generator still
     does once in ``draws + 1`` tries; the factor asks for a difference a researcher would
     call real (uniform noise on grid25 has hq_fraction 0.026, so a result needs 0.26). A
     result is *at chance* when it does not beat every bound of its metrics
@@ -317,7 +318,7 @@ def batched_mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: flo
 COVERAGE_VALUES = {
     names.MODES_COVERED: ValueSpec("modes covered", 2, "max"),
     names.HQ_FRACTION: ValueSpec("hq fraction", 2, "max"),
-    names.MODE_KL: ValueSpec("mode KL", 3, "min"),
+    names.MODE_KL: ValueSpec("mode KL", 3, "min", log_scale=True),
 }
 
 

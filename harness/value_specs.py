@@ -28,11 +28,14 @@ DIRECTIONS = ("max", "min")
 class ValueSpec:
     """How one value is shown and compared. ``direction``: ``"max"`` or ``"min"`` for a value
     a study may optimise (``search.metric``), None for one that is only shown (a standard
-    deviation, a per-direction detail, a reference level)."""
+    deviation, a per-direction detail, a reference level). ``log_scale``: the value is the
+    logarithm of a ratio (a KL divergence), which the chance rule reads on that scale
+    (:mod:`harness.chance_rule`)."""
 
     label: str
     decimals: int = 3
     direction: Literal["max", "min"] | None = None
+    log_scale: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.label, str) or not self.label.strip():
@@ -112,6 +115,12 @@ def direction(name: str) -> str | None:
     """``"max"`` / ``"min"`` for a value a study may optimise; None for any other name."""
     found = spec(name)
     return None if found is None else found.direction
+
+
+def log_scale(name: str) -> bool:
+    """Whether ``name`` is declared a logarithm (:attr:`ValueSpec.log_scale`)."""
+    found = spec(name)
+    return bool(found is not None and found.log_scale)
 
 
 def objectives() -> dict[str, str]:

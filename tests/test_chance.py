@@ -232,9 +232,10 @@ def test_a_generator_of_only_ones_is_not_above_chance_for_class_modes(mnist_mode
 
 def test_stacked_mnist_chance_separates_noise_from_real_stacks(mnist_modes, mnist_dir):
     """1,000 classes; noise reads ~40 of them at mode_kl ~4.6 and hq ~0.16 (2,000
-    samples), real stacks ~850 at mode_kl ~0.30 (its finite-sample bias, ~(K-1)/(2n)):
-    above the bound of ~0.46, with little room -- at 1,000 samples real stacks read ~0.57,
-    at chance."""
+    samples), real stacks ~850 at mode_kl ~0.30 (its finite-sample bias, ~(K-1)/(2n)).
+    The KL is a logarithm: its bound is ten times noise's effective modes (4.6 - ln 10 ~ 2.3)
+    rather than a tenth of its KL (~0.46, which real stacks on 1,000 samples, ~0.57, and a
+    DCGAN covering 900 of the modes at KL ~0.9 would miss)."""
     _, digits_metric = mnist_modes
     ds = DATASETS.build("stacked_mnist", {"root": str(mnist_dir), "download": False,
                                           "n_train": 100, "n_heldout": 2000})
@@ -242,9 +243,25 @@ def test_stacked_mnist_chance_separates_noise_from_real_stacks(mnist_modes, mnis
                                            "final_samples": 2000})
     chance = chance_level(metric, ds, 0)
     assert chance.n_samples == 2000 and 10 <= chance.mean[names.MODES_COVERED] <= 200
-    assert chance.bound == {names.MODE_KL: pytest.approx(chance.mean[names.MODE_KL] / 10)}
+    kl = chance.mean[names.MODE_KL]
+    assert chance.bound == {names.MODE_KL: pytest.approx(kl - math.log(10))}
     real = metric.evaluate(ds.heldout_data(), ds).values
+    real_1000 = metric.evaluate(ds.heldout_data()[:1000], ds).values
+    assert above_chance(names.MODE_KL, real_1000[names.MODE_KL], chance) is True
     noise = metric.evaluate(_noise_images(2000, ds.shape, 100), ds).values
     assert above_chance(names.MODE_KL, real[names.MODE_KL], chance) is True
     assert above_chance(names.MODE_KL, noise[names.MODE_KL], chance) is False
     assert real[names.MODES_COVERED] > 10 * chance.mean[names.MODES_COVERED]
+
+
+def test_a_log_scale_value_is_ten_times_better_as_a_ratio_or_by_ln_10_whichever_asks_less():
+    from harness.chance_rule import bound
+
+    # mode_kl is declared log_scale: 1,000 modes, noise at KL 4.6 -> 4.6 - ln 10, not 0.46
+    assert bound(names.MODE_KL, [4.5, 4.7]) == pytest.approx(4.6 - math.log(10))
+    # 10 modes, noise at KL 1.5: 1.5 - ln 10 < 0 is impossible, the ratio decides (0.15)
+    assert bound(names.MODE_KL, [1.4, 1.6]) == pytest.approx(0.15)
+    # the best draw still binds when it is better than either
+    assert bound(names.MODE_KL, [1.0, 8.0]) == pytest.approx(1.0)
+    # a linear value keeps the ratio: hq 0.026 -> 0.26
+    assert bound(names.HQ_FRACTION, [0.025, 0.027]) == pytest.approx(0.26)
