@@ -108,8 +108,9 @@ class Chance:
     (its :class:`~harness.value_specs.ValueSpec`; ``max`` for a value without one):
     ``max(best, 10 * mean)`` for a higher-is-better value, ``min(best, mean / 10)`` for a
     lower-is-better one; a value declared ``log_scale`` (``mode_kl``) may instead be
-    ``ln 10`` better, whichever asks less (:func:`harness.chance_rule.bound`). Beating every draw alone is what a data-ignoring generator still
-    does once in ``draws + 1`` tries; the factor asks for a difference a researcher would
+    ``ln 10`` better, whichever asks less (:func:`harness.chance_rule.bound`). Beating
+    every draw alone is what a data-ignoring generator still does once in ``draws + 1``
+    tries; the factor asks for a difference a researcher would
     call real (uniform noise on grid25 has hq_fraction 0.026, so a result needs 0.26). A
     result is *at chance* when it does not beat every bound of its metrics
     (:func:`above_chance`). A mode count is not a decider: noise nearly saturates it on

@@ -285,8 +285,9 @@ def run_owned(cmd: list[str], local_url: str, ready_message: str, stream=None,
     """Run the server ``cmd`` until it exits or this process is told to stop; its processes
     never outlive this call.
 
-    Starts ``cmd`` with :func:`spawn` (``env`` added to its environment), waits until ``local_url``/health answers, prints
-    ``ready_message`` to ``stream`` (default stderr), then waits. Ctrl-C, SIGTERM or SIGHUP
+    Starts ``cmd`` with :func:`spawn` (``env`` added to its environment), waits until
+    ``local_url``/health answers, prints ``ready_message`` to ``stream`` (default stderr),
+    then waits. Ctrl-C, SIGTERM or SIGHUP
     stop it and return 0 (the ordinary way to end a server); a server that exits by itself
     returns its exit code, 1 for 0 (MLflow's command exits 0 even when its web server
     failed). Whatever way this call ends, exceptions included, :func:`stop` ends the whole
@@ -336,15 +337,12 @@ def serve(store: str | Path, host: str, port: int, workers: int = 1,
     stream = stream or sys.stderr
     store = Path(store).resolve()
     check_port(host, port)  # before anything: a busy port leaves nothing behind
-    env = None
-    if auth:
-        from harness import server_auth
+    from harness import server_auth
 
-        server_auth.credentials_from_env()  # before the store folder: a refusal writes nothing
-        _make_store(store)
-        env = server_auth.prepare(store)
-    else:
-        _make_store(store)
+    # before the store folder: a refusal writes nothing
+    credentials = server_auth.credentials_from_env() if auth else None
+    _make_store(store)
+    env = server_auth.prepare(store, *credentials) if credentials else None
     warning = bind_warning(host, auth=auth)
     if warning:
         print(warning, file=stream, flush=True)

@@ -86,11 +86,11 @@ def check_existing_account(store: Path, user: str, password: str) -> None:
         users.engine.dispose()
 
 
-def prepare(store: Path, environ=None) -> dict[str, str]:
-    """Check the credentials, write ``STORE/auth.ini`` and return the environment variables
-    the ``mlflow server --app-name basic-auth`` process needs. Nothing is written when a
-    check fails."""
-    user, password = credentials_from_env(environ)
+def prepare(store: Path, user: str, password: str) -> dict[str, str]:
+    """Check ``user``/``password`` (:func:`credentials_from_env`) against the store's
+    accounts, write ``STORE/auth.ini`` and return the environment variables the
+    ``mlflow server --app-name basic-auth`` process needs. Nothing is written when the check
+    fails."""
     check_existing_account(store, user, password)
     ini = store / AUTH_INI
     ini.write_text(auth_ini_text(store))

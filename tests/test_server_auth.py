@@ -54,8 +54,7 @@ def test_credentials_come_from_the_clients_variables_and_follow_mlflows_policy()
 
 
 def test_the_settings_file_holds_no_secret_and_grants_nothing_by_default(tmp_path):
-    env = server_auth.prepare(tmp_path, {server_auth.USER_ENV: USER,
-                                         server_auth.PASSWORD_ENV: PASSWORD})
+    env = server_auth.prepare(tmp_path, USER, PASSWORD)
     ini = (tmp_path / server_auth.AUTH_INI).read_text()
     assert PASSWORD not in ini
     assert "default_permission = NO_PERMISSIONS" in ini

@@ -45,7 +45,13 @@ import torch
 from harness import names
 from harness.config import TrialConfig
 from harness.diagnostics import EvalRecord, divergence_reason
-from harness.loop import dataset_modes, evals_from_state, evals_state, trial_result
+from harness.loop import (
+    TrainingLoop,
+    dataset_modes,
+    evals_from_state,
+    evals_state,
+    trial_result,
+)
 from harness.metrics import EvalContext
 from harness.reporting import Reporter, TrialResult
 
@@ -242,7 +248,7 @@ class VectorLoop:
             return {}
         row = next((r for s, r in reversed(self.history[k]) if s == step), None)
         reason = None if row is None else divergence_reason(
-            row, (names.LOSS_D, names.LOSS_G), self.diag.diverge_loss, step)
+            row, TrainingLoop.divergence_keys, self.diag.diverge_loss, step)
         return {names.TAG_DIVERGED_REASON: reason or
                 f"a non-finite loss or gradient at step {step} (its update withheld)"}
 

@@ -28,7 +28,7 @@ class Budget(Section):
     def write(self, ctx: ReportContext) -> list[Path]:
         doc, df = ctx.doc, ctx.df
         metric = ctx.metric or names.MODES_COVERED
-        higher = (ctx.mode or display.direction(metric) or "max") == "max"
+        higher = display.higher_is_better(metric, ctx.mode)
         word = "best" if higher else "best (lowest)"
         doc.h(2, "Score vs budget")
         doc.p(f"How good a result could a smaller search have found? For each variant, over "

@@ -20,7 +20,7 @@ class Hyperparameters(Section):
         doc = ctx.doc
         doc.h(2, "Best hyperparameters")
         metric = ctx.metric or names.MODES_COVERED
-        higher = (ctx.mode or display.direction(metric) or "max") == "max"
+        higher = display.higher_is_better(metric, ctx.mode)
         doc.p("The configuration each variant's seeds phase re-ran (the best of its search); "
               f"pairs without seeds-phase runs show their search trial with the "
               f"{'highest' if higher else 'lowest'} `{metric}`.")
