@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("study", help="run a study file (search phase + seeds phase) and report")
     s.add_argument("file", help="study YAML; a bare name is also looked up in the project's studies/")
-    s.add_argument("--address", help="join an existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT")
+    s.add_argument("--address", help="join an existing Ray cluster: auto, HOST:PORT or "
+                   "ray://HOST:PORT (default: start a Ray of its own, even where a cluster runs)")
     s.add_argument("--tracking-uri", help=uri_help)
     s.add_argument("--max-concurrent", type=int, help="trials at a time (default: CPUs / cpu per trial)")
     s.add_argument("--no-report", action="store_true", help="skip writing the report at the end")

@@ -65,7 +65,7 @@ class TrainSettings(Strict):
     d_steps: int = Field(1, ge=1, description="discriminator steps per generator step (k)")
     #: cpu, cuda, or auto (cuda when the trial has a GPU: Ray granted one, or, outside Ray,
     #: torch can use one). In a study file the default is auto when ``resources.gpu > 0``,
-    #: else cpu (see :func:`harness.resolve.resolve`); :func:`harness.trial.resolve_device`
+    #: else cpu (see :func:`harness.resolve.resolve`); :func:`harness.device.resolve_device`
     #: decides.
     device: Literal["cpu", "cuda", "auto"] = "cpu"
 

@@ -104,8 +104,8 @@ def init_ray(address: str | None) -> bool:
     try:
         if address:
             ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=os.cpu_count(), **kwargs)
+        else:  # a Ray of its own: Ray would join the last cluster started on this machine
+            ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cannot start or join Ray (address={address or 'local'}): {first}") from None

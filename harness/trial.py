@@ -1,8 +1,10 @@
-"""``run_trial(config, reporter)``: one trial, from a validated config to a result.
+"""One trial, from validated configs to results: :func:`run_copies` (every path: the Tune
+trainable, ``harness run``) and :func:`run_trial`, its one-copy form.
 
 Builds the dataset, the networks, the loss, the tricks and the metrics from the
-registries (loading the study's plugins in this process first), resumes from the
-reporter's checkpoint if it has one, trains, and returns the
+registries (loading the study's plugins in this process first) -- one game, or the
+vectorized game of several copies -- resumes from a checkpoint if there is one, starts
+each copy's reporter, trains, and returns each copy's
 :class:`~harness.reporting.TrialResult`. Knows nothing of Ray or MLflow.
 """
 
@@ -16,55 +18,13 @@ from pydantic_core import to_jsonable_python
 
 from harness import names
 from harness.config import TrialConfig
+from harness.device import resolve_device
 from harness.environment import provenance_tags
-from harness.errors import DeviceError
-from harness.loop import TrainingLoop
+from harness.loop import AfterEvaluation, CopiesLoop, TrainingLoop
 from harness.metrics import chance_metrics
 from harness.plugins import load_plugins
 from harness.reporting import Reporter, TrialInfo, TrialResult
 from harness.trainer import Trainer
-
-
-def _no_cuda_reason() -> str:
-    built = torch.version.cuda
-    return (f"torch {torch.__version__} was built without CUDA" if built is None else
-            f"torch {torch.__version__} (CUDA {built}) sees no GPU (no driver, or "
-            "CUDA_VISIBLE_DEVICES hides them)")
-
-
-def resolve_device(name: str, granted_gpus: float | None = None) -> torch.device:
-    """The torch device of a trial whose ``train.device`` is ``name``.
-
-    ``granted_gpus`` is the GPU share the scheduler granted the trial (Ray's assigned
-    ``GPU`` resource, e.g. 0.25), or None when no scheduler placed it (``harness run``,
-    tests, benchmarks). Ray makes a granted GPU the only one visible, so ``cuda`` is it.
-
-    * ``cpu``: the CPU, always.
-    * ``auto``: ``cuda`` when a GPU was granted; the CPU when the scheduler granted none
-      (even if the node has GPUs: other trials hold them); outside a scheduler ``cuda`` if
-      torch can use one, else the CPU.
-    * ``cuda``: ``cuda``; :class:`~harness.errors.DeviceError` when the scheduler granted
-      no GPU or torch cannot use one -- before anything is built, not deep inside torch.
-    """
-    cpu = torch.device("cpu")
-    if name == "cpu":
-        return cpu
-    if name not in ("auto", "cuda"):
-        raise DeviceError(f"train.device: unknown device {name!r}; allowed: cpu, cuda, auto")
-    if granted_gpus is not None and granted_gpus <= 0:
-        if name == "auto":
-            return cpu
-        raise DeviceError("train.device is 'cuda' but the trial was granted no GPU; set "
-                          "resources.gpu > 0 in the study file (e.g. 0.25: four trials per "
-                          "GPU), or train.device: auto to train on the CPU")
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if name == "auto" and granted_gpus is None:
-        return cpu
-    asked = ("train.device is 'cuda'" if granted_gpus is None else
-             f"the trial was granted {granted_gpus:g} GPU (train.device {name!r})")
-    raise DeviceError(f"{asked} but torch cannot use CUDA in this process: {_no_cuda_reason()}; "
-                      "use train.device: cpu (and resources.gpu: 0), or run where a GPU is")
 
 
 def trial_tags(cfg: TrialConfig) -> dict[str, str]:
@@ -122,8 +82,7 @@ def recorded_params(cfg: TrialConfig, *, model: Any, dataset: Any, loss: Any = N
                     tricks: Sequence[Any] = (), metrics: Sequence[Any] = ()
                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(params, derived)``: the MLflow params of a trial built from ``cfg`` and what its
-    plugins derived. The one place both trial paths (:func:`run_trial`, and
-    :func:`harness.tune_glue.vector_trainable` for each vectorized copy) assemble them.
+    plugins derived, for every copy of every trial (:func:`copy_info`).
 
     ``params`` is :meth:`TrialConfig.flat_params` where every parameter that is ``None`` in
     ``cfg`` and that its built plugin reports in ``derived_params()``
@@ -150,26 +109,86 @@ def recorded_params(cfg: TrialConfig, *, model: Any, dataset: Any, loss: Any = N
     return {**flat, **derived}, derived
 
 
+def build_copies(cfgs: Sequence[TrialConfig], granted_gpus: float | None = None
+                 ) -> tuple[CopiesLoop, dict[str, Any]]:
+    """The loop of one trial and the plugins it was built from (the keyword arguments of
+    :func:`recorded_params`): the game of ``cfgs[0]`` (:func:`build_trainer`) for one
+    config, the :class:`~harness.vector.trial.VectorTrainer` of every config for several
+    (a vectorized trial: the configs differ only in seed and per-copy train settings)."""
+    if len(cfgs) == 1:
+        return _build(cfgs[0], granted_gpus)
+    from harness.vector.trial import VectorTrainer
+
+    loop = VectorTrainer(cfgs, device=resolve_device(cfgs[0].train.device, granted_gpus))
+    return loop, {"model": loop.vec.model, "dataset": loop.dataset, "loss": loop.vec.loss,
+                  "metrics": loop.metrics}
+
+
+def copy_info(loop: CopiesLoop, plugins: dict[str, Any], cfg: TrialConfig, k: int,
+              tags: dict[str, str] | None = None) -> TrialInfo:
+    """What copy ``k`` of ``loop`` (trained from ``cfg``) tells its reporter when it
+    starts: its config, its params (derived values included), its tags -- the dataset's,
+    :func:`trial_tags`, the machine's, each metric's provenance, the device, then
+    ``tags`` -- its step and its metrics' chance levels."""
+    all_tags = {**loop.dataset.tags(), **trial_tags(cfg), **provenance_tags(),
+                names.TAG_DEVICE: loop.device.type}
+    for metric in loop.metrics:
+        all_tags.update(metric.provenance(loop.dataset))
+    all_tags.update(tags or {})
+    params, derived = recorded_params(cfg, **plugins)
+    chance = chance_metrics(loop.metrics, loop.dataset, cfg.train.eval_samples)
+    return TrialInfo(cfg, params, all_tags, loop.copy_step(k), derived, chance)
+
+
+def run_copies(cfgs: Sequence[TrialConfig], reporters: Sequence[Reporter], *,
+               state: dict[str, Any] | None = None, finished: Sequence[bool] | None = None,
+               tags: Sequence[dict[str, str]] | None = None, granted_gpus: float | None = None,
+               after_evaluation: AfterEvaluation | None = None) -> list[TrialResult | None]:
+    """Train one trial of ``len(cfgs)`` copies (:func:`build_copies`), copy ``k`` reporting
+    to ``reporters[k]``; every trial path runs through here.
+
+    ``state``: a checkpoint to resume from. ``finished[k]``: copy ``k``'s run already
+    ended (a resumed study): it is left as it is, neither started nor trained. ``tags[k]``:
+    extra tags of copy ``k``'s run. Returns each copy's result (None for finished ones).
+    Every failure is passed to the reporters of the copies not finished before (a
+    ``SystemExit(0)``, how Ray Tune ends a trial it stopped, is left to the driver) and
+    re-raised."""
+    finished = list(finished or [False] * len(cfgs))
+    try:
+        loop, plugins = build_copies(cfgs, granted_gpus)
+        if state is not None:
+            loop.load_state_dict(state)
+        live: list[Reporter | None] = []
+        for k, (cfg, reporter) in enumerate(zip(cfgs, reporters)):
+            if loop.runs[k].done or finished[k]:
+                loop.runs[k].done = finished[k] = True
+                live.append(None)
+                continue
+            reporter.start(copy_info(loop, plugins, cfg, k, tags[k] if tags else None))
+            live.append(reporter)
+        return loop.run(live, after_evaluation)
+    except BaseException as exc:
+        if not (isinstance(exc, SystemExit) and exc.code == 0):
+            for reporter, done in zip(reporters, finished):
+                if not done:
+                    reporter.fail(exc)
+        raise
+
+
 def run_trial(config: TrialConfig | dict[str, Any], reporter: Reporter,
               granted_gpus: float | None = None) -> TrialResult:
-    """Train one configuration; every failure is passed to ``reporter.fail`` and re-raised.
+    """Train one configuration (:func:`run_copies` with one copy), resuming from
+    ``reporter.restore()``; every failure is passed to ``reporter.fail`` and re-raised.
 
     ``granted_gpus``: the GPU share a scheduler granted this trial, None outside one
     (see :func:`resolve_device`)."""
     cfg = config if isinstance(config, TrialConfig) else TrialConfig.model_validate(config)
     try:
-        trainer, plugins = _build(cfg, granted_gpus)
         state = reporter.restore()
-        if state is not None:
-            trainer.load_state_dict(state)
-        tags = {**trainer.dataset.tags(), **trial_tags(cfg), **provenance_tags(),
-                names.TAG_DEVICE: trainer.device.type}
-        for metric in trainer.metrics:
-            tags.update(metric.provenance(trainer.dataset))
-        params, derived = recorded_params(cfg, **plugins)
-        chance = chance_metrics(trainer.metrics, trainer.dataset, cfg.train.eval_samples)
-        reporter.start(TrialInfo(cfg, params, tags, trainer.step, derived, chance))
-        return trainer.fit(reporter)
     except BaseException as exc:
         reporter.fail(exc)
         raise
+    loop_result = run_copies([cfg], [reporter], state=state, granted_gpus=granted_gpus)[0]
+    if loop_result is None:  # restored after its end
+        raise RuntimeError(f"{cfg.key}: the checkpoint to resume from is of a finished trial")
+    return loop_result

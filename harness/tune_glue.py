@@ -1,11 +1,12 @@
-"""Everything that knows Ray Tune: the trial entry point, its reporter, the study's searcher.
+"""Everything that knows Ray Tune: the trial entry point, its checkpoints, the study's searcher.
 
 * :func:`trainable` runs in a Ray worker: it sizes torch's thread pool to the CPUs Ray
-  granted, opens the trial's MLflow run and calls :func:`harness.trial.run_trial` with a
-  :class:`TuneReporter` and the GPU share Ray granted (which picks ``train.device: auto``).
-* :class:`TuneReporter` wraps the MLflow reporter and, at every evaluation, reports the
-  metrics to Tune with a checkpoint holding the whole trial state and the MLflow run id
-  (so a retried trial continues the same run).
+  granted, opens one MLflow run per copy of the trial (one for a plain trial, N for a
+  vectorized one), restores Tune's latest checkpoint (:func:`restore_checkpoint`) and runs
+  :func:`harness.trial.run_copies` with the GPU share Ray granted (which picks
+  ``train.device: auto``); after every evaluation round it reports the copies' mean values
+  to Tune with a checkpoint holding the whole trial state and every run id (so a retried
+  trial continues the same runs).
 * :func:`make_searcher` builds the study's searcher, :class:`harness.searcher.StudySearcher`
   (the study protocol inside one Tune experiment).
 """
@@ -17,7 +18,6 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from ray.tune import Callback
 from harness import names
 from harness.checkpoint import load_first_good, save_checkpoint, trial_checkpoints
 from harness.config import SearchSettings, TrialConfig, VariantPlan
-from harness.reporting import HistoryRows, Reporter, TrialInfo, TrialResult
 from harness.searcher import StudySearcher
 from harness.tune_pruning import stopped_by_scheduler
 
@@ -80,70 +79,6 @@ def restore_checkpoint(notes: dict[str, str]) -> tuple[dict[str, Any] | None, di
     return state, meta
 
 
-class TuneReporter(Reporter):
-    """Forwards to ``inner`` (MLflow) and reports to Tune with a checkpoint per evaluation."""
-
-    def __init__(self, inner, extra: dict[str, Any] | None = None):
-        self.inner = inner
-        self.extra = extra or {}
-        self.notes: dict[str, str] = {}  # tags set on the run at start (the node's, the restore's)
-
-    def restore(self) -> dict[str, Any] | None:
-        """The trial state of Tune's latest checkpoint, else of the newest older one that
-        loads (each skipped one is printed and tagged on the run), else None: train from
-        scratch in the same MLflow run."""
-        state, meta = restore_checkpoint(self.notes)
-        if meta is not None:
-            self.inner.run_id = meta.get("mlflow_run_id") or self.inner.run_id
-        return state
-
-    def report_finished_run(self, digest: str | None = None) -> bool:
-        """Called before training: when this trial's MLflow run already finished (a resumed
-        study whose last saved Tune state predates the trial's end), report its final
-        values to Tune instead of training again, and return True."""
-        from ray import tune
-
-        run = self.inner.finished_run(digest)
-        if run is None:
-            return False
-        metrics = run.data.metrics
-        tune.report({**metrics, "step": int(metrics.get(names.STEPS_DONE, 0)), "final": True,
-                     names.TAG_STATUS: run.data.tags.get(names.TAG_STATUS, names.STATUS_OK),
-                     "mlflow_run_id": run.info.run_id, **self.extra})
-        return True
-
-    def start(self, info: TrialInfo) -> None:
-        info.tags.update(self.notes)
-        self.inner.start(info)
-
-    def history(self, rows: HistoryRows) -> None:
-        self.inner.history(rows)
-
-    def evaluation(self, step, values, artifacts, checkpoint: Callable[[], dict]) -> None:
-        from ray import tune
-
-        self.inner.evaluation(step, values, artifacts, checkpoint)
-        with tempfile.TemporaryDirectory() as d:
-            save_checkpoint(d, checkpoint(), {"mlflow_run_id": self.inner.run_id, "step": step})
-            tune.report({**values, "step": step, "final": False, **self.extra},
-                        checkpoint=tune.Checkpoint.from_directory(d))
-
-    def finish(self, result: TrialResult, artifacts: dict[str, bytes]) -> None:
-        from ray import tune
-
-        self.inner.finish(result, artifacts)
-        tune.report({**result.final, "step": result.steps_done, "final": True,
-                     names.TAG_STATUS: result.status, "mlflow_run_id": self.inner.run_id,
-                     **self.extra})
-
-    def fail(self, error: BaseException) -> None:
-        if isinstance(error, SystemExit) and error.code == 0:
-            # tune.report's way of ending a trial Tune stopped (pruned, or the study was
-            # interrupted): the driver ends the run (harness.tune_pruning, end_dangling_runs)
-            return
-        self.inner.fail(error)
-
-
 def _granted_cpus() -> int:
     try:
         import ray
@@ -156,7 +91,7 @@ def _granted_cpus() -> int:
 
 def _granted_gpus() -> float | None:
     """The GPU share Ray granted this trial (0.0 when none), or None outside a Ray worker;
-    what :func:`harness.trial.resolve_device` decides ``train.device: auto`` by."""
+    what :func:`harness.device.resolve_device` decides ``train.device: auto`` by."""
     try:
         import ray
 
@@ -182,30 +117,86 @@ def node_tags() -> dict[str, str]:
 
 def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
               parent_run_id: str) -> None:
-    """The Ray Tune function trainable of every study trial."""
+    """The Ray Tune function trainable of every study trial: one config, or the copies of a
+    vectorized trial (study key ``vectorize``: ``config["copy_seeds"]``, with
+    ``config["copy_params"]`` for a batch of search suggestions), trained by
+    :func:`harness.trial.run_copies`.
+
+    Copy ``k`` writes its own MLflow child run (a single trial: the trial's run, named
+    ``config["label"]``; a vectorized one: named ``config["copy_labels"][k]``, tagged and
+    parametrised as the single seeds trial with its seed would be, plus ``trial_id`` = Tune
+    trial id + ``-copyK`` and the ``vector_*`` tags). Tune gets one result per evaluation
+    round (the copies' mean values) with one checkpoint holding the whole trial state and
+    every copy's run id, so a retried trial continues every copy's run; the final result
+    carries ``final``, the status (``ok`` when every copy's is, else the distinct statuses
+    joined by commas), every run id (``mlflow_run_id``: the first; ``mlflow_run_ids``),
+    and every copy's final metrics and status (``copy_values``, what a batch's Optuna
+    suggestions are told). A trial whose runs all finished before (a resumed study whose
+    last saved Tune state predates the trial's end) reports them without training."""
     import torch
     from ray import tune
 
     from harness.allocator import keep_freed_memory
     from harness.tracking import MlflowReporter
-    from harness.trial import run_trial
+    from harness.trial import run_copies
+    from harness.vector.trial import copy_configs
 
     torch.set_num_threads(_granted_cpus())
     keep_freed_memory()  # a trial's steps reuse their freed memory: no page faults per step
-    if config.get("copy_seeds"):
-        vector_trainable(config, tracking_uri=tracking_uri, experiment_id=experiment_id,
-                         parent_run_id=parent_run_id)
-        return
-    cfg = TrialConfig.model_validate(config["trial"])
+    base = TrialConfig.model_validate(config["trial"])
+    label = config.get("label", base.key)
     trial_id = tune.get_context().get_trial_id()
-    label = config.get("label", cfg.key)
-    inner = MlflowReporter(tracking_uri, experiment_id, parent_run_id, trial_id=trial_id,
-                           run_name=label)
-    reporter = TuneReporter(inner, extra={"label": label})
-    reporter.notes.update(node_tags())
-    if reporter.report_finished_run(cfg.digest()):
-        return
-    run_trial(cfg, reporter, granted_gpus=_granted_gpus())
+    notes = dict(node_tags())
+    if config.get("copy_seeds"):
+        cfgs = copy_configs(base, config["copy_seeds"], config.get("copy_params"))
+        labels, ids = list(config["copy_labels"]), [
+            f"{trial_id}{names.COPY_SUFFIX}{k}" for k in range(len(cfgs))]
+        tags = [{names.TAG_VECTOR_TRIAL: trial_id, names.TAG_VECTOR_COPY: str(k),
+                 names.TAG_VECTOR_COPIES: str(len(cfgs)), names.TAG_VECTORIZED: "true"}
+                for k in range(len(cfgs))]
+    else:
+        cfgs, labels, ids, tags = [base], [label], [trial_id], [{}]
+    inners = [MlflowReporter(tracking_uri, experiment_id, parent_run_id, trial_id=ids[k],
+                             run_name=labels[k]) for k in range(len(cfgs))]
+    extra = {"label": label, "copies": len(cfgs)}
+
+    def run_ids() -> dict[str, Any]:
+        ids = [inner.run_id for inner in inners]
+        return {"mlflow_run_id": ids[0], "mlflow_run_ids": ids}
+
+    state, meta = restore_checkpoint(notes)
+    if meta is not None:
+        saved = meta.get("mlflow_run_ids") or [meta.get("mlflow_run_id")]
+        for inner, run_id in zip(inners, saved):
+            inner.run_id = run_id or inner.run_id
+    before = [inner.finished_run(cfg.digest()) for inner, cfg in zip(inners, cfgs)]
+    for inner, run in zip(inners, before):
+        if run is not None:
+            inner.run_id = run.info.run_id
+    finals: list[dict[str, Any] | None] = [
+        None if run is None else {**run.data.metrics,
+                                  names.TAG_STATUS: run.data.tags.get(names.TAG_STATUS,
+                                                                      names.STATUS_OK)}
+        for run in before]
+
+    if not all(finals):
+        def after_evaluation(step: int, values, checkpoint) -> None:
+            with tempfile.TemporaryDirectory() as d:
+                save_checkpoint(d, checkpoint(), {**run_ids(), "step": step})
+                tune.report({**_combined(values), "step": step, "final": False, **extra},
+                            checkpoint=tune.Checkpoint.from_directory(d))
+
+        results = run_copies(cfgs, inners, state=state, finished=[f is not None for f in finals],
+                             tags=[{**notes, **t} for t in tags],
+                             granted_gpus=_granted_gpus(), after_evaluation=after_evaluation)
+        for k, result in enumerate(results):
+            if result is not None:
+                finals[k] = {**result.final, names.TAG_STATUS: result.status}
+    statuses = [str(f[names.TAG_STATUS]) for f in finals]
+    metrics = _combined([{k: v for k, v in f.items() if k != names.TAG_STATUS} for f in finals])
+    tune.report({**metrics, "step": int(max(f.get(names.STEPS_DONE, 0) for f in finals)),
+                 "final": True, names.TAG_STATUS: ",".join(sorted(set(statuses))),
+                 **run_ids(), "copy_values": finals, **extra})
 
 
 def _combined(values: list[dict[str, float] | None]) -> dict[str, float]:
@@ -214,125 +205,6 @@ def _combined(values: list[dict[str, float] | None]) -> dict[str, float]:
     keys = sorted({k for v in rows for k in v})
     return {k: sum(v[k] for v in rows if k in v) / max(1, sum(k in v for v in rows))
             for k in keys}
-
-
-def copy_trial_info(loop, k: int, tags: dict[str, str]) -> TrialInfo:
-    """What copy ``k`` of a :class:`~harness.vector.trial.VectorLoop` tells its reporter when
-    it starts: its config, its params -- those :func:`harness.trial.run_trial` records for
-    the same config, derived values included (:func:`harness.trial.recorded_params`, with
-    the loop's one model, loss, dataset and metrics: the copies differ only in seed and
-    searched train settings) -- ``tags`` and the step it is at."""
-    from harness.metrics import chance_metrics
-    from harness.trial import recorded_params
-
-    cfg = loop.cfgs[k]
-    params, derived = recorded_params(cfg, model=loop.vec.model, dataset=loop.dataset,
-                                      loss=loop.vec.loss, metrics=loop.metrics)
-    chance = chance_metrics(loop.metrics, loop.dataset, cfg.train.eval_samples)
-    return TrialInfo(cfg, params, tags, loop.copy_step(k), derived, chance)
-
-
-def vector_trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
-                     parent_run_id: str) -> None:
-    """A vectorized trial (study key ``vectorize``): the copies of ``config["copy_seeds"]``
-    (with ``config["copy_params"]``, a batch of search suggestions) trained as one
-    :class:`~harness.vector.trial.VectorLoop`.
-
-    Copy ``k`` writes its own MLflow child run, named (``config["copy_labels"][k]``),
-    tagged and parametrised as the single seeds trial with its seed would be, plus
-    ``trial_id`` = Tune trial id + ``-copyK`` and the ``vector_*`` tags. Tune gets one
-    result per evaluation (the copies' mean values) with one checkpoint holding every
-    copy's state and its run id, so a retried trial continues every copy's run; the final
-    result carries ``final``, the copies' statuses (``status``: ``ok`` when all are, else
-    the distinct statuses joined by commas), every run id (``mlflow_run_ids``) and every
-    copy's final metrics and status (``copy_values``)."""
-    from ray import tune
-
-    from harness.environment import provenance_tags
-    from harness.tracking import MlflowReporter, retry
-    from harness.trial import resolve_device, trial_tags
-    from harness.vector.trial import VectorLoop, copy_configs
-
-    base = TrialConfig.model_validate(config["trial"])
-    cfgs = copy_configs(base, config["copy_seeds"], config.get("copy_params"))
-    labels = list(config["copy_labels"])
-    label = config.get("label", base.key)
-    trial_id = tune.get_context().get_trial_id()
-    inners = [MlflowReporter(tracking_uri, experiment_id, parent_run_id,
-                             trial_id=f"{trial_id}{names.COPY_SUFFIX}{k}", run_name=labels[k])
-              for k in range(len(cfgs))]
-    notes = dict(node_tags())
-
-    def final_report() -> None:
-        runs = [retry(inner.client.get_run, inner.run_id) for inner in inners]
-        statuses = [r.data.tags.get(names.TAG_STATUS, names.STATUS_OK) for r in runs]
-        distinct = sorted(set(statuses))
-        metrics = _combined([dict(r.data.metrics) for r in runs])
-        tune.report({**metrics, "step": int(max(r.data.metrics.get(names.STEPS_DONE, 0)
-                                                for r in runs)),
-                     "final": True, "label": label, "copies": len(cfgs),
-                     names.TAG_STATUS: ",".join(distinct),
-                     "mlflow_run_id": runs[0].info.run_id,
-                     "mlflow_run_ids": [r.info.run_id for r in runs],
-                     # per copy, in copy order: what a batch's Optuna suggestions are told
-                     "copy_values": [{**r.data.metrics, names.TAG_STATUS: s}
-                                     for r, s in zip(runs, statuses)]})
-
-    started: list[MlflowReporter] = []  # the runs this process reopened or created
-    try:
-        state, meta = restore_checkpoint(notes)
-        if meta is not None:
-            for inner, run_id in zip(inners, meta.get("mlflow_run_ids") or []):
-                inner.run_id = run_id or inner.run_id
-        finished = [False] * len(cfgs)
-        if state is None:  # a study resumed after these runs ended: report, do not train
-            finished = [inner.finished_run(cfg.digest()) is not None
-                        for inner, cfg in zip(inners, cfgs)]
-            if all(finished):
-                for inner in inners:
-                    inner.run_id = inner.run_id or inner._find_existing()
-                final_report()
-                return
-        device = resolve_device(base.train.device, _granted_gpus())
-        loop = VectorLoop(cfgs, device=device)
-        if state is not None:
-            loop.load_state_dict(state)
-        reporters: list[MlflowReporter | None] = []
-        for k, (inner, cfg) in enumerate(zip(inners, cfgs)):
-            if loop.done[k] or finished[k]:  # its run is complete: leave it as it is
-                loop.done[k] = True
-                reporters.append(None)
-                if inner.run_id is None:
-                    inner.run_id = inner._find_existing()
-                continue
-            tags = {**loop.dataset.tags(), **trial_tags(cfg), **provenance_tags(),
-                    **{t: v for m in loop.metrics for t, v in m.provenance(loop.dataset).items()},
-                    **notes,
-                    names.TAG_VECTOR_TRIAL: trial_id, names.TAG_VECTOR_COPY: str(k),
-                    names.TAG_VECTOR_COPIES: str(len(cfgs)), names.TAG_VECTORIZED: "true",
-                    names.TAG_DEVICE: device.type}
-            started.append(inner)
-            inner.start(copy_trial_info(loop, k, tags))
-            reporters.append(inner)
-
-        def after_evaluation(step: int, values, checkpoint) -> None:
-            if all(loop.done):
-                return  # the final report below ends the trial
-            with tempfile.TemporaryDirectory() as d:
-                save_checkpoint(d, checkpoint(), {
-                    "mlflow_run_id": inners[0].run_id, "step": step,
-                    "mlflow_run_ids": [inner.run_id for inner in inners]})
-                tune.report({**_combined(values), "step": step, "final": False,
-                             "label": label, "copies": len(cfgs)},
-                            checkpoint=tune.Checkpoint.from_directory(d))
-
-        loop.fit(reporters, after_evaluation)
-        final_report()
-    except BaseException as exc:
-        if not (isinstance(exc, SystemExit) and exc.code == 0):  # 0: Tune stopped it
-            for inner in started:  # a run finished before a restore stays finished
-                inner.fail(exc)
-        raise
 
 
 # ---------------------------------------------------------------------------------------
@@ -365,7 +237,9 @@ class Progress(Callback):
         self.total, self.concurrency = total, concurrency
         self.stream = stream or sys.stderr
         self.t0 = time.monotonic()
-        self.done = self.failed = self.running = 0
+        self.done = self.failed = 0
+        #: trial id -> when it first started; a retried trial keeps its entry (Tune calls
+        #: on_trial_start again for every retry), so it counts as running once
         self.started: dict[str, float] = {}
         self.durations: list[float] = []
 
@@ -386,12 +260,14 @@ class Progress(Callback):
         return (f"  [{_fmt(elapsed)}] {finished}/{self.total} trials finished "
                 f"({self.done} ok, {self.failed} failed), {self.running} running{eta}")
 
+    @property
+    def running(self) -> int:
+        return len(self.started)
+
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.running += 1
-        self.started[trial.trial_id] = time.monotonic()
+        self.started.setdefault(trial.trial_id, time.monotonic())
 
     def _end(self, trial) -> float:
-        self.running = max(0, self.running - 1)
         dt = time.monotonic() - self.started.pop(trial.trial_id, time.monotonic())
         self.durations.append(dt)
         return dt

@@ -23,7 +23,7 @@ lock, and ``tune.report`` raises ``SystemExit(0)``, which ``RunnerThread`` swall
 calls ``Callback.on_trial_complete`` *before* it tells the actor to stop, and may never wait
 for the thread (``cleanup`` uses ``timeout=0``; a cached actor may be killed before reuse), so
 the trial process cannot be relied on to end its run: the driver does, here, and
-:meth:`harness.tune_glue.TuneReporter.fail` leaves a ``SystemExit(0)`` alone. A trial the
+:func:`harness.trial.run_copies` leaves a ``SystemExit(0)`` alone. A trial the
 scheduler stopped is recognised by its last result: a non-final evaluation report
 (``final: False``) -- a trial that ran to its end always last reported ``final: True``.
 """

@@ -1,7 +1,7 @@
 """Test plugin: the first vectorized trial to report its first evaluation to Tune dies.
 
 Imported (as a study plugin) in every trial process, it wraps
-:meth:`harness.vector.trial.VectorLoop.fit` so that right after the first evaluation's
+:meth:`harness.vector.trial.VectorTrainer.run` so that right after the first evaluation's
 combined checkpoint reached Tune the process exits on the spot (``os._exit``: no cleanup,
 like a lost node) -- once: the file named by ``$HARNESS_TEST_VECTOR_DIES`` records it.
 Without that variable it does nothing.
@@ -16,10 +16,10 @@ from harness.vector import trial as vector_trial
 
 ENV = "HARNESS_TEST_VECTOR_DIES"
 
-if not getattr(vector_trial.VectorLoop.fit, "_dies_once", False):
-    _fit = vector_trial.VectorLoop.fit
+if not getattr(vector_trial.VectorTrainer.run, "_dies_once", False):
+    _run = vector_trial.VectorTrainer.run
 
-    def fit(self, reporters, after_evaluation=None):
+    def run(self, reporters, after_evaluation=None):
         marker = os.environ.get(ENV)
 
         def after(step, values, checkpoint):
@@ -29,7 +29,7 @@ if not getattr(vector_trial.VectorLoop.fit, "_dies_once", False):
                 Path(marker).write_text(f"died at {step}")
                 os._exit(1)
 
-        return _fit(self, reporters, after)
+        return _run(self, reporters, after)
 
-    fit._dies_once = True
-    vector_trial.VectorLoop.fit = fit
+    run._dies_once = True
+    vector_trial.VectorTrainer.run = run

@@ -12,12 +12,13 @@ import torch
 
 from harness import names
 from harness.config import TrialConfig, parse_study
+from harness.device import resolve_device
 from harness.errors import ClusterError, ConfigError, DeviceError, HarnessError
 from harness.metrics import EvalContext, Evaluation, Metric, eval_device
 from harness.reporting import MemoryReporter
 from harness.resolve import resolve
 from harness.study import check_resources
-from harness.trial import build_trainer, resolve_device, run_trial
+from harness.trial import build_trainer, run_trial
 from tests.test_config import study
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")

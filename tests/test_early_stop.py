@@ -172,7 +172,7 @@ def test_d_overpowers_stops_at_the_first_evaluation_where_the_rule_holds():
 def test_restore_after_an_early_stop(collapsing):
     cfg, full, rep_full = collapsing
     last = rep_full.checkpoints[-1]
-    assert last["step"] == 40 and last["stopped"] == names.STATUS_COLLAPSED
+    assert last["step"] == 40 and last["copies"][0]["stopped"] == names.STATUS_COLLAPSED
     # from the checkpoint written at the stop: nothing more is trained, the same result
     rep = MemoryReporter(resume=copy.deepcopy(last))
     resumed = run_trial(cfg, rep)
@@ -181,19 +181,34 @@ def test_restore_after_an_early_stop(collapsing):
     assert untimed(resumed.final) == untimed(full.final)
     # from the checkpoint before the stop: it trains on and stops at the same place
     first = rep_full.checkpoints[0]
-    assert first["step"] == 20 and first["stopped"] is None
+    assert first["step"] == 20 and first["copies"][0]["stopped"] is None
     again = run_trial(cfg, MemoryReporter(resume=copy.deepcopy(first)))
     assert (again.status, again.steps_done) == (names.STATUS_COLLAPSED, 40)
     assert untimed(again.final) == untimed(full.final)
     assert again.history == full.history
 
 
+def _legacy(state: dict, *drop: str) -> dict:
+    """``state`` as a one-copy checkpoint written before per-copy records: the loop's
+    fields at the top level, without the fields named in ``drop``."""
+    old = copy.deepcopy(state)
+    run = old.pop("copies")[0]
+    del run["ended_at"], run["done"]
+    old.update({k: v for k, v in run.items() if k not in drop})
+    return old
+
+
 def test_checkpoints_without_the_stop_field_still_load(collapsing):
-    cfg, _, rep_full = collapsing
-    old = copy.deepcopy(rep_full.checkpoints[0])
-    del old["stopped"]  # written before stop_early existed
+    cfg, full, rep_full = collapsing
+    # written before stop_early (and diverged_reason) existed
+    old = _legacy(rep_full.checkpoints[0], "stopped", "diverged_reason")
     again = run_trial(cfg, MemoryReporter(resume=old))
     assert (again.status, again.steps_done) == (names.STATUS_COLLAPSED, 40)
+    assert again.history == full.history
+    # one written at the stop resumes as stopped there: nothing more is trained
+    rep = MemoryReporter(resume=_legacy(rep_full.checkpoints[-1]))
+    resumed = run_trial(cfg, rep)
+    assert (resumed.status, resumed.steps_done, rep.rows) == (names.STATUS_COLLAPSED, 40, [])
 
 
 # --- study-file settings --------------------------------------------------------------------
@@ -358,24 +373,21 @@ def test_the_searcher_tells_optuna_a_pruned_trial_was_pruned():
 
 
 def test_the_trial_leaves_a_tune_stop_to_the_driver():
-    from harness.tune_glue import TuneReporter
+    from harness.trial import run_copies
 
-    class Inner:
-        run_id = "r"
+    cfg = make_config({}, steps=20)
+    for error in (SystemExit(0), SystemExit(1), RuntimeError("x"), KeyboardInterrupt()):
+        class Stops(MemoryReporter):
+            def evaluation(self, *args, error=error):
+                raise error  # tune.report raises SystemExit(0) in a trial Tune stopped
 
-        def __init__(self):
-            self.failed = []
-
-        def fail(self, error):
-            self.failed.append(error)
-
-    inner = Inner()
-    rep = TuneReporter(inner)
-    rep.fail(SystemExit(0))  # how tune.report ends a trial Tune stopped
-    assert inner.failed == []
-    for error in (SystemExit(1), RuntimeError("x"), KeyboardInterrupt()):
-        rep.fail(error)
-    assert [type(e) for e in inner.failed] == [SystemExit, RuntimeError, KeyboardInterrupt]
+        reps = [Stops()]
+        with pytest.raises(type(error)):
+            run_copies([cfg], reps)
+        if isinstance(error, SystemExit) and error.code == 0:
+            assert reps[0].error is None
+        else:
+            assert reps[0].error is error
 
 
 # --- the MLflow end of a pruned trial ----------------------------------------------------------

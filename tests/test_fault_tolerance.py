@@ -84,10 +84,10 @@ def test_first_good_falls_back_to_the_previous_checkpoint_then_to_scratch(tmp_pa
     assert state is None and meta["mlflow_run_id"] == "r" and len(skipped) == 3
 
 
-def test_tune_reporter_restores_past_a_corrupt_latest_checkpoint(tmp_path, monkeypatch):
+def test_a_trial_restores_past_a_corrupt_latest_checkpoint(tmp_path, monkeypatch):
     from ray import tune
 
-    from harness.tune_glue import TuneReporter
+    from harness.tune_glue import restore_checkpoint
 
     for i in (1, 2):
         save_checkpoint(tmp_path / f"checkpoint_00000{i}", _state(i), {"step": i, "mlflow_run_id": "run-1"})
@@ -95,13 +95,10 @@ def test_tune_reporter_restores_past_a_corrupt_latest_checkpoint(tmp_path, monke
     latest = tune.Checkpoint.from_directory(str(tmp_path / "checkpoint_000002"))
     monkeypatch.setattr(tune, "get_checkpoint", lambda: latest)
 
-    class Inner:
-        run_id = None
-
-    reporter = TuneReporter(Inner())
-    state = reporter.restore()
-    assert state["step"] == 1 and reporter.inner.run_id == "run-1"
-    assert "checkpoint_000002" in reporter.notes[names.TAG_CHECKPOINT_SKIPPED]
+    notes: dict[str, str] = {}
+    state, meta = restore_checkpoint(notes)
+    assert state["step"] == 1 and meta["mlflow_run_id"] == "run-1"
+    assert "checkpoint_000002" in notes[names.TAG_CHECKPOINT_SKIPPED]
 
 
 def test_a_trial_whose_process_dies_is_retried_from_its_checkpoint_in_the_same_run(tmp_path):
@@ -181,3 +178,27 @@ def test_a_trial_restored_from_an_older_checkpoint_logs_no_step_twice(tmp_path, 
         want = [(m.step, m.value) for m in client.get_metric_history(clean.run_id, key)]
         assert [s for s, _ in got] == sorted({s for s, _ in got}), key  # one point per step
         assert got == want, key
+
+
+def test_the_progress_line_counts_a_retried_trial_as_running_once():
+    import io
+    from types import SimpleNamespace
+
+    from harness.tune_glue import Progress
+
+    stream = io.StringIO()
+    progress = Progress(total=3, concurrency=2, stream=stream)
+
+    def trial(tid):
+        return SimpleNamespace(trial_id=tid, config={"label": tid},
+                               last_result={names.TAG_STATUS: names.STATUS_OK, "final": True})
+
+    a, b = trial("a"), trial("b")
+    progress.on_trial_start(0, [], a)
+    progress.on_trial_start(0, [], b)
+    progress.on_trial_start(0, [], a)  # Tune retries a after its node died
+    assert progress.running == 2
+    progress.on_trial_complete(0, [], a)
+    assert progress.running == 1 and "1/3 trials finished (1 ok, 0 failed), 1 running" in stream.getvalue()
+    progress.on_trial_error(0, [], b)
+    assert progress.running == 0

@@ -329,21 +329,21 @@ def test_a_run_records_the_derived_values_in_mlflow(tmp_path, one_thread, given,
 
 
 def test_a_vectorized_copy_records_the_params_of_the_single_trial(one_thread):
-    """The vectorized trainable's copies (:func:`harness.tune_glue.copy_trial_info`) log
-    the params :func:`harness.trial.run_trial` logs for the same config."""
+    """A vectorized trial's copies (:func:`harness.trial.copy_info` of a
+    :class:`~harness.vector.trial.VectorTrainer`) log the params :func:`harness.trial.run_trial`
+    logs for the same config."""
     from harness.reporting import MemoryReporter
-    from harness.trial import run_trial
-    from harness.tune_glue import copy_trial_info
-    from harness.vector.trial import VectorLoop, copy_configs, fallback_reason
+    from harness.trial import build_copies, copy_info, run_trial
+    from harness.vector.trial import copy_configs, fallback_reason
 
     base = resolve(parse_study(_study({})))[0].base
     assert fallback_reason(base) is None
     cfgs = copy_configs(base, [4, 5], [{"lr_d": 1e-4}, {"lr_d": 2e-4}])
-    loop = VectorLoop(cfgs)
+    loop, plugins = build_copies(cfgs)
     for k, cfg in enumerate(cfgs):
         single = MemoryReporter()
         run_trial(cfg, single)
-        info = copy_trial_info(loop, k, {})
+        info = copy_info(loop, plugins, cfg, k)
         assert info.params == single.info.params, k
         assert info.derived == single.info.derived, k
         assert info.params["model.g_hidden"] == [128, 128, 128] and info.params["lr_d"] == cfg.train.lr_d

@@ -213,7 +213,7 @@ def test_d_steps_three(reference):
 
 def _assert_resume_matches(full, rep_full, first_checkpoint):
     assert first_checkpoint["step"] == 20
-    assert [s for s, _ in first_checkpoint["history"]] == [5, 10, 15, 20]
+    assert [s for s, _ in first_checkpoint["copies"][0]["history"]] == [5, 10, 15, 20]
     resumed, rep = run(make_config(), resume=first_checkpoint)
     assert rep.info.resumed_from_step == 20
     assert resumed.steps_done == 40

@@ -281,14 +281,14 @@ def test_a_dead_vectorized_trial_continues_every_copys_run(studies, tmp_path, mo
             assert _histories(client, run) == _histories(p_client, plain[seed]), seed
 
 
-# --- VectorLoop against run_trial, in-process (fast) ------------------------------------
+# --- VectorTrainer against run_trial, in-process (fast) ------------------------------------
 
 
-def test_vector_loop_equals_single_trials_and_resumes(one_torch_thread):
+def test_vector_trainer_equals_single_trials_and_resumes(one_torch_thread):
     from harness.config import TrialConfig
     from harness.reporting import MemoryReporter
     from harness.trial import run_trial
-    from harness.vector.trial import VectorLoop, copy_configs, fallback_reason
+    from harness.vector.trial import VectorTrainer, copy_configs, fallback_reason
 
     cfg = TrialConfig(study="t", variant="v", dataset_key="ring8", dataset="ring8",
                       model={"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
@@ -300,8 +300,8 @@ def test_vector_loop_equals_single_trials_and_resumes(one_torch_thread):
     cfgs = copy_configs(cfg, [11, 12])
     reps = [MemoryReporter() for _ in cfgs]
     saved = []
-    results = VectorLoop(cfgs).fit(reps, lambda step, values, ck: saved.append(copy.deepcopy(ck())))
-    assert len(saved) == 2  # one combined checkpoint per evaluation round
+    results = VectorTrainer(cfgs).run(reps, lambda step, values, ck: saved.append(copy.deepcopy(ck())))
+    assert len(saved) == 1  # one combined checkpoint per evaluation round that leaves training
     for k, c in enumerate(cfgs):
         single = MemoryReporter()
         result = run_trial(c, single)
@@ -310,9 +310,9 @@ def test_vector_loop_equals_single_trials_and_resumes(one_torch_thread):
         assert ({x: v for x, v in result.final.items() if x not in TIMING}
                 == {x: v for x, v in results[k].final.items() if x not in TIMING}), k
         assert set(single.artifacts) == set(reps[k].artifacts), k
-    resumed = VectorLoop(cfgs)
+    resumed = VectorTrainer(cfgs)
     resumed.load_state_dict(saved[0])
-    again = resumed.fit([MemoryReporter() for _ in cfgs])
+    again = resumed.run([MemoryReporter() for _ in cfgs])
     for k in range(len(cfgs)):
         assert again[k].history == results[k].history
         assert [e.values for e in again[k].evals] == [e.values for e in results[k].evals]
@@ -338,7 +338,7 @@ def test_fallback_reasons():
     assert fallback_reason(cfg(model={"name": "cgan"})) == (
         "model 'cgan' does not declare stackable networks: "
         "ConditionalGAN.vectorizable is not True")
-    assert "stop_early" in fallback_reason(cfg(diagnostics={"stop_early": ["collapsed"]}))
+    assert fallback_reason(cfg(diagnostics={"stop_early": ["collapsed"]})) is None  # per copy
     bn = {"g_hidden": [16], "d_hidden": [16], "g_batchnorm": True}
     assert fallback_reason(cfg(model={"name": "mlp", "params": bn})) == (
         "cannot stack BatchNorm1d (net.1): only plain MLPs (no batch norm, maxout or dropout)")
@@ -446,3 +446,36 @@ def test_an_errored_search_batch_fails_every_suggestion():
     states = [t.state.name for t in searcher.optuna[key]._ot_study.trials]
     assert states == ["FAIL", "FAIL"]
     assert searcher.suggest("seeds")["trial"]["phase"] == names.PHASE_SEEDS  # first_params
+
+
+def test_a_copy_stopped_early_ends_there_while_the_others_train_on(one_torch_thread):
+    """``diagnostics.stop_early`` in a vectorized trial: the loop ends the copy whose status
+    holds (the engine stops updating it) and the others train on; each copy records what
+    its single trial records."""
+    from harness.config import TrialConfig
+    from harness.reporting import MemoryReporter
+    from harness.trial import run_trial
+    from harness.vector.trial import VectorTrainer, copy_configs, fallback_reason
+
+    cfg = TrialConfig(study="t", variant="v", dataset_key="ring8", dataset="ring8",
+                      model={"name": "mlp", "params": {"g_hidden": [16, 16], "d_hidden": [16, 16]}},
+                      loss="minimax", metrics=["mode_coverage"], seed=0,
+                      phase=names.PHASE_SEEDS,
+                      diagnostics={"stop_early": [names.STATUS_D_OVERPOWERS],
+                                   "vanishing_grad": 0.05},
+                      train={"steps": 200, "eval_every": 20, "log_every": 5,
+                             "eval_samples": 200, "batch_size": 32})
+    assert fallback_reason(cfg) is None
+    # copy 0: a generator that cannot move against a discriminator that learns fast
+    cfgs = copy_configs(cfg, [0, 1], [{"lr_g": 1e-9, "lr_d": 1e-2}, {}])
+    reps = [MemoryReporter() for _ in cfgs]
+    results = VectorTrainer(cfgs).run(reps)
+    assert results[0].status == names.STATUS_D_OVERPOWERS and results[0].steps_done < 200
+    assert results[1].steps_done == 200
+    for k, c in enumerate(cfgs):
+        single = MemoryReporter()
+        result = run_trial(c, single)
+        assert (result.status, result.steps_done) == (results[k].status, results[k].steps_done)
+        assert single.rows == reps[k].rows and single.evals == reps[k].evals, k
+        assert ({x: v for x, v in result.final.items() if x not in TIMING}
+                == {x: v for x, v in results[k].final.items() if x not in TIMING}), k

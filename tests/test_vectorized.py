@@ -452,10 +452,10 @@ def test_a_logged_loss_above_diverge_loss_freezes_the_copy_at_that_log_step():
 
 
 def test_a_diverged_copy_records_why_as_a_single_trial_does():
-    from harness.vector.trial import VectorLoop
+    from harness.vector.trial import VectorTrainer
 
-    loop = VectorLoop([make_config(seed=0), make_config(seed=1, lr_d=10.0, lr_g=10.0)])
-    ok, bad = loop.fit([None, None])
+    loop = VectorTrainer([make_config(seed=0), make_config(seed=1, lr_d=10.0, lr_g=10.0)])
+    ok, bad = loop.run([None, None])
     assert ok.status != names.STATUS_DIVERGED and names.TAG_DIVERGED_REASON not in ok.tags
     assert bad.status == names.STATUS_DIVERGED
     reason = bad.tags[names.TAG_DIVERGED_REASON]

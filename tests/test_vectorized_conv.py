@@ -105,12 +105,12 @@ def test_vectorized_dcgan_copies_train_like_single_trainers(mnist_dir, one_threa
     gen.load_state_dict(vec.copy_state(1)["generator"])
 
 
-def test_vector_loop_scores_dcgan_copies_as_single_trials(mnist_dir, tmp_path, one_thread):
-    """A VectorLoop of two DCGAN seeds with the image metrics (class_modes and fidelity,
+def test_vector_trainer_scores_dcgan_copies_as_single_trials(mnist_dir, tmp_path, one_thread):
+    """A VectorTrainer of two DCGAN seeds with the image metrics (class_modes and fidelity,
     batched over the copies) records what two single trials record, to float rounding."""
     from harness.reporting import MemoryReporter
     from harness.trial import run_trial
-    from harness.vector.trial import VectorLoop, copy_configs, fallback_reason
+    from harness.vector.trial import VectorTrainer, copy_configs, fallback_reason
 
     cache = str(tmp_path / "cache")
     metrics = [{"name": "class_modes", "params": {"cache_dir": cache, "final_samples": 150}},
@@ -122,8 +122,8 @@ def test_vector_loop_scores_dcgan_copies_as_single_trials(mnist_dir, tmp_path, o
     cfgs = copy_configs(cfg, [5, 6])
     reps = [MemoryReporter() for _ in cfgs]
     saved = []
-    results = VectorLoop(cfgs).fit(reps, lambda step, values, ck: saved.append(copy.deepcopy(ck())))
-    assert len(saved) == 2
+    results = VectorTrainer(cfgs).run(reps, lambda step, values, ck: saved.append(copy.deepcopy(ck())))
+    assert len(saved) == 1  # the round at step 3 (the last one ends every copy)
     for k, c in enumerate(cfgs):
         single = MemoryReporter()
         result = run_trial(c, single)

@@ -7,8 +7,9 @@
 * :mod:`harness.vector.adam`: :class:`~harness.vector.adam.StackedAdam`, one Adam per copy;
 * :mod:`harness.vector.engine`: :class:`~harness.vector.engine.VectorizedGAN`, the training
   step of every copy at once, bit-equal to single trials on the CPU;
-* :mod:`harness.vector.trial`: :class:`~harness.vector.trial.VectorLoop`, the evaluation
-  loop and reporting of a vectorized trial, and which pairs can be vectorized;
+* :mod:`harness.vector.trial`: :class:`~harness.vector.trial.VectorTrainer`, the N-copy
+  game the trial loop (:class:`harness.loop.CopiesLoop`) trains, and which pairs can be
+  vectorized;
 * :mod:`harness.vector.plan`: which trials of a study run vectorized (study key
   ``vectorize``).
 

@@ -141,10 +141,10 @@ class VectorizedGAN:
 
     def __init__(self, cfgs: Sequence[TrialConfig], device: torch.device | str | None = None,
                  loss_mode: str = "auto", compile: str | None = None):
+        from harness.device import resolve_device
         from harness.plugins import load_plugins
         from harness.registry import DATASETS, LOSSES, MODELS
         from harness.trainer import Trainer
-        from harness.trial import resolve_device
 
         cfgs = list(cfgs)
         if not cfgs:
@@ -342,6 +342,11 @@ class VectorizedGAN:
         the log step whose loss exceeded ``diverge_loss``)."""
         at = self.diverged_at.cpu().tolist()
         return {k: s for k, s in enumerate(at) if s > 0}
+
+    def stop(self, k: int) -> None:
+        """Stops training copy ``k`` (no more updates; its parameters stay as they are),
+        e.g. when the loop ends it early; not a divergence unless it was one."""
+        self.active[k] = False
 
     def copy_state(self, k: int) -> dict[str, dict[str, torch.Tensor]]:
         """Copy ``k``'s networks as the single-copy modules' state dicts."""
