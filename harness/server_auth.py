@@ -57,13 +57,21 @@ def credentials_from_env(environ=None) -> tuple[str, str]:
     return user, password
 
 
+#: how long a server worker trusts credentials it verified (MLflow's ``auth_cache_ttl_seconds``)
+AUTH_CACHE_SECONDS = 3600
+
+
 def auth_ini_text(store: Path) -> str:
     """The auth app's settings for ``store``: the user database beside the runs, no secret."""
     return ("[mlflow]\n"
             "default_permission = NO_PERMISSIONS\n"
             f"database_uri = sqlite:///{store / AUTH_DB}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-            "grant_default_workspace_access = false\n")
+            "grant_default_workspace_access = false\n"
+            # every request is checked against the password's scrypt hash, over 0.1 s of
+            # CPU each, unless the worker keeps the accounts it verified: the one account's
+            # password cannot change while the server runs (a new one is refused at start)
+            f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n")
 
 
 def check_existing_account(store: Path, user: str, password: str) -> None:

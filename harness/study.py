@@ -343,7 +343,8 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
         print(f"  resuming the interrupted run from {resumable.path}", file=stream, flush=True)
 
     def study_trial(config: dict) -> None:
-        trainable(config, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent_id)
+        trainable(config, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent_id,
+                  resumed=resumable is not None)
 
     resources = trial_resources(spec)
     if resumable is not None:

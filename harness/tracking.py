@@ -27,7 +27,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,7 +77,9 @@ def _quiet_mlflow() -> None:
 #: environment variable: seconds a tracking server may stay unreachable before logging fails
 TIMEOUT_ENV = "HARNESS_TRACKING_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
-_HTTP_DOWN = re.compile(r"error code (502|503|504)\b")  # a proxy in front of a server that is down
+#: a proxy in front of a server that is down: MLflow's "error code 502", or, once its own HTTP
+#: retries (which cover 502/503/504) run out, urllib3's "too many 502 error responses"
+_HTTP_DOWN = re.compile(r"error code (502|503|504)\b|too many (502|503|504) error responses")
 _down_since: float | None = None  # when this process first found the tracking server unreachable
 
 
@@ -261,14 +263,22 @@ def log_bytes(client, run_id: str, artifacts: dict[str, bytes]) -> None:
         retry(client.log_artifacts, run_id, tmp)
 
 
-def log_metrics(client, run_id: str, rows: HistoryRows) -> None:
+def log_metrics(client, run_id: str, rows: HistoryRows, params: Sequence = (),
+                tags: Sequence = ()) -> None:
+    """``rows`` (``[(step, {key: value})]``), ``params`` and ``tags`` in as few
+    ``log_batch`` requests as MLflow's limits allow (1,000 metrics, 100 params and 100 tags
+    a request); nothing is sent when all are empty."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    batch = [Metric(key, float(v), now, step) for step, row in rows for key, v in row.items()
-             if v is not None]
-    for i in range(0, len(batch), MAX_BATCH):
-        retry(client.log_batch, run_id, metrics=batch[i:i + MAX_BATCH])
+    metrics = [Metric(key, float(v), now, step) for step, row in rows for key, v in row.items()
+               if v is not None]
+    params, tags = list(params), list(tags)
+    i = 0
+    while metrics[i * MAX_BATCH:] or params[i * 100:] or tags[i * 100:]:
+        retry(client.log_batch, run_id, metrics=metrics[i * MAX_BATCH:(i + 1) * MAX_BATCH],
+              params=params[i * 100:(i + 1) * 100], tags=tags[i * 100:(i + 1) * 100])
+        i += 1
 
 
 def _param_value(v: Any) -> str:
@@ -283,6 +293,11 @@ class MlflowReporter(Reporter):
     reporter already knows its run id (a restored checkpoint carries it) or a run tagged
     with the same Ray ``trial_id`` exists under the parent; then that run is reopened, so
     a retried trial never makes a duplicate.
+
+    Requests are batched (a tracking server answers each in turn): the params and chance
+    levels go with one ``log_batch`` after ``create_run``, the history rows of an evaluation
+    with its values, and a finished run's summary, tags and status in one batch before it
+    is terminated.
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str | None = None,
@@ -302,14 +317,20 @@ class MlflowReporter(Reporter):
         #: the last step a reopened run had logged metrics at: a trial restored from an
         #: older checkpoint trains those steps again and their points are not logged twice
         self.logged_until = -1
+        #: history rows waiting for the next evaluation's batch
+        self.pending: HistoryRows = []
+        #: whether a search by trial id found no run (nothing creates one for this trial
+        #: id in between: it is this reporter's to create)
+        self._absent = False
 
     def _find_existing(self) -> str | None:
-        if not self.trial_id or not self.parent_run_id:
+        if not self.trial_id or not self.parent_run_id or self._absent:
             return None
         runs = retry(self.client.search_runs, [self.experiment_id],
                      filter_string=(f"tags.`{names.TAG_PARENT}` = '{self.parent_run_id}' and "
                                     f"tags.{names.TAG_TRIAL_ID} = '{self.trial_id}'"),
                      max_results=1)
+        self._absent = not runs
         return runs[0].info.run_id if runs else None
 
     def finished_run(self, digest: str | None = None):
@@ -347,17 +368,17 @@ class MlflowReporter(Reporter):
             run = retry(self.client.create_run, self.experiment_id, tags=tags,
                         run_name=self.run_name or info.config.key)
             self.run_id = run.info.run_id
+            self._absent = False
             params = [Param(k, _param_value(v)) for k, v in sorted(info.params.items())]
-            for i in range(0, len(params), 100):
-                retry(self.client.log_batch, self.run_id, params=params[i:i + 100])
-            if info.chance:
-                log_metrics(self.client, self.run_id, [(0, info.chance)])
+            log_metrics(self.client, self.run_id, [(0, info.chance)] if info.chance else [],
+                        params=params)
             from harness.config import config_json
 
             derived = json.dumps(info.derived, indent=2, sort_keys=True)
             log_bytes(self.client, self.run_id,
                       {names.ARTIFACT_CONFIG: config_json(info.config).encode(),
                        names.ARTIFACT_DERIVED_PARAMS: derived.encode()})
+            return  # its tags went with create_run
         else:  # a retried or resumed trial: the same run, with its restart on record
             run = retry(self.client.get_run, self.run_id)
             old = run.data.tags
@@ -384,21 +405,29 @@ class MlflowReporter(Reporter):
         return [(step, row) for step, row in rows if step > self.logged_until]
 
     def history(self, rows: HistoryRows) -> None:
-        log_metrics(self.client, self.run_id, self._new(rows))
+        """Kept for the evaluation's batch: the loop calls :meth:`evaluation` right after
+        (a trial that dies in between trains these steps again from its checkpoint)."""
+        self.pending.extend(self._new(rows))
+
+    def _flush(self, rows: HistoryRows = (), **batch) -> None:
+        rows, self.pending = [*self.pending, *rows], []
+        log_metrics(self.client, self.run_id, rows, **batch)
 
     def evaluation(self, step, values, artifacts, checkpoint) -> None:
-        log_metrics(self.client, self.run_id, self._new([(step, values)]))
+        self._flush(self._new([(step, values)]))
         log_bytes(self.client, self.run_id, artifacts)
 
     def finish(self, result: TrialResult, artifacts: dict[str, bytes]) -> None:
+        from mlflow.entities import RunTag
+
         logged = result.evals[-1].values if result.evals else {}  # already in the histories
         summary = {k: v for k, v in result.final.items()
                    if k not in logged and isinstance(v, float) and math.isfinite(v)}
-        log_metrics(self.client, self.run_id, [(result.steps_done, summary)])
         log_bytes(self.client, self.run_id, artifacts)
-        for key, value in result.tags.items():
-            retry(self.client.set_tag, self.run_id, key, value)
-        retry(self.client.set_tag, self.run_id, names.TAG_STATUS, result.status)
+        # the status last: a run's status tag says its artifacts and metrics are all there
+        tags = {**result.tags, names.TAG_STATUS: result.status}
+        self._flush([(result.steps_done, summary)],
+                    tags=[RunTag(k, str(v)) for k, v in tags.items()])
         retry(self.client.set_terminated, self.run_id, "FINISHED")
         self.finished = True
 

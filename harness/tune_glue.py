@@ -116,7 +116,7 @@ def node_tags() -> dict[str, str]:
 
 
 def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
-              parent_run_id: str) -> None:
+              parent_run_id: str, resumed: bool = False) -> None:
     """The Ray Tune function trainable of every study trial: one config, or the copies of a
     vectorized trial (study key ``vectorize``: ``config["copy_seeds"]``, with
     ``config["copy_params"]`` for a batch of search suggestions), trained by
@@ -131,8 +131,9 @@ def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
     carries ``final``, the status (``ok`` when every copy's is, else the distinct statuses
     joined by commas), every run id (``mlflow_run_id``: the first; ``mlflow_run_ids``),
     and every copy's final metrics and status (``copy_values``, what a batch's Optuna
-    suggestions are told). A trial whose runs all finished before (a resumed study whose
-    last saved Tune state predates the trial's end) reports them without training."""
+    suggestions are told). A trial whose runs all finished before reports them without
+    training; in a ``resumed`` study that includes a finished run of the same configuration
+    and seed under another trial id (Tune's last saved state predates the trial's end)."""
     import torch
     from ray import tune
 
@@ -169,7 +170,8 @@ def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
         saved = meta.get("mlflow_run_ids") or [meta.get("mlflow_run_id")]
         for inner, run_id in zip(inners, saved):
             inner.run_id = run_id or inner.run_id
-    before = [inner.finished_run(cfg.digest()) for inner, cfg in zip(inners, cfgs)]
+    before = [inner.finished_run(cfg.digest() if resumed else None)
+              for inner, cfg in zip(inners, cfgs)]
     for inner, run in zip(inners, before):
         if run is not None:
             inner.run_id = run.info.run_id

@@ -120,6 +120,17 @@ def test_only_unreachable_servers_are_waited_for():
         assert tracking.unreachable(wrapped)
     assert tracking.unreachable(MlflowException(
         "API request to endpoint /api/2.0/mlflow/runs/log-batch failed with error code 503 != 200"))
+    # MLflow retries a proxy's 502 itself (urllib3), then raises the exhausted retries
+    try:
+        try:
+            raise requests.exceptions.RetryError(
+                "HTTPConnectionPool(host='h', port=5000): Max retries exceeded with url: "
+                "/api/2.0/mlflow/runs/search (Caused by ResponseError('too many 502 error "
+                "responses'))")
+        except requests.exceptions.RetryError as inner:
+            raise MlflowException(f"API request to http://h:5000/x failed with exception {inner}")
+    except MlflowException as exhausted:
+        assert tracking.unreachable(exhausted)
     assert not tracking.unreachable(MlflowException("RESOURCE_DOES_NOT_EXIST: run 'x' not found"))
     assert not tracking.unreachable(MlflowException("failed with error code 400 != 200"))
     calls = []

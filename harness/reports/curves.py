@@ -11,6 +11,7 @@ from harness import names
 from harness.reports import display, tables
 from harness.reports.figures import (
     BAND_TEXT,
+    drawn_runs,
     grid,
     median_band,
     panels,
@@ -38,8 +39,8 @@ def _any(pairs: list[tuple[str, pd.DataFrame]], hist: dict, keys) -> bool:
 
 def coverage_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
                     colours: dict, n_modes: dict) -> bytes | None:
-    """A panel per variant: each run's modes covered, their median and inter-quartile band,
-    and the dataset's mode count."""
+    """A panel per variant: each run's modes covered (:func:`drawn_runs` of them), the
+    median and inter-quartile band of all of them, and the dataset's mode count."""
     if not _any(pairs, hist, (names.MODES_COVERED,)):
         return None
     nrows, ncols = grid(len(pairs))
@@ -47,12 +48,12 @@ def coverage_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: d
     for ax in axes.flat[len(pairs):]:
         ax.set_visible(False)
     for ax, (variant, rows) in zip(axes.flat, pairs):
-        drawn = []
-        for i, (_, row) in enumerate(rows.iterrows()):
+        drawn = [s for s in (hist.get((rid, names.MODES_COVERED)) for rid in rows[RUN_ID])
+                 if s is not None and not s.empty]
+        for i, (_, row) in enumerate(drawn_runs(rows).iterrows()):
             s = hist.get((row[RUN_ID], names.MODES_COVERED))
             if s is None or s.empty:
                 continue
-            drawn.append(s)
             ax.plot(s.index, s.values, color=colours[variant], label=run_label(row),
                     **seed_style(i))
         if len(drawn) > 1:  # behind the runs: their median and inter-quartile band
@@ -72,7 +73,7 @@ def coverage_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: d
 
 def losses_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dict,
                   colours: dict) -> bytes | None:
-    """A row per variant, a column per loss, a line per run; InfoGAN's ``loss_q`` and a
+    """A row per variant, a column per loss, a line per run (:func:`drawn_runs`); InfoGAN's ``loss_q`` and a
     critic's ``critic_gap`` get a column of their own when some run logged them (hidden in
     the rows of the variants that did not)."""
     keys = _LOSSES
@@ -83,7 +84,7 @@ def losses_figure(dataset: str, pairs: list[tuple[str, pd.DataFrame]], hist: dic
     for r, (variant, rows) in enumerate(pairs):
         for c, key in enumerate(keys):
             ax = axes[r][c]
-            for i, (_, row) in enumerate(rows.iterrows()):
+            for i, (_, row) in enumerate(drawn_runs(rows).iterrows()):
                 s = hist.get((row[RUN_ID], key))
                 if s is None or s.empty:
                     continue

@@ -21,6 +21,14 @@ from harness.plots import plt
 #: the caption words of every median-and-band figure
 BAND_TEXT = "line: median over runs, band: inter-quartile range"
 
+#: the most runs a figure draws one by one per variant (a study of a thousand trials would
+#: draw spaghetti): beyond it, :func:`drawn_runs` picks that many, and medians and bands
+#: still use every run
+MAX_RUNS_DRAWN = 12
+#: the caption words of a figure that draws at most :data:`MAX_RUNS_DRAWN` runs per variant
+SAMPLED_TEXT = (f"a variant with more than {MAX_RUNS_DRAWN} runs shows {MAX_RUNS_DRAWN} of "
+                "them, evenly spaced in seed order")
+
 _SEED_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ("-", "v"), ("--", "P"),
                 (":", "X"), ("-.", "*")]
 _PANEL_W, _PANEL_H = 3.4, 2.3  # inches of plotting area per panel
@@ -33,6 +41,19 @@ def variant_colours(variants: Iterable[str]) -> dict[str, Any]:
     figure of a report."""
     cmap = plt.get_cmap("tab10")
     return {v: cmap(i % 10) for i, v in enumerate(sorted(set(variants)))}
+
+
+def drawn_runs(rows: pd.DataFrame, most: int = MAX_RUNS_DRAWN) -> pd.DataFrame:
+    """``rows`` when there are at most ``most``, else ``most`` of them evenly spaced in seed
+    order (the first and the last included): the runs a figure draws one by one."""
+    if len(rows) <= most:
+        return rows
+    from harness import names
+
+    order = (rows.sort_values(names.TAG_SEED, kind="stable") if names.TAG_SEED in rows
+             else rows)
+    picks = sorted({round(i * (len(rows) - 1) / (most - 1)) for i in range(most)})
+    return order.iloc[picks]
 
 
 def seed_style(i: int) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import pandas as pd
 from harness import names
 from harness.config import DiagnosticSettings
 from harness.reports import tables
-from harness.reports.figures import panels, png
+from harness.reports.figures import drawn_runs, panels, png
 
 #: a run's fate in the timeline
 COLLAPSED, NEVER_SPREAD, HELD = "collapsed", "never spread", "held"
@@ -100,18 +100,24 @@ def collapse_table(events: pd.DataFrame) -> list[list[str]]:
 
 
 def timeline_figure(dataset: str, events: pd.DataFrame, colours: dict) -> bytes:
-    """One row per run of :func:`run_events`: a dot per evaluation coloured by the fraction
-    of modes covered, a red bar at the collapse step."""
+    """One row per run of :func:`run_events` (per variant, :func:`drawn_runs` of them): a
+    dot per evaluation coloured by the fraction of modes covered, a red bar at the collapse
+    step."""
     import matplotlib
     from matplotlib import cm
     from matplotlib.colors import Normalize
 
+    events = pd.concat([drawn_runs(group) for _, group in
+                        events.groupby(names.TAG_VARIANT, sort=False)])
     events = events.sort_values([names.TAG_VARIANT, names.TAG_SEED], kind="stable")
     height_runs = len(events)
     fig, axes = panels(1, 1, f"Collapse timeline -- {dataset}")
     ax = axes[0][0]
     fig.set_size_inches(fig.get_size_inches()[0] * 2,
                         max(fig.get_size_inches()[1], 1.3 + 0.28 * height_runs))
+    height = fig.get_size_inches()[1]  # keep the margins in inches as the figure grows
+    fig.subplots_adjust(top=1 - 0.75 / height, bottom=0.5 / height)
+    fig.suptitle(f"Collapse timeline -- {dataset}", fontsize=10, y=1 - 0.12 / height, va="top")
     norm, cmap = Normalize(0, 1), matplotlib.colormaps["viridis"]
     labels = []
     for y, (_, ev) in enumerate(events.iterrows()):

@@ -14,15 +14,15 @@ import pandas as pd
 from harness import names
 from harness.reports import curves, display, samples, tables
 from harness.reports.context import ReportContext
-from harness.reports.figures import BAND_TEXT, slug
+from harness.reports.figures import BAND_TEXT, SAMPLED_TEXT, slug
 from harness.reports.load import RUN_ID
 from harness.reports.runs import median_metric, median_run, run_label
 from harness.reports.section import Section
 from harness.tracking import retry
 
 _COVERAGE = ("Mode coverage over generator steps (one panel per variant, one line per run; "
-             "wide pale line and band: their median and inter-quartile range; dotted: all "
-             "modes)")
+             "wide pale line and band: the median and inter-quartile range of all runs; "
+             f"dotted: all modes; {SAMPLED_TEXT})")
 _D_OUTPUTS = ("D(x) (solid), D(G(z)) before (dashed) and after (dotted) the generator step "
               f"({BAND_TEXT})")
 _IMAGES = ("Image metrics over generator steps -- those logged of FID, IS, translation "
@@ -45,7 +45,7 @@ class Datasets(Section):
                 ("coverage", _COVERAGE,
                  curves.coverage_figure(dataset, pairs, hist, colours, n_modes)),
                 ("losses", ("Discriminator and generator losses (one line per run; for "
-                            "critic losses also the critic gap f(x) − f(G(z)))"),
+                            f"critic losses also the critic gap f(x) − f(G(z)); {SAMPLED_TEXT})"),
                  curves.losses_figure(dataset, pairs, hist, colours)),
                 ("d_outputs", _D_OUTPUTS, curves.d_figure(dataset, pairs, hist, colours)),
             ]

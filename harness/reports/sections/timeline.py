@@ -11,6 +11,7 @@ import pandas as pd
 from harness import names
 from harness.config import DiagnosticSettings
 from harness.reports.context import ReportContext
+from harness.reports.figures import SAMPLED_TEXT
 from harness.reports.load import RUN_ID
 from harness.reports.section import Section
 from harness.reports.timeline import collapse_table, run_events, timeline_figure
@@ -47,6 +48,7 @@ class Timeline(Section):
                        "peak → final modes (median)", "mode hops"], collapse_table(events))
             ctx.figure(written, "timeline", dataset,
                        "One row per run: a dot per evaluation coloured by the fraction of "
-                       "modes covered, a red bar at the step the run collapsed",
+                       "modes covered, a red bar at the step the run collapsed (the table "
+                       f"counts every run; {SAMPLED_TEXT})",
                        timeline_figure(dataset, events, ctx.colours))
         return written

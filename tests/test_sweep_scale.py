@@ -1,0 +1,127 @@
+"""benchmarks/sweep_scale.py: its refusals (exit 2, nothing started) and, in the slow suite,
+one CI-sized sweep with faults whose every trial must be FINISHED exactly once."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep_scale.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_sweep_scale", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their annotations there
+    spec.loader.exec_module(module)
+    return module
+
+
+def sweep(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--trials", "0", "--nodes", "1"], "--trials 0: allowed 2..5000"),
+    (["--trials", "1", "--nodes", "1"], "--trials 1: allowed 2.."),
+    (["--trials", "1000000", "--nodes", "1"], "--trials 1000000: allowed 2..5000"),
+    (["--trials", "5", "--nodes", "0"], "--nodes 0: allowed 1.."),
+    (["--trials", "5", "--nodes", "999"], "--nodes 999: allowed 1.."),
+    (["--trials", "5", "--nodes", "1", "--host", "not-an-ip"], "--host 'not-an-ip' is not an IP"),
+    (["--trials", "5", "--nodes", "1", "--host", "203.0.113.9"],
+     "cannot serve the tracking server on 203.0.113.9:0"),
+    (["--trials", "5", "--nodes", "1", "--port", "70000"], "--port 70000: allowed 0"),
+    (["--trials", "five", "--nodes", "1"], "argument --trials: invalid int value: 'five'"),
+    (["--nodes", "1"], "the following arguments are required: --trials"),
+])
+def test_refusals_exit_2_naming_the_problem_and_start_nothing(tmp_path, args, named):
+    out = tmp_path / "out"
+    proc = sweep(*args, "--out", str(out), timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert named in proc.stderr
+    assert proc.stdout == ""
+    assert not out.exists()  # refused before the folder, the server or Ray
+
+
+def test_a_short_password_is_refused_before_the_server_starts(tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_PASSWORD": "short"}
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--trials", "5", "--nodes", "1",
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "MLFLOW_TRACKING_PASSWORD is 5 characters" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_busy_port_and_a_used_folder_are_refused(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = sweep("--trials", "5", "--nodes", "1", "--port", str(port), "--out",
+                     str(tmp_path / "out"), timeout=60)
+    assert proc.returncode == 2 and f"on 127.0.0.1:{port}: " in proc.stderr
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "mlflow.db").write_text("")
+    proc = sweep("--trials", "5", "--nodes", "1", "--out", str(tmp_path / "used"), timeout=60)
+    assert proc.returncode == 2
+    assert "exists and is not an empty folder" in proc.stderr
+
+
+def test_disk_and_memory_limits_name_what_is_needed(bench, tmp_path):
+    args = argparse.Namespace(trials=100, nodes=2, host="127.0.0.1", port=0,
+                              out=str(tmp_path / "out"))
+    bench.check_size(args, cpus=2, disk_free=10 * 1024**3, mem_free=16 * 1024**3)  # fits
+    with pytest.raises(bench.Refused, match=r"0\.5 GiB free on its disk, .* need ~1\.0 GiB "
+                                            r"for 100 trials"):
+        bench.check_size(args, cpus=2, disk_free=512 * 1024**2, mem_free=16 * 1024**3)
+    with pytest.raises(bench.Refused, match=r"--nodes 2: 2\.0 GiB memory available, .* need "
+                                            r"~6\.0 GiB; use fewer --nodes"):
+        bench.check_size(args, cpus=2, disk_free=10 * 1024**3, mem_free=2 * 1024**3)
+    with pytest.raises(bench.Refused, match="--nodes 2: allowed 1..1, one CPU per worker node"):
+        bench.check_size(args, cpus=1, disk_free=10 * 1024**3, mem_free=16 * 1024**3)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_study_has_exactly_n_trials(bench):
+    from harness.config import parse_study
+
+    spec = parse_study(bench.study_yaml(37, seed=3))
+    assert spec.search.trials + spec.seeds == 37 and len(spec.variants) == 1
+    assert len(spec.datasets) == 1 and spec.train.eval_every == spec.train.steps  # one evaluation
+
+
+@pytest.mark.slow
+def test_a_ci_sized_sweep_with_faults_finishes_every_trial_once(bench, tmp_path):
+    out = tmp_path / "sweep"
+    proc = sweep("--trials", "20", "--nodes", "2", "--faults", "--out", str(out), timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((out / "sweep_scale.json").read_text())
+    verdict = result["verdict"]
+    assert verdict["ok"] and verdict["problems"] == [], verdict
+    assert verdict["runs"] == verdict["report_runs"] == 20
+    assert "every trial FINISHED exactly once" in proc.stdout
+    assert result["fault_events"], "no fault fired during the sweep"
+    table = result["table"]
+    assert list(table) == result["columns"] == [key for key, _, _ in bench.MEASURES]
+    for key in table:
+        assert set(table[key]) == {"sweep", "bare"}
+        assert table[key]["sweep"] is not None, key
+    overhead = table["overhead_per_trial_slot_s"]["sweep"]
+    assert math.isfinite(overhead) and overhead > 0
+    assert table["requests_per_trial"]["sweep"] > 0
+    md = (out / "sweep_scale.md").read_text()
+    for _, label, _ in bench.MEASURES:
+        assert label in md
+
