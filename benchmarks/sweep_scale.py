@@ -50,7 +50,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,21 +205,13 @@ class TrackingServer:
                 [sys.executable, "-m", "harness.cli", "server", "--auth", "--host", self.host,
                  "--port", str(self.port), "--store", str(self.store)],
                 stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.store.parent)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"harness server exited with code {self.proc.returncode} "
-                                   f"before answering; its log: {self.log}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"harness server did not answer at {self.url} within {timeout:g}s; "
-                           f"its log: {self.log}")
+        from harness.errors import TrackingError
+        from harness.server import wait_ready
+
+        try:
+            wait_ready(self.proc, self.url, timeout)
+        except TrackingError as exc:
+            raise RuntimeError(f"harness server: {exc}; its log: {self.log}") from None
 
     def stop(self) -> None:
         """SIGTERM: the harness stops every MLflow process it started, then exits."""
@@ -551,21 +542,8 @@ def run_bare(cfgs: list) -> dict[str, float]:
     a Ray trial with one CPU): no Tune, no MLflow, no checkpoints."""
     import torch
 
-    from harness.reporting import Reporter
+    from harness.reporting import NullReporter
     from harness.trial import run_trial
-
-    class NullReporter(Reporter):
-        def start(self, info):
-            pass
-
-        def history(self, rows):
-            pass
-
-        def evaluation(self, step, values, artifacts, checkpoint):
-            pass
-
-        def finish(self, result, artifacts):
-            pass
 
     torch.set_num_threads(1)
     cpu0, t0 = time.process_time(), time.monotonic()

@@ -26,22 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from harness.config import TrialConfig
-from harness.reporting import Reporter
+from harness.reporting import NullReporter
 from harness.trial import build_trainer
-
-
-class NullReporter(Reporter):
-    def start(self, info):
-        pass
-
-    def history(self, rows):
-        pass
-
-    def evaluation(self, step, values, artifacts, checkpoint):
-        pass
-
-    def finish(self, result, artifacts):
-        pass
 
 
 def config(steps: int, batch: int) -> TrialConfig:

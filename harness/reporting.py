@@ -83,6 +83,22 @@ class Reporter(ABC):
         """Called when the trial raised; the exception is re-raised afterwards."""
 
 
+class NullReporter(Reporter):
+    """Keeps nothing: a trial run for its result alone (benchmarks, bare baselines)."""
+
+    def start(self, info: TrialInfo) -> None:
+        pass
+
+    def history(self, rows: HistoryRows) -> None:
+        pass
+
+    def evaluation(self, step, values, artifacts, checkpoint) -> None:
+        pass
+
+    def finish(self, result: TrialResult, artifacts: dict[str, bytes]) -> None:
+        pass
+
+
 class MemoryReporter(Reporter):
     """Keeps everything in memory; optionally resumes from a given state."""
 
