@@ -148,3 +148,14 @@ def test_a_server_with_auth_refuses_requests_without_the_credentials(tmp_path, m
                                                   "another-long-password"}))
     assert other.returncode == 2
     assert f"{store / server_auth.AUTH_DB} already holds user 'alice' with another" in other.stderr
+
+
+def test_mlflow_reads_the_credential_cache_from_the_settings(tmp_path, monkeypatch):
+    from mlflow.server.auth.config import read_auth_config
+
+    env = server_auth.prepare(tmp_path, USER, PASSWORD)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = read_auth_config()
+    assert config.auth_cache_ttl_seconds == server_auth.AUTH_CACHE_SECONDS > 0
+    assert config.default_permission == "NO_PERMISSIONS"
