@@ -404,16 +404,6 @@ def _drop_orphans(client, exp_id: str, parent_id: str, grid, stream) -> None:
               "Tune last saved the study and ran again in a new run", file=stream, flush=True)
 
 
-def reuse_actors() -> bool:
-    """Whether trials reuse their workers: on one machine, yes (a worker's start is most of a
-    short trial's overhead); on a cluster of several nodes, no. Tune cannot recover a trial
-    it was starting on a reused worker whose node has died (the trial is not yet running, so
-    ``max_failures`` does not apply): found by ``benchmarks/sweep_scale.py --faults``."""
-    import ray
-
-    return sum(1 for node in ray.nodes() if node.get("Alive")) <= 1
-
-
 def _new_tuner(spec, plans, study_trial, resources, total, concurrency, workdir, outcome, stream,
                vector=None):
     """A fresh Tune experiment for the study, with the note ``--resume`` will look for."""
@@ -432,8 +422,7 @@ def _new_tuner(spec, plans, study_trial, resources, total, concurrency, workdir,
         tune_config=tune.TuneConfig(
             search_alg=make_searcher(plans, spec.search, spec.seeds, spec.seed, vector),
             scheduler=make_scheduler(spec.search),
-            num_samples=total, max_concurrent_trials=concurrency,
-            reuse_actors=reuse_actors(),
+            num_samples=total, max_concurrent_trials=concurrency, reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=name,
