@@ -302,11 +302,16 @@ class CopiesLoop(ABC):
         extra = f" - {int(cov)}/{n} modes" if n and cov is not None else ""
         return f"{self.titles[k]} step {record.step}{extra}".strip()
 
+    def result(self, k: int) -> TrialResult:
+        """Copy ``k``'s :class:`~harness.reporting.TrialResult` from its record so far."""
+        run = self.runs[k]
+        return trial_result(run.evals, run.history, self.n_modes(), self.settings, self.diag,
+                            self.copy_step(k), run.train_seconds, run.diverged, run.stopped,
+                            tags=self._result_tags(k))
+
     def _finish(self, k: int, reporter: Reporter | None, samples: torch.Tensor) -> TrialResult:
         run = self.runs[k]
-        result = trial_result(run.evals, run.history, self.n_modes(), self.settings,
-                              self.diag, self.copy_step(k), run.train_seconds, run.diverged,
-                              run.stopped, tags=self._result_tags(k))
+        result = self.result(k)
         run.done = True
         if reporter is not None:
             artifacts = self.copy_final_artifacts(k)
@@ -450,12 +455,8 @@ class TrainingLoop(CopiesLoop):
     def fit(self, reporter: Reporter) -> TrialResult:
         """The whole budget, reported to ``reporter``: :meth:`CopiesLoop.run` for one copy."""
         result = self.run([reporter])[0]
-        if result is None:  # restored after its end: report nothing twice
-            run = self.runs[0]
-            result = trial_result(run.evals, run.history, self.n_modes(), self.settings,
-                                  self.diag, self.copy_step(0), run.train_seconds,
-                                  run.diverged, run.stopped, tags=self._result_tags(0))
-        return result
+        # restored after its end: nothing is reported twice
+        return self.result(0) if result is None else result
 
 
 def dataset_modes(dataset: Dataset) -> int | None:

@@ -162,8 +162,8 @@ def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
     extra = {"label": label, "copies": len(cfgs)}
 
     def run_ids() -> dict[str, Any]:
-        ids = [inner.run_id for inner in inners]
-        return {"mlflow_run_id": ids[0], "mlflow_run_ids": ids}
+        runs = [inner.run_id for inner in inners]
+        return {"mlflow_run_id": runs[0], "mlflow_run_ids": runs}
 
     state, meta = restore_checkpoint(notes)
     if meta is not None:
