@@ -7,6 +7,12 @@ pairs and phases instead of idling at the end of each. With the study key ``vect
 (a :class:`~harness.vector.plan.VectorPlan`) a trial may hold several seeds, or several
 Optuna suggestions, as copies (:mod:`harness.vector.trial`).
 
+A trial Tune could not start -- its worker, reused from an earlier trial, was on a node
+that died in between -- fails before it runs, and Tune's ``max_failures`` retries only
+running trials. The searcher suggests such a trial again, the same config under a new Tune
+trial id with ``retry_of`` naming the first (so its MLflow run keeps the first trial's id),
+up to ``retries`` times; it learns which trials started from :data:`STARTED_TRIALS`.
+
 The searcher is driven through Tune's :class:`~ray.tune.search.Searcher` calls
 (``suggest``, ``on_trial_result``, ``on_trial_complete``) and persisted with ``save`` and
 ``restore`` (Tune calls them when it checkpoints the experiment and when a study
@@ -32,6 +38,13 @@ from harness.vector.plan import VectorPlan, tpe_startup_trials
 
 #: the layout of :meth:`StudySearcher.get_state`; :meth:`StudySearcher.set_state` refuses others
 STATE_VERSION = 1
+
+#: the ids of the trials Tune started in this driver process and that have not completed:
+#: Tune tells its callbacks, not its searcher, when a trial starts
+#: (:class:`harness.tune_glue.StartedTrials` adds them)
+STARTED_TRIALS: set[str] = set()
+#: config keys of a trial suggested again: the first trial's id, and which retry it is
+RETRY_OF, RETRY_ATTEMPT = "retry_of", "retry_attempt"
 
 
 def optuna_distribution(p: SearchParam):
@@ -96,10 +109,12 @@ class StudySearcher(Searcher):
 
     #: the attributes that record how far the protocol has got (:meth:`get_state`)
     PROGRESS = ("suggested", "completed", "results", "first_params", "seeds_launched",
-                "batches_launched", "batch", "live", "search_index", "rr")
+                "batches_launched", "batch", "live", "search_index", "rr", "given", "requeued",
+                "alias")
 
     def __init__(self, plans: list[VariantPlan], search: SearchSettings, seeds: int,
-                 base_seed: int, vectorize: VectorPlan | dict[str, int] | None = None):
+                 base_seed: int, vectorize: VectorPlan | dict[str, int] | None = None,
+                 retries: int = 1):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -131,6 +146,13 @@ class StudySearcher(Searcher):
         self.live: dict[str, tuple[str, str, dict]] = {}
         self.search_index: dict[str, int] = {}  # trial id -> its search-phase index
         self.rr = 0
+        self.retries = retries
+        #: the config given to each trial not yet completed, by its first trial id
+        self.given: dict[str, dict] = {}
+        #: first trial ids of trials that failed before they started, to suggest again
+        self.requeued: list[str] = []
+        #: a retry's trial id -> the first trial's id, which the protocol's records use
+        self.alias: dict[str, str] = {}
 
     # -- the protocol -------------------------------------------------------------------
     def best_params(self, key: str) -> dict:
@@ -183,6 +205,24 @@ class StudySearcher(Searcher):
         return out
 
     def suggest(self, trial_id: str) -> dict | None:
+        """A trial that failed before it started first (the same config, ``retry_of`` its
+        first id, ``retry_attempt`` counting from 1); then the protocol's next trial; None
+        while the protocol waits; FINISHED once every trial is launched and completed
+        (a trial still live may yet fail before it starts)."""
+        if self.requeued:
+            first = self.requeued.pop(0)
+            self.alias[trial_id] = first
+            out = self.given[first] = {**self.given[first], RETRY_OF: first,
+                                       RETRY_ATTEMPT: self.given[first].get(RETRY_ATTEMPT, 0) + 1}
+            return out
+        out = self._next(trial_id)
+        if isinstance(out, dict):
+            self.given[trial_id] = out
+        elif out == Searcher.FINISHED and self.given:
+            return None
+        return out
+
+    def _next(self, trial_id: str) -> dict | None:
         trials, seeds = self.settings.trials, self.n_seeds
         for key in self.order:  # seeds of pairs whose search is complete come first
             if self.completed[key] >= trials and self.seeds_launched[key] < seeds:
@@ -224,12 +264,22 @@ class StudySearcher(Searcher):
         return None  # waiting for a search phase to complete
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        trial_id = self.alias.get(trial_id, trial_id)
         key, phase, _ = self.live.get(trial_id, (None, None, None))
         if phase == names.PHASE_SEARCH and trial_id not in self.batch:
             self.optuna[key].on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
+        started = trial_id in STARTED_TRIALS
+        STARTED_TRIALS.discard(trial_id)
+        trial_id = self.alias.pop(trial_id, trial_id)
+        given = self.given.get(trial_id)
+        if (error and result is None and not started and given is not None
+                and given.get(RETRY_ATTEMPT, 0) < self.retries):
+            self.requeued.append(trial_id)  # it never ran: suggest it again
+            return
+        self.given.pop(trial_id, None)
         key, phase, params = self.live.pop(trial_id, (None, None, None))
         index = self.search_index.pop(trial_id, None)
         if phase != names.PHASE_SEARCH:
@@ -278,7 +328,8 @@ class StudySearcher(Searcher):
                              f"this one runs {self.order}")
         progress = copy.deepcopy(state["progress"])
         for name in self.PROGRESS:
-            setattr(self, name, progress[name])
+            if name in progress:  # states saved before retries lack their records
+                setattr(self, name, progress[name])
         for key, saved in state["optuna"].items():
             _restore_optuna(self.optuna[key], saved)
 
@@ -291,4 +342,4 @@ class StudySearcher(Searcher):
             self.set_state(pickle.load(f))
 
 
-__all__ = ["STATE_VERSION", "StudySearcher", "make_sampler", "optuna_distribution", "seed_for"]
+__all__ = ["RETRY_ATTEMPT", "RETRY_OF", "STARTED_TRIALS", "STATE_VERSION", "StudySearcher", "make_sampler", "optuna_distribution", "seed_for"]

@@ -292,9 +292,9 @@ def _run(spec, plans, file, uri, client, workdir, max_concurrent, stream, write_
 
 
 def tune_trials(spec: StudySpec, plans: list[VariantPlan], vector=None) -> int:
-    """How many Tune trials the study runs (``num_samples``): per pair its search trials
-    and seeds trials, fewer where :class:`~harness.vector.plan.VectorPlan` ``vector``
-    puts several copies in one trial."""
+    """How many Tune trials the protocol runs: per pair its search trials and seeds trials,
+    fewer where :class:`~harness.vector.plan.VectorPlan` ``vector`` puts several copies in
+    one trial (a trial that fails before it starts runs again on top)."""
     from harness.vector.plan import VectorPlan
 
     vector = vector or VectorPlan()
@@ -410,7 +410,7 @@ def _new_tuner(spec, plans, study_trial, resources, total, concurrency, workdir,
     from ray import tune
 
     from harness.resume import write_note
-    from harness.tune_glue import CHECKPOINTS_KEPT, Progress, make_searcher
+    from harness.tune_glue import CHECKPOINTS_KEPT, Progress, StartedTrials, make_searcher
     from harness.tune_pruning import PrunedRuns, make_scheduler
 
     uri, exp_id, parent_id = outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id
@@ -420,15 +420,20 @@ def _new_tuner(spec, plans, study_trial, resources, total, concurrency, workdir,
     return tune.Tuner(
         tune.with_resources(study_trial, resources),
         tune_config=tune.TuneConfig(
-            search_alg=make_searcher(plans, spec.search, spec.seeds, spec.seed, vector),
+            search_alg=make_searcher(plans, spec.search, spec.seeds, spec.seed, vector,
+                                     retries=spec.max_failures),
             scheduler=make_scheduler(spec.search),
-            num_samples=total, max_concurrent_trials=concurrency, reuse_actors=True,
+            # the searcher ends the experiment (FINISHED); above `total`, room for the trials
+            # suggested again after they failed before they started
+            num_samples=total * (1 + spec.max_failures), max_concurrent_trials=concurrency,
+            reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name=name,
             storage_path=str(storage),
             verbose=0,
-            callbacks=[Progress(total, concurrency, stream), PrunedRuns(uri, exp_id, parent_id)],
+            callbacks=[StartedTrials(), Progress(total, concurrency, stream, spec.max_failures),
+                       PrunedRuns(uri, exp_id, parent_id)],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
         ),

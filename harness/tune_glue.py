@@ -26,7 +26,7 @@ from ray.tune import Callback
 from harness import names
 from harness.checkpoint import load_first_good, save_checkpoint, trial_checkpoints
 from harness.config import SearchSettings, TrialConfig, VariantPlan
-from harness.searcher import StudySearcher
+from harness.searcher import RETRY_ATTEMPT, RETRY_OF, STARTED_TRIALS, StudySearcher
 from harness.tune_pruning import stopped_by_scheduler
 
 RAY_ENV = {
@@ -146,7 +146,9 @@ def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
     keep_freed_memory()  # a trial's steps reuse their freed memory: no page faults per step
     base = TrialConfig.model_validate(config["trial"])
     label = config.get("label", base.key)
-    trial_id = tune.get_context().get_trial_id()
+    # a trial suggested again after it failed before it started keeps its first id: a run
+    # that first attempt may have opened is found and continued
+    trial_id = config.get(RETRY_OF) or tune.get_context().get_trial_id()
     notes = dict(node_tags())
     if config.get("copy_seeds"):
         cfgs = copy_configs(base, config["copy_seeds"], config.get("copy_params"))
@@ -215,11 +217,21 @@ def _combined(values: list[dict[str, float] | None]) -> dict[str, float]:
 
 
 def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, base_seed: int,
-                  vectorize=None) -> StudySearcher:
+                  vectorize=None, retries: int = 1) -> StudySearcher:
     """The study's Tune searcher (:class:`harness.searcher.StudySearcher`); ``vectorize``:
     the study's :class:`~harness.vector.plan.VectorPlan`, or just its ``{pair key: copies
-    per seeds trial}``."""
-    return StudySearcher(plans, search, seeds, base_seed, vectorize)
+    per seeds trial}``; ``retries``: how often a trial that failed before it started is
+    suggested again (the study's ``max_failures``)."""
+    return StudySearcher(plans, search, seeds, base_seed, vectorize, retries)
+
+
+class StartedTrials(Callback):
+    """Keeps :data:`harness.searcher.STARTED_TRIALS`: the trials Tune started, which the
+    searcher reads to tell a trial that failed before it started (suggested again) from one
+    that failed running (retried by Tune, then failed)."""
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        STARTED_TRIALS.add(trial.trial_id)
 
 
 # ---------------------------------------------------------------------------------------
@@ -235,8 +247,8 @@ def _fmt(seconds: float) -> str:
 class Progress(Callback):
     """A Tune callback printing one line per finished trial and a progress line."""
 
-    def __init__(self, total: int, concurrency: int, stream=None):
-        self.total, self.concurrency = total, concurrency
+    def __init__(self, total: int, concurrency: int, stream=None, retries: int = 1):
+        self.total, self.concurrency, self.retries = total, concurrency, retries
         self.stream = stream or sys.stderr
         self.t0 = time.monotonic()
         self.done = self.failed = 0
@@ -290,8 +302,14 @@ class Progress(Callback):
         print(self._line(), file=self.stream, flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        label = trial.config.get("label", trial.trial_id)
+        if (trial.trial_id not in self.started
+                and trial.config.get(RETRY_ATTEMPT, 0) < self.retries):
+            # the searcher suggests it again (StudySearcher): not a result
+            print(f"  lost  {label:<40} its worker died before it started; running it again",
+                  file=self.stream, flush=True)
+            return
         dt = self._end(trial)
         self.failed += 1
-        label = trial.config.get("label", trial.trial_id)
         print(f"  FAIL  {label:<40} {'':<11} {'failed':<13} {dt:5.1f}s", file=self.stream)
         print(self._line(), file=self.stream, flush=True)

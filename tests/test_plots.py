@@ -20,7 +20,7 @@ def drawn(monkeypatch):
     """The texts of every figure a plot helper renders (title and annotations): what the
     picture says, read from the figure instead of its pixels."""
     texts = []
-    render = plots.figure_png
+    render, blit = plots.figure_png, plots.ScatterCanvas.png
 
     def capture(fig):
         for ax in fig.axes:
@@ -28,7 +28,13 @@ def drawn(monkeypatch):
             texts.extend(t.get_text() for t in ax.texts)
         return render(fig)
 
+    def capture_blit(canvas, samples, title):
+        png = blit(canvas, samples, title)
+        texts.extend(canvas.texts())
+        return png
+
     monkeypatch.setattr(plots, "figure_png", capture)
+    monkeypatch.setattr(plots.ScatterCanvas, "png", capture_blit)
     return texts
 
 
@@ -85,3 +91,28 @@ def test_image_grids_say_which_images_hold_non_finite_or_clipped_pixels(drawn):
     note = ("1 of 8 images with non-finite pixels (drawn black); 2 with pixels outside "
             "[-1, 1] (clipped)")
     assert drawn == [f"step 5\n{note}", "clean"]
+
+
+def test_a_scatter_canvas_draws_each_picture_over_the_fixed_parts_alone():
+    """The second picture on a canvas is the same as the first picture of the same samples
+    on a new canvas: nothing of an earlier picture stays behind (samples, title, note)."""
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(200, 2))
+    centres = np.array([[0.0, 0.0], [1.0, 1.0]])
+    a, b = rng.uniform(-2, 2, (300, 2)), np.vstack([rng.uniform(-2, 2, (300, 2)), [[90.0, 0]]])
+    canvas = plots.ScatterCanvas(real, centres, 3.0)
+    first_a = canvas.png(a, "a")
+    assert canvas.texts() == ["a"]
+    first_b = canvas.png(b, "b")
+    assert canvas.texts() == ["b", "1 of 301 samples outside the plotted range [-3, 3]"]
+    assert canvas.png(a, "a") == first_a  # the note and b's samples are gone
+    assert plots.ScatterCanvas(real, centres, 3.0).png(b, "b") == first_b
+    assert first_a != first_b
+
+
+def test_scatter_canvases_are_kept_per_real_points_centres_and_range():
+    real = np.random.default_rng(1).normal(size=(50, 2))
+    one = plots.scatter_canvas(real, None, 2.0)
+    assert plots.scatter_canvas(real.copy(), None, 2.0) is one
+    assert plots.scatter_canvas(real, None, 3.0) is not one
+    assert plots.scatter_canvas(real + 1, None, 2.0) is not one

@@ -15,7 +15,7 @@ from ray.tune.search import Searcher
 from harness import names
 from harness.config import parse_study
 from harness.resolve import resolve
-from harness.searcher import StudySearcher, seed_for
+from harness.searcher import RETRY_ATTEMPT, RETRY_OF, STARTED_TRIALS, StudySearcher, seed_for
 from harness.vector.plan import VectorPlan
 
 STUDY = {
@@ -85,6 +85,8 @@ class Tune:
             self.count += 1
             self.live.append(trial_id)
             self.configs[trial_id] = cfg
+        if not self.live:  # FINISHED comes once every trial has completed
+            return
         trial_id = self.live.pop(0)
         final = result(self.configs[trial_id])
         self.searcher.on_trial_result(trial_id, {**final, "final": False,
@@ -165,3 +167,85 @@ def test_a_state_is_refused_by_a_searcher_of_other_pairs(tmp_path):
     path.write_bytes(pickle.dumps({"suggested": {}}))  # not a state of this layout
     with pytest.raises(ValueError, match="not a StudySearcher state of version 1"):
         searcher.restore(str(path))
+
+
+@pytest.fixture
+def started():
+    """:data:`STARTED_TRIALS`, emptied before and after (Tune's callback fills it)."""
+    STARTED_TRIALS.clear()
+    yield STARTED_TRIALS
+    STARTED_TRIALS.clear()
+
+
+def plain_searcher(retries: int = 1) -> tuple[StudySearcher, str]:
+    spec = parse_study({**STUDY, "variants": STUDY["variants"][:1], "seeds": 2,
+                        "search": {**STUDY["search"], "trials": 2}})
+    plans = resolve(spec)
+    return StudySearcher(plans, spec.search, spec.seeds, spec.seed, retries=retries), plans[0].key
+
+
+def test_a_trial_that_failed_before_it_started_is_suggested_again(started):
+    """Tune fails a trial it could not start (its reused worker's node died) without
+    retrying it; the searcher suggests the same config again, under the first trial's id,
+    and what the retry reports counts for that first trial."""
+    searcher, key = plain_searcher(retries=2)
+    first = searcher.suggest("t0")
+    searcher.on_trial_complete("t0", None, error=True)  # never started
+    assert searcher.completed[key] == 0
+    again = searcher.suggest("t1")
+    assert again == {**first, RETRY_OF: "t0", RETRY_ATTEMPT: 1}
+    searcher.on_trial_complete("t1", None, error=True)  # lost again: one retry left
+    third = searcher.suggest("t2")
+    assert third == {**first, RETRY_OF: "t0", RETRY_ATTEMPT: 2}
+    started.add("t2")
+    final = {"final": True, names.MODES_COVERED: 7.0, names.HQ_FRACTION: 0.9}
+    searcher.on_trial_result("t2", {**final, "final": False, "training_iteration": 1})
+    searcher.on_trial_complete("t2", final)
+    assert searcher.completed[key] == 1
+    assert searcher.results[key] == [(first["params"], 7.0, 0.9, 0)]
+    # Optuna was told under the first trial's id, which it suggested the params for
+    optuna_trials = searcher.optuna[key]._ot_study.trials
+    assert [t.state.name for t in optuna_trials] == ["COMPLETE"]
+    assert optuna_trials[0].value == 7.0
+    assert not searcher.given and not searcher.alias and not searcher.requeued
+
+
+def test_retries_end_and_a_trial_that_failed_running_is_not_suggested_again(started):
+    searcher, key = plain_searcher(retries=1)
+    searcher.suggest("t0")
+    searcher.on_trial_complete("t0", None, error=True)
+    searcher.suggest("t1")
+    searcher.on_trial_complete("t1", None, error=True)  # the one retry is spent
+    assert searcher.completed[key] == 1 and not searcher.requeued
+    second = searcher.suggest("t2")
+    assert RETRY_OF not in second and second["label"].endswith("search #1")
+    started.add("t2")  # it ran, then failed: Tune's max_failures, not the searcher
+    searcher.on_trial_complete("t2", None, error=True)
+    assert searcher.completed[key] == 2 and not searcher.requeued
+    assert searcher.results[key] == []  # two errors: no result to pick seeds by
+    assert "t2" not in started
+
+
+def test_the_searcher_finishes_only_when_no_trial_can_fail_before_it_starts(started):
+    """The last trial may be lost after everything is launched: FINISHED waits for it."""
+    searcher, _ = plain_searcher(retries=1)
+    final = {"final": True, names.MODES_COVERED: 7.0, names.HQ_FRACTION: 0.9}
+    for t in ("s0", "s1"):
+        searcher.suggest(t)
+        started.add(t)
+        searcher.on_trial_complete(t, final)
+    seeds = [searcher.suggest("p0"), searcher.suggest("p1")]
+    assert [c["trial"]["phase"] for c in seeds] == [names.PHASE_SEEDS] * 2
+    started.add("p0")
+    searcher.on_trial_complete("p0", final)
+    assert searcher.suggest("x") is None  # p1 still live
+    searcher.on_trial_complete("p1", None, error=True)  # lost before it started
+    retry = searcher.suggest("p2")
+    assert retry == {**seeds[1], RETRY_OF: "p1", RETRY_ATTEMPT: 1}
+    # saved and restored with the retry running: the retry's record comes back
+    restored, _ = plain_searcher(retries=1)
+    restored.set_state(pickle.loads(pickle.dumps(searcher.get_state())))
+    for s in (searcher, restored):
+        started.add("p2")
+        s.on_trial_complete("p2", final)
+        assert s.suggest("y") == Searcher.FINISHED

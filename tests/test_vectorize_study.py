@@ -380,6 +380,9 @@ def test_searcher_emits_copy_seeds_for_the_vectorized_seeds_phase():
     assert "copy_seeds" not in second  # the one seed left: an ordinary seeds trial
     assert second["trial"]["seed"] == seed_for(spec.seed, names.PHASE_SEEDS, 3)
     assert second["label"] == f"{key} seeds #3"
+    assert searcher.suggest("done") is None  # either may yet fail before it starts
+    for t in ("v1", "v2"):
+        searcher.on_trial_complete(t, {names.MODES_COVERED: 1.0})
     assert searcher.suggest("done") == searcher.FINISHED
 
 
@@ -427,11 +430,13 @@ def test_searcher_batches_search_suggestions_and_tells_each_its_own_result():
     assert states == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
     seeds = searcher.suggest("seed")
     assert seeds["params"] == expected[1] and seeds["trial"]["phase"] == names.PHASE_SEEDS
+    searcher.on_trial_complete("seed", {"final": True, names.MODES_COVERED: 4.0})
     assert searcher.suggest("done") == searcher.FINISHED
 
 
 def test_an_errored_search_batch_fails_every_suggestion():
     from harness.resolve import resolve
+    from harness.searcher import STARTED_TRIALS
     from harness.tune_glue import make_searcher
     from harness.vector.plan import plan_vectorize
 
@@ -441,7 +446,9 @@ def test_an_errored_search_batch_fails_every_suggestion():
     searcher = make_searcher(plans, spec.search, spec.seeds, spec.seed,
                              plan_vectorize(spec, plans))
     assert len(searcher.suggest("b")["copy_params"]) == 2
+    STARTED_TRIALS.add("b")  # it ran, then failed (one lost before it started runs again)
     searcher.on_trial_complete("b", None, error=True)
+    assert "b" not in STARTED_TRIALS
     assert searcher.completed[key] == 2 and searcher.results[key] == []
     states = [t.state.name for t in searcher.optuna[key]._ot_study.trials]
     assert states == ["FAIL", "FAIL"]
