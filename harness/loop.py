@@ -238,8 +238,9 @@ class CopiesLoop(ABC):
             after_evaluation: AfterEvaluation | None = None) -> list[TrialResult | None]:
         """Train every unfinished copy to its end. ``reporters[k]`` (None: nobody listens)
         receives copy ``k``'s calls in this order: per evaluation ``history`` then
-        ``evaluation`` (with that evaluation's pictures and a function building the whole
-        checkpoint state), at the end ``finish``. ``after_evaluation`` is called after
+        ``evaluation`` (with that evaluation's pictures -- none for the copy's last, whose
+        pictures go with ``finish`` -- and a function building the whole checkpoint
+        state), at the end ``finish``. ``after_evaluation`` is called after
         every round that leaves a copy training. Returns each copy's result (None for
         copies finished before this call)."""
         s = self.settings
@@ -275,14 +276,17 @@ class CopiesLoop(ABC):
                 run.evals.append(records[k])
                 run.history.extend(pending[k])
                 self.check_early_stop(k)
+                final = self.copy_is_final(k)
                 if rep is not None:
                     rep.history(pending[k])
                     step = records[k].step
-                    art = self.copy_pictures(k, samples[k], self._plot_title(k, records[k]),
-                                             f"{names.ARTIFACT_SAMPLES_DIR}/step_{step:07d}")
+                    # the last evaluation's picture is the final one (final_samples.png)
+                    art = {} if final else self.copy_pictures(
+                        k, samples[k], self._plot_title(k, records[k]),
+                        f"{names.ARTIFACT_SAMPLES_DIR}/step_{step:07d}")
                     rep.evaluation(step, records[k].values, art, self.state_dict)
                 pending[k] = []
-                if self.copy_is_final(k):
+                if final:
                     results[k] = self._finish(k, rep, samples[k])
             if after_evaluation is not None and not all(run.done for run in self.runs):
                 values = [records[k].values if k in records else None

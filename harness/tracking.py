@@ -251,8 +251,9 @@ def ensure_experiment(client, name: str, artifact_root: str | None) -> str:
     return retry(client.create_experiment, name, artifact_location=artifact_root)
 
 
-def log_bytes(client, run_id: str, artifacts: dict[str, bytes]) -> None:
-    """Log in-memory files as artifacts at their relative paths."""
+def log_bytes(client, run_id: str, artifacts: dict[str, bytes], repo=None) -> None:
+    """Log in-memory files as artifacts at their relative paths, through the run's artifact
+    repository ``repo`` when given (else the client looks it up: one request)."""
     if not artifacts:
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -260,7 +261,21 @@ def log_bytes(client, run_id: str, artifacts: dict[str, bytes]) -> None:
             path = Path(tmp, rel)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        retry(client.log_artifacts, run_id, tmp)
+        if repo is None:
+            retry(client.log_artifacts, run_id, tmp)
+        else:
+            retry(repo.log_artifacts, tmp)
+
+
+def artifact_repo(tracking_uri: str, artifact_uri: str):
+    """The artifact repository of a run whose ``artifact_uri`` is known (as MLflow's client
+    builds it from the run it fetches)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
+
+    return get_artifact_repository(
+        add_databricks_profile_info_to_artifact_uri(artifact_uri, tracking_uri),
+        tracking_uri=tracking_uri)
 
 
 def log_metrics(client, run_id: str, rows: HistoryRows, params: Sequence = (),
@@ -297,12 +312,15 @@ class MlflowReporter(Reporter):
     Requests are batched (a tracking server answers each in turn): the params and chance
     levels go with one ``log_batch`` after ``create_run``, the history rows of an evaluation
     with its values, and a finished run's summary, tags and status in one batch before it
-    is terminated.
+    is terminated; artifacts go straight to the run's artifact repository. With
+    ``hold_evaluations`` an evaluation's batch waits for :meth:`send_pending` (the trial
+    calls it before it saves a checkpoint, which must not get ahead of the run) or for
+    :meth:`finish`, which sends the last evaluation with the summary.
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str | None = None,
                  trial_id: str | None = None, run_name: str | None = None,
-                 run_id: str | None = None):
+                 run_id: str | None = None, hold_evaluations: bool = False):
         _quiet_mlflow()
         from mlflow.tracking import MlflowClient
 
@@ -313,6 +331,9 @@ class MlflowReporter(Reporter):
         self.trial_id = trial_id
         self.run_name = run_name
         self.run_id = run_id
+        self.hold_evaluations = hold_evaluations
+        #: the run's artifact repository, once its artifact URI is known
+        self.repo = None
         self.finished = False
         #: the last step a reopened run had logged metrics at: a trial restored from an
         #: older checkpoint trains those steps again and their points are not logged twice
@@ -368,6 +389,7 @@ class MlflowReporter(Reporter):
             run = retry(self.client.create_run, self.experiment_id, tags=tags,
                         run_name=self.run_name or info.config.key)
             self.run_id = run.info.run_id
+            self.repo = artifact_repo(self.tracking_uri, run.info.artifact_uri)
             self._absent = False
             params = [Param(k, _param_value(v)) for k, v in sorted(info.params.items())]
             log_metrics(self.client, self.run_id, [(0, info.chance)] if info.chance else [],
@@ -377,10 +399,11 @@ class MlflowReporter(Reporter):
             derived = json.dumps(info.derived, indent=2, sort_keys=True)
             log_bytes(self.client, self.run_id,
                       {names.ARTIFACT_CONFIG: config_json(info.config).encode(),
-                       names.ARTIFACT_DERIVED_PARAMS: derived.encode()})
+                       names.ARTIFACT_DERIVED_PARAMS: derived.encode()}, self.repo)
             return  # its tags went with create_run
         else:  # a retried or resumed trial: the same run, with its restart on record
             run = retry(self.client.get_run, self.run_id)
+            self.repo = artifact_repo(self.tracking_uri, run.info.artifact_uri)
             old = run.data.tags
             tags[names.TAG_RESTARTS] = str(int(old.get(names.TAG_RESTARTS, "0")) + 1)
             tags[names.TAG_RESUMED_FROM_STEP] = str(info.resumed_from_step)
@@ -414,8 +437,15 @@ class MlflowReporter(Reporter):
         log_metrics(self.client, self.run_id, rows, **batch)
 
     def evaluation(self, step, values, artifacts, checkpoint) -> None:
-        self._flush(self._new([(step, values)]))
-        log_bytes(self.client, self.run_id, artifacts)
+        self.pending.extend(self._new([(step, values)]))
+        if not self.hold_evaluations:
+            self._flush()
+        log_bytes(self.client, self.run_id, artifacts, self.repo)
+
+    def send_pending(self) -> None:
+        """Send the history rows and evaluations held so far (``hold_evaluations``)."""
+        if self.pending and self.run_id is not None:
+            self._flush()
 
     def finish(self, result: TrialResult, artifacts: dict[str, bytes]) -> None:
         from mlflow.entities import RunTag
@@ -423,7 +453,7 @@ class MlflowReporter(Reporter):
         logged = result.evals[-1].values if result.evals else {}  # already in the histories
         summary = {k: v for k, v in result.final.items()
                    if k not in logged and isinstance(v, float) and math.isfinite(v)}
-        log_bytes(self.client, self.run_id, artifacts)
+        log_bytes(self.client, self.run_id, artifacts, self.repo)
         # the status last: a run's status tag says its artifacts and metrics are all there
         tags = {**result.tags, names.TAG_STATUS: result.status}
         self._flush([(result.steps_done, summary)],
@@ -437,6 +467,7 @@ class MlflowReporter(Reporter):
         interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
         text = f"{type(error).__name__}: {error}"[:5000]
         try:
+            self.send_pending()  # what the trial measured before it raised
             retry(self.client.set_tag, self.run_id, names.TAG_STATUS,
                   names.STATUS_STOPPED if interrupted else names.STATUS_FAILED)
             retry(self.client.set_tag, self.run_id, names.TAG_ERROR, text)

@@ -159,8 +159,10 @@ def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
                 for k in range(len(cfgs))]
     else:
         cfgs, labels, ids, tags = [base], [label], [trial_id], [{}]
+    # an evaluation's batch goes just before its checkpoint, the last with the run's summary
     inners = [MlflowReporter(tracking_uri, experiment_id, parent_run_id, trial_id=ids[k],
-                             run_name=labels[k]) for k in range(len(cfgs))]
+                             run_name=labels[k], hold_evaluations=True)
+              for k in range(len(cfgs))]
     extra = {"label": label, "copies": len(cfgs)}
 
     def run_ids() -> dict[str, Any]:
@@ -185,6 +187,8 @@ def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
 
     if not all(finals):
         def after_evaluation(step: int, values, checkpoint) -> None:
+            for inner in inners:  # MLflow holds what the checkpoint says was done
+                inner.send_pending()
             with tempfile.TemporaryDirectory() as d:
                 save_checkpoint(d, checkpoint(), {**run_ids(), "step": step})
                 tune.report({**_combined(values), "step": step, "final": False, **extra},

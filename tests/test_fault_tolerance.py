@@ -202,3 +202,58 @@ def test_the_progress_line_counts_a_retried_trial_as_running_once():
     assert progress.running == 1 and "1/3 trials finished (1 ok, 0 failed), 1 running" in stream.getvalue()
     progress.on_trial_error(0, [], b)
     assert progress.running == 0
+
+
+def test_held_evaluations_reach_mlflow_before_their_checkpoint(tmp_path, one_thread):
+    """A Tune trial's reporters hold each evaluation's batch (``hold_evaluations``): the
+    trial sends it just before it saves the checkpoint (``send_pending`` in
+    ``after_evaluation``), and the last goes with the run's summary -- one request fewer a
+    trial, and a checkpoint never gets ahead of what MLflow holds. The run's artifacts go to
+    its artifact repository without a lookup of the run. The run ends the same as one logged
+    evaluation by evaluation."""
+    from harness.config import TrialConfig
+    from harness.tracking import MlflowReporter, open_store, resolve_tracking_uri
+    from harness.trial import run_copies, run_trial
+
+    cfg = TrialConfig(study="s", variant="v", dataset_key="ring8", dataset="ring8",
+                      model={"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
+                      loss="non_saturating", seed=3, phase=names.PHASE_SEEDS, metrics=["mode_coverage"],
+                      train={"steps": 40, "eval_every": 20, "log_every": 5, "batch_size": 32,
+                             "eval_samples": 200})
+    uri = resolve_tracking_uri(None, tmp_path)
+    client = open_store(uri)
+    exp = client.create_experiment("s", artifact_location=(tmp_path / "art").as_uri())
+
+    held = MlflowReporter(uri, exp, hold_evaluations=True)
+    calls: list[str] = []
+    for name in ("log_batch", "get_run", "log_artifacts", "set_terminated"):
+        method = getattr(held.client, name)
+        setattr(held.client, name, lambda *a, _m=method, _n=name, **k: (calls.append(_n),
+                                                                         _m(*a, **k))[1])
+    seen: list[list[int]] = []
+
+    def after_evaluation(step, values, checkpoint):
+        assert client.get_metric_history(held.run_id, names.MODES_COVERED) == []  # held
+        held.send_pending()
+        seen.append([m.step for m in client.get_metric_history(held.run_id,
+                                                                names.MODES_COVERED)])
+
+    run_copies([cfg], [held], after_evaluation=after_evaluation)
+    assert seen == [[20]]  # sent before the checkpoint of step 20; none after the last
+    # params and chance levels, step 20's rows, then the last rows with the summary; the
+    # artifacts through the repository (no get_run), the status last
+    assert calls == ["log_batch", "log_batch", "log_batch", "set_terminated"]
+    plain = MlflowReporter(uri, exp)
+    run_trial(cfg, plain)
+    runs = [client.get_run(r.run_id) for r in (held, plain)]
+    assert runs[0].info.status == "FINISHED"
+    timing = {names.TRAIN_SECONDS, names.STEPS_PER_SECOND}
+    assert set(runs[0].data.metrics) == set(runs[1].data.metrics)
+    assert {k: v for k, v in runs[0].data.metrics.items() if k not in timing} == {
+        k: v for k, v in runs[1].data.metrics.items() if k not in timing}
+    for key in (names.LOSS_D, names.MODES_COVERED, names.HQ_FRACTION):
+        assert ([(m.step, m.value) for m in client.get_metric_history(held.run_id, key)]
+                == [(m.step, m.value) for m in client.get_metric_history(plain.run_id, key)])
+    arts = [{a.path for a in client.list_artifacts(r.run_id)} for r in (held, plain)]
+    assert arts[0] == arts[1]
+    assert {names.ARTIFACT_CONFIG, names.ARTIFACT_FINAL_SAMPLES, "samples"} <= arts[0]

@@ -67,10 +67,12 @@ def test_every_image_model_and_loss_trains(mnist_dir, model, loss):
 ])
 def test_sample_grids_are_logged(mnist_dir, model, grids):
     rep = MemoryReporter()
-    run_trial(config(mnist_dir, model, steps=2), rep)
+    # two evaluations: the first's grids under samples/, the last's are the final ones
+    run_trial(config(mnist_dir, model, steps=4, eval_every=2), rep)
     pngs = sorted(k for k in rep.artifacts if k.endswith(".png"))
     assert [k for k in pngs if k.startswith("final")] == sorted(grids)
-    assert len([k for k in pngs if k.startswith(names.ARTIFACT_SAMPLES_DIR)]) == len(grids)
+    steps = [k for k in pngs if k.startswith(names.ARTIFACT_SAMPLES_DIR)]
+    assert len(steps) == len(grids) and all("step_0000002" in k for k in steps)
     for key in pngs:
         assert rep.artifacts[key][:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -236,8 +236,7 @@ def test_divergence_stops_training_and_is_a_diverging_orbit():
 def test_pictures_draw_the_orbit(draw_pictures):
     reporter = MemoryReporter()
     run_trial(xy_config(steps=100, eval_every=50, log_every=5), reporter)
-    assert set(reporter.artifacts) == {"samples/step_0000050.png", "samples/step_0000100.png",
-                                       names.ARTIFACT_FINAL_SAMPLES}
+    assert set(reporter.artifacts) == {"samples/step_0000050.png", names.ARTIFACT_FINAL_SAMPLES}
     assert all(v.startswith(PNG) for v in reporter.artifacts.values())
 
 
