@@ -10,7 +10,9 @@ this process without Tune or MLflow (``run_trial`` with a reporter that keeps no
 prints, and writes into DIR as ``sweep_scale.json`` and ``sweep_scale.md``, per trial:
 
 * overhead in slot-seconds, (wall x slots - sum of train_seconds) / N;
-* CPU seconds of the ``harness study`` driver process (its own rusage from ``wait4``);
+* CPU seconds of the ``harness study`` driver process (its own rusage from ``wait4``), and
+  of the trial workers, the tracking server and Ray's own processes (:class:`CpuMeter`,
+  from ``/proc`` while the study runs);
 * tracking requests and their latency, counted by a small HTTP proxy that the study's
   tracking URI points at (MLflow's uvicorn runs with ``--no-access-log``, so no server log
   counts them); the latency includes the proxy's own relay, a fraction of a millisecond;
@@ -81,6 +83,10 @@ MEASURES = [
     ("overhead_per_trial_slot_s", "overhead per trial", "slot-s"),
     ("training_share", "training share", ""),
     ("driver_cpu_per_trial_s", "driver CPU per trial", "s"),
+    ("worker_cpu_per_trial_s", "trial workers' CPU per trial", "s"),
+    ("server_cpu_per_trial_s", "tracking server's CPU per trial", "s"),
+    ("ray_cpu_per_trial_s", "Ray's own processes' CPU per trial", "s"),
+    ("all_cpu_per_trial_s", "CPU per trial, every process", "s"),
     ("requests_per_trial", "tracking requests per trial", ""),
     ("request_latency_mean_ms", "request latency, mean", "ms"),
     ("request_latency_p95_ms", "request latency, p95", "ms"),
@@ -446,6 +452,84 @@ def run_study(study_file: Path, address: str, uri: str, cwd: Path, env: dict[str
     return proc.returncode, time.monotonic() - t0, usage.ru_utime + usage.ru_stime
 
 
+class CpuMeter:
+    """CPU seconds (user + system) spent by every process of the machine while the study
+    runs, by group: the trial workers (Ray's worker processes), the tracking server
+    (MLflow's server, its web server and job runners), the study's driver, Ray's own
+    processes (raylets, GCS, agents) and the rest. Read from ``/proc`` about once a second
+    (:meth:`poll`, from the loop that waits for the study); a process's CPU counts from its
+    first reading, or from zero when it started after the first, to its last, so up to a
+    second of a process that ended between readings is missed. A process is grouped by
+    every command line it showed (a Ray worker renames itself for each task)."""
+
+    GROUPS = ("workers", "server", "driver", "ray", "other")
+
+    def __init__(self, period: float = 1.0):
+        self.period, self.next = period, 0.0
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.first: dict[int, float] | None = None
+        self.last: dict[int, float] = {}
+        self.names: dict[int, set[str]] = {}
+
+    @staticmethod
+    def group(cmds: set[str]) -> str:
+        def any_(*parts: str) -> bool:
+            return any(p in c for c in cmds for p in parts)
+
+        if any(c.startswith("ray::") for c in cmds):
+            return "workers"
+        if any_("raylet", "gcs_server", "/ray/dashboard", "/ray/_private/log_monitor",
+                "/ray/autoscaler"):
+            return "ray"  # before the worker scripts: a raylet's arguments name them
+        if any_("default_worker.py", "setup_worker.py"):
+            return "workers"
+        if any_("mlflow server", "harness.cli server", "uvicorn", "huey", "gunicorn"):
+            return "server"
+        if any_("harness.cli study"):
+            return "driver"
+        if any_("/ray/"):
+            return "ray"
+        return "other"
+
+    def read(self) -> dict[int, tuple[float, str]]:
+        seen = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text()
+                cmd = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace").strip()
+            except OSError:  # ended while read
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            seen[int(entry.name)] = ((int(fields[11]) + int(fields[12])) / self.hz, cmd)
+        return seen
+
+    def poll(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self.next:
+            return
+        self.next = now + self.period
+        seen = self.read()
+        if self.first is None:
+            self.first = {pid: cpu for pid, (cpu, _) in seen.items()}
+        for pid, (cpu, cmd) in seen.items():
+            self.last[pid] = cpu
+            if cmd:
+                self.names.setdefault(pid, set()).add(cmd)
+
+    def totals(self) -> dict[str, float]:
+        out = dict.fromkeys(self.GROUPS, 0.0)
+        me = os.getpid()
+        for pid, cpu in self.last.items():
+            if pid == me:  # this process: the relay (and idle waiting), not the study
+                continue
+            spent = cpu - (self.first or {}).get(pid, 0.0)
+            out[self.group(self.names.get(pid, set()))] += max(0.0, spent)
+        return out
+
+
 # ------------------------------------------------------------------------------------
 # after the study: MLflow's verdict, the report, the bare trials, the searcher
 
@@ -725,9 +809,18 @@ def sweep(args: argparse.Namespace, out: Path) -> int:
             injector = FaultInjector(cluster, server, study_log, n, random.Random(args.seed),
                                      args.fault_kinds)
         proxy.log.take()  # count the study's requests only
+        meter = CpuMeter()
+        meter.poll(force=True)
+
+        def tick() -> None:
+            meter.poll()
+            if injector is not None:
+                injector.poll()
+
         code, wall, driver_cpu = run_study(study_file, cluster.address, proxy.url, out, env,
-                                           study_log, args.timeout,
-                                           tick=injector.poll if injector else None)
+                                           study_log, args.timeout, tick=tick)
+        meter.poll(force=True)
+        cpu = meter.totals()
         requests = proxy.log.take()
         cluster.shutdown()
         cluster = None
@@ -762,6 +855,12 @@ def sweep(args: argparse.Namespace, out: Path) -> int:
                                "bare": bare["train_s"] / bare["wall_s"]},
             # bare: the whole trial's CPU, training included, for scale
             "driver_cpu_per_trial_s": {"sweep": driver_cpu / n, "bare": bare["cpu_s"] / n},
+            "worker_cpu_per_trial_s": {"sweep": cpu["workers"] / n, "bare": None},
+            "server_cpu_per_trial_s": {"sweep": cpu["server"] / n, "bare": None},
+            "ray_cpu_per_trial_s": {"sweep": cpu["ray"] / n, "bare": None},
+            # the driver's from wait4 (it has ended when the meter last reads)
+            "all_cpu_per_trial_s": {"sweep": (sum(cpu.values()) - cpu["driver"] + driver_cpu) / n,
+                                    "bare": bare["cpu_s"] / n},
             "requests_per_trial": {"sweep": len(requests) / n, "bare": 0},
             "request_latency_mean_ms": {"sweep": latency["mean"], "bare": None},
             "request_latency_p95_ms": {"sweep": latency["p95"], "bare": None},
@@ -772,7 +871,7 @@ def sweep(args: argparse.Namespace, out: Path) -> int:
             table=table, columns=[key for key, _, _ in MEASURES],
             requests={"total": len(requests), "bad_gateway": sum(s == 502 for _, s, _, _ in requests),
                       "by_endpoint": endpoint_counts(requests)},
-            parent_run_id=parent.info.run_id, study_exit_code=code,
+            cpu_by_group_s=cpu, parent_run_id=parent.info.run_id, study_exit_code=code,
             fault_events=injector.events if injector else [],
             verdict={"ok": not problems, "problems": problems,
                      "runs": len(runs), "report_runs": len(report_ids or ())})

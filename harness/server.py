@@ -148,6 +148,10 @@ def _make_store(store: Path) -> None:
         raise TrackingError(f"cannot use --store {store}: {exc.strerror or exc}") from None
 
 
+#: MLflow's switch for its server's job runner (huey consumers), off unless set
+JOB_EXECUTION_ENV = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+
+
 def spawn(cmd: list[str], quiet: bool = False, env: dict[str, str] | None = None
           ) -> subprocess.Popen:
     """Start ``cmd`` as the leader of a new session (and process group) and return at once.
@@ -157,6 +161,9 @@ def spawn(cmd: list[str], quiet: bool = False, env: dict[str, str] | None = None
     ``quiet`` sends its log to /dev/null instead of stderr; ``env`` adds to the environment."""
     out = subprocess.DEVNULL if quiet else None
     env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning", **(env or {})}
+    # MLflow's job runner (GenAI scoring, trace archival) is seven processes that poll all the
+    # time, for jobs no GAN study starts (docs/sweep-scale.md); set the variable to have it
+    env.setdefault(JOB_EXECUTION_ENV, "false")
     return subprocess.Popen(cmd, stdout=out, stderr=out, env=env, start_new_session=True)
 
 

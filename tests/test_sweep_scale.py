@@ -128,3 +128,37 @@ def test_a_ci_sized_sweep_with_faults_finishes_every_trial_once(bench, tmp_path)
     for _, label, _ in bench.MEASURES:
         assert label in md
 
+
+
+def test_the_cpu_meter_groups_processes_by_every_name_they_showed(bench):
+    group = bench.CpuMeter.group
+    py = "/usr/bin/python"
+    raylet = ("/site-packages/ray/core/src/ray/raylet/raylet --raylet_socket_name=/tmp/x "
+              f"--python_worker_command={py} /site-packages/ray/_private/workers/default_worker.py")
+    assert group({raylet}) == "ray"
+    assert group({f"{py} /site-packages/ray/_private/workers/setup_worker.py --x",
+                  "ray::IDLE", "ray::ImplicitFunc.train"}) == "workers"
+    assert group({f"{py} /site-packages/ray/_private/workers/default_worker.py --x"}) == "workers"
+    assert group({f"{py} -m uvicorn --no-access-log mlflow.server.fastapi_app:app"}) == "server"
+    assert group({f"{py} -m huey.bin.huey_consumer mlflow.server.jobs"}) == "server"
+    assert group({f"{py} -m harness.cli server --auth --port 5000"}) == "server"
+    assert group({f"{py} -m harness.cli study s.yaml --address 1.2.3.4:6379"}) == "driver"
+    assert group({"/site-packages/ray/core/src/ray/gcs/gcs_server --log_dir=/tmp"}) == "ray"
+    assert group({"sshd: root"}) == group(set()) == "other"
+
+
+def test_the_cpu_meter_counts_a_busy_process_from_its_start(bench):
+    """A process started after the first reading counts from zero, to its last reading."""
+    import time
+
+    meter = bench.CpuMeter(period=0.0)
+    meter.poll(force=True)
+    busy = ("import time\nt = time.process_time()\n"
+            "while time.process_time() - t < 0.6: pass\ntime.sleep(0.5)\n")
+    proc = subprocess.Popen([sys.executable, "-c", busy])
+    while proc.poll() is None:
+        meter.poll(force=True)
+        time.sleep(0.05)
+    assert proc.pid not in (meter.first or {})
+    assert 0.5 <= meter.last[proc.pid] <= 1.5
+    assert meter.totals()["other"] >= meter.last[proc.pid]

@@ -253,3 +253,21 @@ def test_logging_survives_the_server_going_away_and_coming_back(tmp_path, monkey
     finally:
         for p in [proc, *restarted]:
             server.stop(p)
+
+
+def test_the_mlflow_job_runner_is_off_unless_asked_for(tmp_path, monkeypatch):
+    """MLflow's server starts seven polling job-runner processes unless its switch says
+    no; the harness's servers say no, and a value the user set wins."""
+    import sys
+
+    def seen() -> str:
+        out = tmp_path / "env.txt"
+        code = (f"import os; open({str(out)!r}, 'w').write("
+                f"os.environ.get({server.JOB_EXECUTION_ENV!r}, 'unset'))")
+        assert server.spawn([sys.executable, "-c", code]).wait(60) == 0
+        return out.read_text()
+
+    monkeypatch.delenv(server.JOB_EXECUTION_ENV, raising=False)
+    assert seen() == "false"
+    monkeypatch.setenv(server.JOB_EXECUTION_ENV, "true")
+    assert seen() == "true"
