@@ -1,6 +1,6 @@
 """Sweep scale: what a study costs per trial beyond training, on a simulated Ray cluster.
 
-    python benchmarks/sweep_scale.py --trials N --nodes K [--faults [--fault-kinds KINDS]] [--out DIR] [--seed S]
+    python benchmarks/sweep_scale.py --trials N --nodes K [--vectorize C] [--faults [--fault-kinds KINDS]] [--out DIR] [--seed S]
 
 Runs one study of exactly N tiny trials (the ``mlp`` GAN with 8-unit layers, 30 steps, one
 evaluation at the end, on ring8; Optuna TPE over lr_d and lr_g: N-1 search trials and one
@@ -137,6 +137,10 @@ def check_size(args: argparse.Namespace, *, cpus: int | None = None,
         raise Refused(f"--trials {args.trials}: allowed {MIN_TRIALS}..{MAX_TRIALS} (the study "
                       "runs N-1 search trials and 1 seeds trial; more than "
                       f"{MAX_TRIALS} would run for days)")
+    vectorize = getattr(args, "vectorize", 0)
+    if vectorize and not 2 <= vectorize <= 64:
+        raise Refused(f"--vectorize {vectorize}: allowed 0 (one suggestion a trial) or "
+                      "2..64 copies a trial")
     cpus = usable_cpus() if cpus is None else cpus
     if not 1 <= args.nodes <= cpus:
         raise Refused(f"--nodes {args.nodes}: allowed 1..{cpus}, one CPU per worker node and "
@@ -341,8 +345,11 @@ class CountingProxy:
 # the study
 
 
-def study_yaml(trials: int, seed: int) -> dict:
-    return {
+def study_yaml(trials: int, seed: int, vectorize: int = 0) -> dict:
+    """The benchmark's study: N-1 search trials (TPE; with ``vectorize`` random search, whose
+    suggestions run ``vectorize`` at a time as the copies of one Tune trial) and 1 seeds
+    trial."""
+    study = {
         "name": STUDY_NAME,
         "seed": seed,
         "seeds": 1,
@@ -350,12 +357,15 @@ def study_yaml(trials: int, seed: int) -> dict:
         # a node killed under a trial costs it one attempt; several kills may hit one trial
         "max_failures": 5,
         "train": dict(TRAIN),
-        "search": {"trials": trials - 1, "algorithm": "tpe", "metric": "modes_covered",
-                   "space": SPACE},
+        "search": {"trials": trials - 1, "algorithm": "random" if vectorize else "tpe",
+                   "metric": "modes_covered", "space": SPACE},
         "resources": {"cpu": 1},
         "variants": [{"name": "mlp-tiny", "loss": "non_saturating",
                       "model": {"name": "mlp", "params": {"g_hidden": [8], "d_hidden": [8]}}}],
     }
+    if vectorize:
+        study["vectorize"] = vectorize
+    return study
 
 
 def start_cluster(nodes: int):
@@ -737,6 +747,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="address the tracking server listens on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0,
                    help="the tracking server's port (default 0: a free one)")
+    p.add_argument("--vectorize", type=int, default=0, metavar="C",
+                   help="random search with the study key vectorize: C (2..64): up to C "
+                        "suggestions train as the copies of one Tune trial, each its own "
+                        "MLflow run; default 0: TPE, one suggestion a trial")
     p.add_argument("--seed", type=int, default=0, help="the study's seed and the faults' timing")
     p.add_argument("--timeout", type=float, default=3 * 3600,
                    help="seconds the study may run before it is stopped (default 10800)")
@@ -789,7 +803,8 @@ def sweep(args: argparse.Namespace, out: Path) -> int:
     study_file = out / "study.yaml"
     import yaml
 
-    study_file.write_text(yaml.safe_dump(study_yaml(n, args.seed), sort_keys=False))
+    study_file.write_text(yaml.safe_dump(study_yaml(n, args.seed, args.vectorize),
+                                         sort_keys=False))
     print(f"sweep_scale: {n} trials on {k} worker node(s){' with faults' if args.faults else ''};"
           f" everything under {out}", flush=True)
     server = TrackingServer(out / "store", args.host, port, out / "server.log", env)
