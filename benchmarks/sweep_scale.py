@@ -9,7 +9,8 @@ nodes, logging to ``harness server --auth``, and the same N trial configurations
 this process without Tune or MLflow (``run_trial`` with a reporter that keeps nothing). It
 prints, and writes into DIR as ``sweep_scale.json`` and ``sweep_scale.md``, per trial:
 
-* overhead in slot-seconds, (wall x slots - sum of train_seconds) / N;
+* overhead in slot-seconds, (wall x slots - sum of train_seconds) / N, a slot being one CPU
+  of the worker nodes (with ``--cpu-per-trial 0.5`` two trials share one);
 * CPU seconds of the ``harness study`` driver process (its own rusage from ``wait4``), and
   of the trial workers, the tracking server and Ray's own processes (:class:`CpuMeter`,
   from ``/proc`` while the study runs);
@@ -79,7 +80,8 @@ TRAIN = {"steps": 30, "eval_every": 30, "eval_samples": 200, "log_every": 10, "b
 MEASURES = [
     ("wall_s", "wall time", "s"),
     ("train_s", "sum of train_seconds", "s"),
-    ("slots", "trial slots", ""),
+    ("slots", "trial slots (worker CPUs)", ""),
+    ("concurrency", "trials at a time", ""),
     ("overhead_per_trial_slot_s", "overhead per trial", "slot-s"),
     ("training_share", "training share", ""),
     ("driver_cpu_per_trial_s", "driver CPU per trial", "s"),
@@ -141,6 +143,9 @@ def check_size(args: argparse.Namespace, *, cpus: int | None = None,
     if vectorize and not 2 <= vectorize <= 64:
         raise Refused(f"--vectorize {vectorize}: allowed 0 (one suggestion a trial) or "
                       "2..64 copies a trial")
+    cpu = getattr(args, "cpu_per_trial", 1.0)
+    if not 0.1 <= cpu <= 1.0:
+        raise Refused(f"--cpu-per-trial {cpu:g}: allowed 0.1..1 (each worker node has 1 CPU)")
     cpus = usable_cpus() if cpus is None else cpus
     if not 1 <= args.nodes <= cpus:
         raise Refused(f"--nodes {args.nodes}: allowed 1..{cpus}, one CPU per worker node and "
@@ -345,7 +350,7 @@ class CountingProxy:
 # the study
 
 
-def study_yaml(trials: int, seed: int, vectorize: int = 0) -> dict:
+def study_yaml(trials: int, seed: int, vectorize: int = 0, cpu: float = 1.0) -> dict:
     """The benchmark's study: N-1 search trials (TPE; with ``vectorize`` random search, whose
     suggestions run ``vectorize`` at a time as the copies of one Tune trial) and 1 seeds
     trial."""
@@ -359,7 +364,7 @@ def study_yaml(trials: int, seed: int, vectorize: int = 0) -> dict:
         "train": dict(TRAIN),
         "search": {"trials": trials - 1, "algorithm": "random" if vectorize else "tpe",
                    "metric": "modes_covered", "space": SPACE},
-        "resources": {"cpu": 1},
+        "resources": {"cpu": cpu},
         "variants": [{"name": "mlp-tiny", "loss": "non_saturating",
                       "model": {"name": "mlp", "params": {"g_hidden": [8], "d_hidden": [8]}}}],
     }
@@ -751,6 +756,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="random search with the study key vectorize: C (2..64): up to C "
                         "suggestions train as the copies of one Tune trial, each its own "
                         "MLflow run; default 0: TPE, one suggestion a trial")
+    p.add_argument("--cpu-per-trial", type=float, default=1.0, metavar="F",
+                   help="the CPUs each trial asks Ray for (study key resources.cpu; 0.1..1, "
+                        "default 1): 0.5 runs two trials on each one-CPU node")
     p.add_argument("--seed", type=int, default=0, help="the study's seed and the faults' timing")
     p.add_argument("--timeout", type=float, default=3 * 3600,
                    help="seconds the study may run before it is stopped (default 10800)")
@@ -803,8 +811,8 @@ def sweep(args: argparse.Namespace, out: Path) -> int:
     study_file = out / "study.yaml"
     import yaml
 
-    study_file.write_text(yaml.safe_dump(study_yaml(n, args.seed, args.vectorize),
-                                         sort_keys=False))
+    study_file.write_text(yaml.safe_dump(study_yaml(n, args.seed, args.vectorize,
+                                                    args.cpu_per_trial), sort_keys=False))
     print(f"sweep_scale: {n} trials on {k} worker node(s){' with faults' if args.faults else ''};"
           f" everything under {out}", flush=True)
     server = TrackingServer(out / "store", args.host, port, out / "server.log", env)
@@ -855,7 +863,10 @@ def sweep(args: argparse.Namespace, out: Path) -> int:
         from harness import names
 
         train = float(sum(r.data.metrics.get(names.TRAIN_SECONDS, 0.0) for r in runs))
-        slots = int(parent.data.metrics.get("concurrency", k))
+        # a slot is one CPU of the worker nodes, whatever number of trials share it
+        # (--cpu-per-trial): the machine's budget, the same for every packing of trials
+        slots = k
+        concurrency = int(parent.data.metrics.get("concurrency", k))
         print(f"  running the {len(runs)} trials bare, in this process", flush=True)
         bare = run_bare(trial_configs(runs, study_file))
         harness_suggest, optuna_suggest = time_searchers(study_file, n, args.seed)
@@ -864,6 +875,7 @@ def sweep(args: argparse.Namespace, out: Path) -> int:
             "wall_s": {"sweep": wall, "bare": bare["wall_s"]},
             "train_s": {"sweep": train, "bare": bare["train_s"]},
             "slots": {"sweep": slots, "bare": 1},
+            "concurrency": {"sweep": concurrency, "bare": 1},
             "overhead_per_trial_slot_s": {"sweep": (wall * slots - train) / n,
                                           "bare": (bare["wall_s"] - bare["train_s"]) / n},
             "training_share": {"sweep": train / (wall * slots),

@@ -46,6 +46,10 @@ def sweep(*args: str, timeout: float) -> subprocess.CompletedProcess:
     (["--nodes", "1"], "the following arguments are required: --trials"),
     (["--trials", "5", "--nodes", "1", "--faults", "--fault-kinds", "node,disk"],
      "--fault-kinds 'node,disk': disk is not a fault; allowed: node, server"),
+    (["--trials", "5", "--nodes", "1", "--vectorize", "1"], "--vectorize 1: allowed 0"),
+    (["--trials", "5", "--nodes", "1", "--vectorize", "65"], "--vectorize 65: allowed 0"),
+    (["--trials", "5", "--nodes", "1", "--cpu-per-trial", "2"], "--cpu-per-trial 2: allowed 0.1..1"),
+    (["--trials", "5", "--nodes", "1", "--cpu-per-trial", "0"], "--cpu-per-trial 0: allowed 0.1..1"),
 ])
 def test_refusals_exit_2_naming_the_problem_and_start_nothing(tmp_path, args, named):
     out = tmp_path / "out"
@@ -102,6 +106,9 @@ def test_the_study_has_exactly_n_trials(bench):
     spec = parse_study(bench.study_yaml(37, seed=3))
     assert spec.search.trials + spec.seeds == 37 and len(spec.variants) == 1
     assert len(spec.datasets) == 1 and spec.train.eval_every == spec.train.steps  # one evaluation
+    vectorized = parse_study(bench.study_yaml(37, seed=3, vectorize=8))
+    assert vectorized.search.algorithm == "random" and vectorized.vectorize == 8
+    assert parse_study(bench.study_yaml(37, seed=3, cpu=0.5)).resources.cpu == 0.5
 
 
 @pytest.mark.slow
