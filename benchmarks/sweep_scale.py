@@ -586,6 +586,10 @@ def verdict(parent, runs: list, trials: int, report_ids: set[str] | None) -> lis
         if dups:
             problems.append(f"{len(dups)} {tag}(s) with several runs: "
                             + ", ".join(f"{v} x{n}" for v, n in sorted(dups.items())[:5]))
+    bare = sum(not set(SPACE) <= set(r.data.params) for r in runs)
+    if bare:
+        problems.append(f"{bare} child run(s) without their searched params "
+                        f"({', '.join(SPACE)})")
     failed = sum(r.data.tags.get(names.TAG_STATUS) == names.STATUS_FAILED for r in runs)
     if failed:
         problems.append(f"{failed} child run(s) with status tag 'failed'")
@@ -615,8 +619,9 @@ def run_report(parent_id: str, uri: str, out: Path, env: dict[str, str], log: Pa
 
 
 def trial_configs(runs: list, study_file: Path) -> list:
-    """The TrialConfig of every child run, rebuilt from the study file, the run's searched
-    params, seed and phase; each checked against the run's config digest."""
+    """The TrialConfig of every child run that recorded its searched params, rebuilt from
+    the study file, those params, seed and phase; each checked against the run's config
+    digest."""
     from harness import names
     from harness.config import load_study
     from harness.resolve import resolve
@@ -626,6 +631,8 @@ def trial_configs(runs: list, study_file: Path) -> list:
     cfgs = []
     for run in sorted(runs, key=lambda r: r.info.start_time):
         tags, params = run.data.tags, run.data.params
+        if not set(SPACE) <= set(params):  # the verdict names it
+            continue
         cfg = plan.base.with_params({k: float(params[k]) for k in SPACE},
                                     seed=int(tags[names.TAG_SEED]), phase=tags[names.TAG_PHASE])
         if cfg.digest() != tags.get(names.TAG_CONFIG_DIGEST):

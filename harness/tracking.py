@@ -377,7 +377,7 @@ class MlflowReporter(Reporter):
         return runs[0]
 
     def start(self, info: TrialInfo) -> None:
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import RunTag
 
         self.run_id = self.run_id or self._find_existing()
         tags = dict(info.tags)
@@ -391,29 +391,42 @@ class MlflowReporter(Reporter):
             self.run_id = run.info.run_id
             self.repo = artifact_repo(self.tracking_uri, run.info.artifact_uri)
             self._absent = False
-            params = [Param(k, _param_value(v)) for k, v in sorted(info.params.items())]
-            log_metrics(self.client, self.run_id, [(0, info.chance)] if info.chance else [],
-                        params=params)
-            from harness.config import config_json
-
-            derived = json.dumps(info.derived, indent=2, sort_keys=True)
-            log_bytes(self.client, self.run_id,
-                      {names.ARTIFACT_CONFIG: config_json(info.config).encode(),
-                       names.ARTIFACT_DERIVED_PARAMS: derived.encode()}, self.repo)
+            self._record_setup(info)
             return  # its tags went with create_run
-        else:  # a retried or resumed trial: the same run, with its restart on record
-            run = retry(self.client.get_run, self.run_id)
-            self.repo = artifact_repo(self.tracking_uri, run.info.artifact_uri)
-            old = run.data.tags
-            tags[names.TAG_RESTARTS] = str(int(old.get(names.TAG_RESTARTS, "0")) + 1)
-            tags[names.TAG_RESUMED_FROM_STEP] = str(info.resumed_from_step)
-            if names.TAG_ERROR in old:  # the error that caused the restart, kept but renamed
-                tags[names.TAG_PREVIOUS_ERROR] = old[names.TAG_ERROR]
-                retry(self.client.delete_tag, self.run_id, names.TAG_ERROR)
-            retry(self.client.update_run, self.run_id, status="RUNNING")
-            self.logged_until = self._last_logged_step(run)
+        # a retried or resumed trial: the same run, with its restart on record
+        run = retry(self.client.get_run, self.run_id)
+        self.repo = artifact_repo(self.tracking_uri, run.info.artifact_uri)
+        # the first attempt may have died before its params and config were recorded
+        self._record_setup(info, run)
+        old = run.data.tags
+        tags[names.TAG_RESTARTS] = str(int(old.get(names.TAG_RESTARTS, "0")) + 1)
+        tags[names.TAG_RESUMED_FROM_STEP] = str(info.resumed_from_step)
+        if names.TAG_ERROR in old:  # the error that caused the restart, kept but renamed
+            tags[names.TAG_PREVIOUS_ERROR] = old[names.TAG_ERROR]
+            retry(self.client.delete_tag, self.run_id, names.TAG_ERROR)
+        retry(self.client.update_run, self.run_id, status="RUNNING")
+        self.logged_until = self._last_logged_step(run)
         retry(self.client.log_batch, self.run_id,
               tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def _record_setup(self, info: TrialInfo, run=None) -> None:
+        """The params, chance levels, ``config.json`` and ``derived_params.json`` of a new
+        run; for a reopened ``run``, those of them it lacks (its artifacts are written
+        again: MLflow overwrites a file, so a partly written one is replaced)."""
+        from mlflow.entities import Param
+
+        from harness.config import config_json
+
+        have_params = {} if run is None else run.data.params
+        have_metrics = {} if run is None else run.data.metrics
+        params = [Param(k, _param_value(v)) for k, v in sorted(info.params.items())
+                  if k not in have_params]
+        chance = {k: v for k, v in (info.chance or {}).items() if k not in have_metrics}
+        log_metrics(self.client, self.run_id, [(0, chance)] if chance else [], params=params)
+        derived = json.dumps(info.derived, indent=2, sort_keys=True)
+        log_bytes(self.client, self.run_id,
+                  {names.ARTIFACT_CONFIG: config_json(info.config).encode(),
+                   names.ARTIFACT_DERIVED_PARAMS: derived.encode()}, self.repo)
 
     def _last_logged_step(self, run) -> int:
         """The highest step of any metric history of ``run`` (-1: none). A trial that died

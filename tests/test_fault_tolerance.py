@@ -257,3 +257,42 @@ def test_held_evaluations_reach_mlflow_before_their_checkpoint(tmp_path, one_thr
     arts = [{a.path for a in client.list_artifacts(r.run_id)} for r in (held, plain)]
     assert arts[0] == arts[1]
     assert {names.ARTIFACT_CONFIG, names.ARTIFACT_FINAL_SAMPLES, "samples"} <= arts[0]
+
+
+def test_a_run_whose_first_attempt_died_before_its_params_gets_them_on_retry(tmp_path,
+                                                                              one_thread):
+    """A worker killed between ``create_run`` and the params' batch leaves a bare run; the
+    retried trial reopens it (same trial id) and records what it lacks: every param, the
+    chance levels once, ``config.json`` and ``derived_params.json`` (found by the sweep
+    benchmark's node kills: a FINISHED run without params)."""
+    from harness import names as n
+    from harness.config import TrialConfig
+    from harness.tracking import MlflowReporter, open_store, resolve_tracking_uri
+    from harness.trial import run_trial
+
+    cfg = TrialConfig(study="s", variant="v", dataset_key="ring8", dataset="ring8",
+                      model={"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
+                      loss="non_saturating", seed=3, phase=n.PHASE_SEEDS,
+                      metrics=["mode_coverage"],
+                      train={"steps": 20, "eval_every": 20, "log_every": 5, "batch_size": 32,
+                             "eval_samples": 200})
+    uri = resolve_tracking_uri(None, tmp_path)
+    client = open_store(uri)
+    exp = client.create_experiment("s", artifact_location=(tmp_path / "art").as_uri())
+    parent = client.create_run(exp).info.run_id
+    bare = client.create_run(exp, tags={n.TAG_PARENT: parent, n.TAG_TRIAL_ID: "t1"})
+    retried = MlflowReporter(uri, exp, parent, trial_id="t1")
+    run_trial(cfg, retried)
+    assert retried.run_id == bare.info.run_id
+    run = client.get_run(bare.info.run_id)
+    fresh = MlflowReporter(uri, exp, parent, trial_id="t2")
+    run_trial(cfg, fresh)
+    want = client.get_run(fresh.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags[n.TAG_RESTARTS] == "1"
+    assert run.data.params == want.data.params and len(run.data.params) > 10
+    chance = [k for k in want.data.metrics if k.startswith("chance")]
+    assert chance
+    for key in chance:
+        assert len(client.get_metric_history(run.info.run_id, key)) == 1
+    arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {n.ARTIFACT_CONFIG, n.ARTIFACT_DERIVED_PARAMS} <= arts

@@ -169,3 +169,23 @@ def test_the_cpu_meter_counts_a_busy_process_from_its_start(bench):
     assert proc.pid not in (meter.first or {})
     assert 0.5 <= meter.last[proc.pid] <= 1.5
     assert meter.totals()["other"] >= meter.last[proc.pid]
+
+
+def test_the_verdict_names_every_way_a_run_is_missing_or_wrong(bench):
+    from types import SimpleNamespace as NS
+
+    from harness import names
+
+    def run(i, status="FINISHED", params=True):
+        tags = {names.TAG_TRIAL_ID: f"t{i}", names.TAG_CONFIG_DIGEST: f"d{i}"}
+        return NS(info=NS(status=status, run_id=f"r{i}"),
+                  data=NS(tags=tags, params={"lr_d": "1e-3", "lr_g": "1e-3"} if params else {}))
+
+    parent = NS(info=NS(status="FINISHED"))
+    runs = [run(0), run(1)]
+    assert bench.verdict(parent, runs, 2, {"r0", "r1"}) == []
+    runs = [run(0), run(1, params=False), run(2, status="RUNNING")]
+    assert bench.verdict(parent, runs, 2, {"r0"}) == [
+        "3 child runs for 2 trials", "1 child run(s) RUNNING",
+        "1 child run(s) without their searched params (lr_d, lr_g)",
+        "harness report counts 1 runs, MLflow has 3 (2 missing from the report)"]
