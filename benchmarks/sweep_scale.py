@@ -491,13 +491,14 @@ class CpuMeter:
         def any_(*parts: str) -> bool:
             return any(p in c for c in cmds for p in parts)
 
-        if any(c.startswith("ray::") for c in cmds):
-            return "workers"
+        programs = {c.split(" ", 1)[0] for c in cmds}
+        if (any(c.startswith("ray::") for c in cmds)
+                or any_("default_worker.py", "setup_worker.py")
+                and not any(p.endswith(("/raylet", "/gcs_server")) for p in programs)):
+            return "workers"  # a worker names the raylet in its arguments, and vice versa
         if any_("raylet", "gcs_server", "/ray/dashboard", "/ray/_private/log_monitor",
                 "/ray/autoscaler"):
-            return "ray"  # before the worker scripts: a raylet's arguments name them
-        if any_("default_worker.py", "setup_worker.py"):
-            return "workers"
+            return "ray"
         if any_("mlflow server", "harness.cli server", "uvicorn", "huey", "gunicorn"):
             return "server"
         if any_("harness.cli study"):

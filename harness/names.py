@@ -100,6 +100,9 @@ TAG_VECTOR_COPIES = "vector_copies"  # how many copies that trial trained (1: no
 TAG_VECTORIZED = "vectorized"  # "true" on every copy of a vectorized trial, "false" otherwise
 TAG_DEVICE = "device"  # the torch device type the trial trained on ("cpu", "cuda")
 COPY_SUFFIX = "-copy"  # a copy's trial_id tag: Tune trial id + COPY_SUFFIX + copy index
+#: config keys of a trial the searcher suggests again after it failed before it started: the
+#: first trial's id (its MLflow run keeps that id) and which retry it is
+RETRY_OF, RETRY_ATTEMPT = "retry_of", "retry_attempt"
 TAG_CONFIG_DIGEST = "config_digest"  # TrialConfig.digest(): equal for the same trial
 TAG_CHECKPOINT_SKIPPED = "checkpoint_skipped"  # unusable checkpoints passed over, and why
 TAG_ORBIT = "orbit"  # the xy game: how the run's orbit behaved (ORBITS)

@@ -67,9 +67,10 @@ _NOTE = dict(ha="center", va="bottom", fontsize=7, color="tab:red", wrap=True, z
 class ScatterCanvas:
     """One figure for every scatter of samples over the same real points, centres and range.
 
-    Its fixed parts (axes, ticks, labels, legend, real points, centres) are drawn once and
-    their pixels kept; each :meth:`png` puts those pixels back and draws only the samples,
-    the title and the note over them (Agg blitting). A full matplotlib draw with
+    Its fixed parts (axes, ticks, labels, real points) are drawn once and their pixels kept;
+    each :meth:`png` puts those pixels back and draws the samples and, over them as a full
+    draw would, the centres, the legend, the note and the title (Agg blitting). A full
+    matplotlib draw with
     ``bbox_inches="tight"`` was most of a short trial's time outside training. The layout is
     fixed (the axes' margins leave room for a two-line title), so pictures of one dataset
     are the same size.

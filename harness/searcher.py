@@ -33,6 +33,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from harness import names
 from harness.config import SearchParam, SearchSettings, VariantPlan
+from harness.names import RETRY_ATTEMPT, RETRY_OF
 from harness.tune_pruning import stopped_by_scheduler
 from harness.vector.plan import VectorPlan, tpe_startup_trials
 
@@ -43,8 +44,6 @@ STATE_VERSION = 1
 #: Tune tells its callbacks, not its searcher, when a trial starts
 #: (:class:`harness.tune_glue.StartedTrials` adds them)
 STARTED_TRIALS: set[str] = set()
-#: config keys of a trial suggested again: the first trial's id, and which retry it is
-RETRY_OF, RETRY_ATTEMPT = "retry_of", "retry_attempt"
 
 
 def optuna_distribution(p: SearchParam):
@@ -114,7 +113,7 @@ class StudySearcher(Searcher):
 
     def __init__(self, plans: list[VariantPlan], search: SearchSettings, seeds: int,
                  base_seed: int, vectorize: VectorPlan | dict[str, int] | None = None,
-                 retries: int = 1):
+                 retries: int = 0):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -153,6 +152,14 @@ class StudySearcher(Searcher):
         self.requeued: list[str] = []
         #: a retry's trial id -> the first trial's id, which the protocol's records use
         self.alias: dict[str, str] = {}
+
+    #: what a searcher pickled before trials were suggested again lacks (Tuner.restore
+    #: unpickles the searcher of an interrupted study): such a study retries nothing
+    _SINCE_RETRIES = {"retries": 0, "given": {}, "requeued": [], "alias": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(copy.deepcopy(self._SINCE_RETRIES))
+        self.__dict__.update(state)
 
     # -- the protocol -------------------------------------------------------------------
     def best_params(self, key: str) -> dict:
@@ -328,8 +335,8 @@ class StudySearcher(Searcher):
                              f"this one runs {self.order}")
         progress = copy.deepcopy(state["progress"])
         for name in self.PROGRESS:
-            if name in progress:  # states saved before retries lack their records
-                setattr(self, name, progress[name])
+            # a state saved before trials were suggested again lacks their records
+            setattr(self, name, progress.get(name, copy.deepcopy(self._SINCE_RETRIES.get(name))))
         for key, saved in state["optuna"].items():
             _restore_optuna(self.optuna[key], saved)
 

@@ -361,7 +361,7 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
         grid = tuner.fit()
         # Tune catches the first SIGINT itself, saves its state and returns normally; a study
         # whose trials did not all end (done or failed) was stopped, whatever the trials saw.
-        outcome.interrupted = grid.num_terminated + grid.num_errors < total
+        outcome.interrupted = _trials_ended(grid) < total
         _drop_orphans(client, exp_id, parent_id, grid, stream)
     except KeyboardInterrupt:
         outcome.interrupted = True
@@ -383,6 +383,15 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
                                       spec.search.direction), file=stream)
     outcome.study_seconds = time.monotonic() - t_start
     retry(client.log_batch, parent_id, metrics=_parent_metrics(outcome))
+
+
+def _trials_ended(grid) -> int:
+    """The protocol's trials that ended (done or failed): Tune's ended trials less those
+    lost before they started whose retry reported (the retry's result stands for them)."""
+    retried = {(r.config or {}).get(names.RETRY_OF) for r in grid} - {None}
+    lost = sum(1 for r in grid if r.error is not None and r.path
+               and Path(r.path).name.removeprefix("trial_") in retried)
+    return grid.num_terminated + grid.num_errors - lost
 
 
 def _drop_orphans(client, exp_id: str, parent_id: str, grid, stream) -> None:

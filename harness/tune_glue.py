@@ -237,6 +237,11 @@ class StartedTrials(Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         STARTED_TRIALS.add(trial.trial_id)
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        """Tune put a failed running trial back to PENDING: until it starts again it can
+        fail before it starts (its new worker may be dead too), like a new one."""
+        STARTED_TRIALS.discard(trial.trial_id)
+
 
 # ---------------------------------------------------------------------------------------
 # Progress on the terminal
@@ -251,7 +256,7 @@ def _fmt(seconds: float) -> str:
 class Progress(Callback):
     """A Tune callback printing one line per finished trial and a progress line."""
 
-    def __init__(self, total: int, concurrency: int, stream=None, retries: int = 1):
+    def __init__(self, total: int, concurrency: int, stream=None, retries: int = 0):
         self.total, self.concurrency, self.retries = total, concurrency, retries
         self.stream = stream or sys.stderr
         self.t0 = time.monotonic()
@@ -259,12 +264,15 @@ class Progress(Callback):
         #: trial id -> when it first started; a retried trial keeps its entry (Tune calls
         #: on_trial_start again for every retry), so it counts as running once
         self.started: dict[str, float] = {}
+        #: trials Tune put back to PENDING after they failed running, not yet started again
+        self.recovered: set[str] = set()
         self.durations: list[float] = []
 
     def __getstate__(self):  # Tune pickles its callbacks; a stream does not pickle
         return {k: v for k, v in self.__dict__.items() if k != "stream"}
 
     def __setstate__(self, state):
+        self.__dict__.update({"retries": 0, "recovered": set()})  # pickled by an older harness
         self.__dict__.update(state)
         self.stream = sys.stderr
 
@@ -284,6 +292,10 @@ class Progress(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started.setdefault(trial.trial_id, time.monotonic())
+        self.recovered.discard(trial.trial_id)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.recovered.add(trial.trial_id)
 
     def _end(self, trial) -> float:
         dt = time.monotonic() - self.started.pop(trial.trial_id, time.monotonic())
@@ -307,9 +319,11 @@ class Progress(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         label = trial.config.get("label", trial.trial_id)
-        if (trial.trial_id not in self.started
-                and trial.config.get(RETRY_ATTEMPT, 0) < self.retries):
+        unstarted = trial.trial_id not in self.started or trial.trial_id in self.recovered
+        if unstarted and trial.config.get(RETRY_ATTEMPT, 0) < self.retries:
             # the searcher suggests it again (StudySearcher): not a result
+            self.started.pop(trial.trial_id, None)
+            self.recovered.discard(trial.trial_id)
             print(f"  lost  {label:<40} its worker died before it started; running it again",
                   file=self.stream, flush=True)
             return

@@ -198,5 +198,7 @@ class PrunedRuns(Callback):
 
             self._client = MlflowClient(tracking_uri=self.tracking_uri)
         budget = ((trial.config or {}).get("trial") or {}).get("train", {}).get("steps")
-        end_pruned_run(self._client, self.experiment_id, self.parent_run_id, trial.trial_id,
+        # a trial suggested again logs under its first trial's id (harness.searcher)
+        run_trial_id = (trial.config or {}).get(names.RETRY_OF) or trial.trial_id
+        end_pruned_run(self._client, self.experiment_id, self.parent_run_id, run_trial_id,
                        result.get("step"), budget)

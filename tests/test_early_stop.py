@@ -408,13 +408,17 @@ def test_the_driver_ends_a_pruned_trials_run(tmp_path, request):
             Metric(names.MODES_COVERED, 3.0, int(time.time() * 1000), 40)])
         return run.info.run_id
 
-    pruned_id, done_id = child("t_pruned"), child("t_done")
+    pruned_id, done_id, retried_id = child("t_pruned"), child("t_done"), child("t_lost")
     callback = PrunedRuns(uri, exp, parent)
     pruned, done = FakeTrial("t_pruned", steps=120), FakeTrial("t_done", steps=120)
-    pruned.last_result = {**res(40, 3.0), "done": True}
+    # a trial suggested again after it was lost before it started logs under the first id
+    retried = FakeTrial("t_retry", steps=120)
+    retried.config[names.RETRY_OF] = "t_lost"
+    pruned.last_result = retried.last_result = {**res(40, 3.0), "done": True}
     done.last_result = {**res(120, 8.0, final=True), names.TAG_STATUS: names.STATUS_OK}
-    for trial in (pruned, done):
-        callback.on_trial_complete(iteration=1, trials=[pruned, done], trial=trial)
+    for trial in (pruned, done, retried):
+        callback.on_trial_complete(iteration=1, trials=[pruned, done, retried], trial=trial)
+    assert client.get_run(retried_id).data.tags[names.TAG_STATUS] == names.STATUS_PRUNED
     run = client.get_run(pruned_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags[names.TAG_STATUS] == names.STATUS_PRUNED
@@ -424,7 +428,7 @@ def test_the_driver_ends_a_pruned_trials_run(tmp_path, request):
     # a trial that ended by itself is its own business (its reporter ended the run)
     untouched = client.get_run(done_id)
     assert untouched.info.status == "RUNNING" and names.TAG_STATUS not in untouched.data.tags
-    assert len(client.search_runs([exp])) == 3  # the parent and the two: nothing duplicated
+    assert len(client.search_runs([exp])) == 4  # the parent and the three: nothing duplicated
     assert pickle.loads(pickle.dumps(callback)).parent_run_id == parent  # Tune pickles it
 
 

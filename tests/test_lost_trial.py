@@ -99,3 +99,72 @@ def test_without_retries_the_lost_trial_is_a_failure(tmp_path, retries):
     ran, _, progress = run(tmp_path, retries=retries)
     assert len(ran) == 3 and "ns/ring8 search #1" not in dict(ran)
     assert "FAIL  ns/ring8 search #1" in progress
+
+
+def test_a_searcher_and_progress_pickled_before_retries_resume_retrying_nothing():
+    """``Tuner.restore`` unpickles the searcher and the callbacks of an interrupted study;
+    those an older harness pickled lack the retry records: they resume as before."""
+    import pickle
+
+    from harness import names
+
+    spec = parse_study(STUDY)
+    searcher = StudySearcher(resolve(spec), spec.search, spec.seeds, spec.seed, retries=1)
+    for name in ("given", "requeued", "alias", "retries"):
+        del searcher.__dict__[name]
+    old = pickle.loads(pickle.dumps(searcher))
+    assert (old.retries, old.given, old.requeued, old.alias) == (0, {}, [], {})
+    assert old.suggest("t0")["label"] == "ns/ring8 search #0"
+    old.on_trial_complete("t0", None, error=True)  # not started, but nothing is retried
+    assert old.completed == {"ns/ring8": 1} and not old.requeued
+    state = old.get_state()
+    for name in ("given", "requeued", "alias"):
+        del state["progress"][name]
+    fresh = StudySearcher(resolve(spec), spec.search, spec.seeds, spec.seed, retries=1)
+    fresh.set_state(state)
+    assert (fresh.given, fresh.requeued, fresh.alias) == ({}, [], {})
+
+    progress = Progress(2, 1, io.StringIO(), retries=1)
+    del progress.__dict__["retries"], progress.__dict__["recovered"]
+    restored = pickle.loads(pickle.dumps(progress))
+    trial = type("T", (), {"trial_id": "t0", "config": {"label": "x"}})()
+    restored.on_trial_error(0, [], trial)
+    assert restored.failed == 1 and restored.retries == 0
+    assert names.RETRY_OF == RETRY_OF
+
+
+def test_a_trial_put_back_to_pending_can_be_lost_again():
+    """Tune recovers a trial that failed running by putting it back to PENDING; if its new
+    worker is dead too it fails before it starts: the searcher suggests it again and the
+    progress says so."""
+    from types import SimpleNamespace
+
+    STARTED_TRIALS.clear()
+    starts, stream = StartedTrials(), io.StringIO()
+    progress = Progress(2, 1, stream, retries=1)
+    trial = SimpleNamespace(trial_id="t0", config={"label": "x"})
+    for callback in (starts, progress):
+        callback.on_trial_start(0, [], trial)
+    assert "t0" in STARTED_TRIALS and progress.running == 1
+    for callback in (starts, progress):
+        callback.on_trial_recover(0, [], trial)
+    assert "t0" not in STARTED_TRIALS
+    progress.on_trial_error(0, [], trial)
+    assert "lost  x" in stream.getvalue() and progress.failed == 0 and progress.running == 0
+
+
+def test_a_lost_trial_whose_retry_reported_is_not_counted_twice():
+    from types import SimpleNamespace as NS
+
+    from harness.study import _trials_ended
+
+    results = [NS(error=None, path="/t/trial_a", config={"label": "a"}),
+               NS(error=RuntimeError("lost"), path="/t/trial_b", config=None),
+               NS(error=None, path="/t/trial_c", config={"label": "b", RETRY_OF: "b"}),
+               NS(error=RuntimeError("failed"), path="/t/trial_d", config=None)]
+
+    class Grid(list):
+        num_terminated = 2
+        num_errors = 2
+
+    assert _trials_ended(Grid(results)) == 3  # a, b (by its retry c), d

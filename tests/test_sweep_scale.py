@@ -146,6 +146,10 @@ def test_the_cpu_meter_groups_processes_by_every_name_they_showed(bench):
     assert group({f"{py} /site-packages/ray/_private/workers/setup_worker.py --x",
                   "ray::IDLE", "ray::ImplicitFunc.train"}) == "workers"
     assert group({f"{py} /site-packages/ray/_private/workers/default_worker.py --x"}) == "workers"
+    # a worker seen before it renamed itself: its arguments name the raylet
+    early = (f"{py} /site-packages/ray/_private/workers/default_worker.py "
+             "--raylet-name=/tmp/ray/session_1/sockets/raylet --node-ip-address=1.2.3.4")
+    assert group({early}) == "workers"
     assert group({f"{py} -m uvicorn --no-access-log mlflow.server.fastapi_app:app"}) == "server"
     assert group({f"{py} -m huey.bin.huey_consumer mlflow.server.jobs"}) == "server"
     assert group({f"{py} -m harness.cli server --auth --port 5000"}) == "server"
