@@ -85,8 +85,12 @@ def _children(client, exp_id):
 def test_killed_driver_resumes_without_rerun_duplicate_or_running_run(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(STUDY))
     cmd = [sys.executable, "-m", "harness.cli", "study", "s.yaml", "--no-report"]
+    # Tune saves the experiment every second: the trial caught mid-way is then in the saved
+    # state, which Tune otherwise spaces out on a loaded machine (a trial started after the
+    # last save runs again in a new run, the orphan rule, instead of continuing)
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"})
     uri = resolve_tracking_uri(None, tmp_path)
     finished_before: dict[str, int] = {}
     try:
