@@ -349,4 +349,5 @@ class StudySearcher(Searcher):
             self.set_state(pickle.load(f))
 
 
-__all__ = ["RETRY_ATTEMPT", "RETRY_OF", "STARTED_TRIALS", "STATE_VERSION", "StudySearcher", "make_sampler", "optuna_distribution", "seed_for"]
+__all__ = ["STARTED_TRIALS", "STATE_VERSION", "StudySearcher", "make_sampler",
+           "optuna_distribution", "seed_for"]

@@ -301,8 +301,16 @@ def tune_trials(spec: StudySpec, plans: list[VariantPlan], vector=None) -> int:
     return sum(vector.trials(p.base.key, spec.search.trials, spec.seeds) for p in plans)
 
 
+_TRIAL_PREFIX = "trial_"
+
+
 def _trial_name(trial) -> str:
-    return f"trial_{trial.trial_id}"
+    return f"{_TRIAL_PREFIX}{trial.trial_id}"
+
+
+def _result_trial_id(result) -> str | None:
+    """The Tune trial id of a result of the study's grid, from its folder (:func:`_trial_name`)."""
+    return Path(result.path).name.removeprefix(_TRIAL_PREFIX) if result.path else None
 
 
 def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_report, t_start,
@@ -389,8 +397,7 @@ def _trials_ended(grid) -> int:
     """The protocol's trials that ended (done or failed): Tune's ended trials less those
     lost before they started whose retry reported (the retry's result stands for them)."""
     retried = {(r.config or {}).get(names.RETRY_OF) for r in grid} - {None}
-    lost = sum(1 for r in grid if r.error is not None and r.path
-               and Path(r.path).name.removeprefix("trial_") in retried)
+    lost = sum(1 for r in grid if r.error is not None and _result_trial_id(r) in retried)
     return grid.num_terminated + grid.num_errors - lost
 
 
@@ -399,7 +406,7 @@ def _drop_orphans(client, exp_id: str, parent_id: str, grid, stream) -> None:
     driver killed between a trial's start and Tune's next state save leaves such a run
     RUNNING, and the resumed study ran that trial again (same label, config and seed) in
     a run of its own. Only unfinished runs go; each deletion is printed."""
-    known = {Path(r.path).name.removeprefix("trial_") for r in grid if r.path}
+    known = {_result_trial_id(r) for r in grid} - {None}
 
     def tune_id(run) -> str | None:  # a vectorized trial's copies: "<trial id>-copyK"
         tid = run.data.tags.get(names.TAG_TRIAL_ID)

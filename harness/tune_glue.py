@@ -26,7 +26,8 @@ from ray.tune import Callback
 from harness import names
 from harness.checkpoint import load_first_good, save_checkpoint, trial_checkpoints
 from harness.config import SearchSettings, TrialConfig, VariantPlan
-from harness.searcher import RETRY_ATTEMPT, RETRY_OF, STARTED_TRIALS, StudySearcher
+from harness.names import RETRY_ATTEMPT, RETRY_OF
+from harness.searcher import STARTED_TRIALS, StudySearcher
 from harness.tune_pruning import stopped_by_scheduler
 
 RAY_ENV = {

@@ -23,8 +23,9 @@ import pytest
 from ray.tune import Callback
 
 from harness.config import parse_study
+from harness.names import RETRY_OF
 from harness.resolve import resolve
-from harness.searcher import RETRY_OF, STARTED_TRIALS, StudySearcher
+from harness.searcher import STARTED_TRIALS, StudySearcher
 from harness.tune_glue import Progress, StartedTrials
 
 STUDY = {"name": "lost", "seed": 0, "seeds": 2, "datasets": ["ring8"],

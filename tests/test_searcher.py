@@ -14,8 +14,9 @@ from ray.tune.search import Searcher
 
 from harness import names
 from harness.config import parse_study
+from harness.names import RETRY_ATTEMPT, RETRY_OF
 from harness.resolve import resolve
-from harness.searcher import RETRY_ATTEMPT, RETRY_OF, STARTED_TRIALS, StudySearcher, seed_for
+from harness.searcher import STARTED_TRIALS, StudySearcher, seed_for
 from harness.vector.plan import VectorPlan
 
 STUDY = {
