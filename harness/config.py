@@ -23,7 +23,14 @@ from typing import Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from harness import names, value_specs
 from harness.errors import ConfigError
@@ -189,25 +196,36 @@ class PrunerSettings(Strict):
 
 
 class SearchSettings(Strict):
-    """The search phase: ``trials`` Optuna suggestions per variant over ``space``."""
+    """The search phase: ``trials`` Optuna suggestions per variant over ``space``.
+
+    ``trials: 0`` runs no search: each pair's seeds phase trains the variant's own settings
+    (a fixed protocol, e.g. a published one), and ``space`` must then be left out."""
 
     algorithm: Literal["tpe", "random", "grid"] = "tpe"
-    trials: int = Field(4, ge=1, description="search trials per variant and dataset")
+    trials: int = Field(4, ge=0, description="search trials per variant and dataset; 0: no "
+                        "search, the seeds phase trains each variant's own settings")
     #: a value some metric declares with a direction (:func:`harness.value_specs.objectives`);
     #: checked by :func:`check_search_metric`, once the metrics that could declare it are loaded
     metric: str = names.MODES_COVERED
     mode: Literal["max", "min"] | None = None
-    space: dict[str, SearchParam]
+    space: dict[str, SearchParam] = Field(default_factory=dict, validate_default=True)
     pruner: PrunerSettings = Field(default_factory=PrunerSettings)
 
     @field_validator("space")
     @classmethod
-    def _space(cls, v: dict[str, SearchParam]) -> dict[str, SearchParam]:
-        if not v:
+    def _space(cls, v: dict[str, SearchParam], info: ValidationInfo
+               ) -> dict[str, SearchParam]:
+        trials = info.data.get("trials")  # absent when trials itself was refused
+        if trials and not v:
             raise ValueError(
                 "the search space is empty; declare at least one hyperparameter, e.g. "
-                "lr_d: {type: loguniform, low: 1.0e-4, high: 3.0e-3}"
+                "lr_d: {type: loguniform, low: 1.0e-4, high: 3.0e-3}, or set trials: 0 to "
+                "run each variant's own settings without a search"
             )
+        if trials == 0 and v:
+            raise ValueError(
+                f"trials is 0 (no search) but a search space is declared "
+                f"({', '.join(v)}); leave space out, or set trials >= 1 to search it")
         return v
 
     @model_validator(mode="after")

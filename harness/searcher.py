@@ -2,7 +2,8 @@
 
 For every (variant, dataset) pair, ``search.trials`` configurations suggested by that
 pair's own ``OptunaSearch``, then -- as soon as that pair's search is complete -- its best
-configuration on ``seeds`` fresh seeds. One Tune experiment keeps every CPU busy across
+configuration on ``seeds`` fresh seeds (``search.trials: 0``: the pair's own settings on
+``seeds`` seeds, with no Optuna at all). One Tune experiment keeps every CPU busy across
 pairs and phases instead of idling at the end of each. With the study key ``vectorize``
 (a :class:`~harness.vector.plan.VectorPlan`) a trial may hold several seeds, or several
 Optuna suggestions, as copies (:mod:`harness.vector.trial`).
@@ -126,7 +127,7 @@ class StudySearcher(Searcher):
                 space={k: optuna_distribution(v) for k, v in p.space.items()},
                 metric=search.metric, mode=search.direction,
                 sampler=make_sampler(search, p.space, base_seed + i))
-            for i, p in enumerate(plans)
+            for i, p in enumerate(plans) if search.trials  # trials 0: no search phase
         }
         vplan = vectorize if isinstance(vectorize, VectorPlan) else VectorPlan(
             seeds=dict(vectorize or {}))

@@ -339,8 +339,10 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
     concurrency = max_concurrent or spec.max_concurrent_trials or default_concurrency(spec)
     outcome.n_trials, outcome.concurrency = total, concurrency
     runs_total = len(plans) * (spec.search.trials + spec.seeds)
-    print(f"study {spec.name!r}: {len(plans)} variant x dataset pairs x ({spec.search.trials} "
-          f"search + {spec.seeds} seed trials) = {runs_total} runs"
+    phases = (f"{spec.search.trials} search + {spec.seeds} seed trials" if spec.search.trials
+              else f"no search, {spec.seeds} seed trials")
+    print(f"study {spec.name!r}: {len(plans)} variant x dataset pairs x ({phases}) = "
+          f"{runs_total} runs"
           + (f" in {total} Tune trials" if total != runs_total else " (trials)")
           + f", {concurrency} at a time", file=stream)
     for line in vector.lines:

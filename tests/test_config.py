@@ -162,6 +162,17 @@ def test_empty_search_space_refused():
     assert msg.startswith("study: search.space: the search space is empty")
 
 
+def test_no_search_takes_no_space_and_refuses_one():
+    assert parse_study(study(search={"trials": 0})).search.space == {}
+    msg = parse_error(study(search={"trials": 0, "space": {
+        "lr_d": {"type": "choice", "values": [1e-3]}}}))
+    assert msg.startswith("study: search.space: trials is 0 (no search) but a search space "
+                          "is declared (lr_d)")
+    assert "or set trials: 0" in parse_error(study(search={"trials": 3}))
+    assert "greater than or equal to 0" in parse_error(study(search={"trials": -1, "space": {
+        "lr_d": {"type": "choice", "values": [1e-3]}}}))
+
+
 @pytest.mark.parametrize("param, fragment", [
     ({"type": "choice"}, "non-empty 'values'"),
     ({"type": "choice", "values": []}, "non-empty 'values'"),

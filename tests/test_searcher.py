@@ -49,7 +49,8 @@ def new_searcher(spec, plans, vector) -> StudySearcher:
 
 def value(params: dict) -> float:
     """A made-up metric with a maximum inside the space (the searcher only compares)."""
-    return 8.0 - abs(params["lr_d"] - 1e-3) * 1e3 - (params["beta1"] == 0.9)
+    return (8.0 - abs(params.get("lr_d", 1e-3) - 1e-3) * 1e3
+            - (params.get("beta1") == 0.9))
 
 
 def result(cfg: dict) -> dict:
@@ -250,3 +251,36 @@ def test_the_searcher_finishes_only_when_no_trial_can_fail_before_it_starts(star
         started.add("p2")
         s.on_trial_complete("p2", final)
         assert s.suggest("y") == Searcher.FINISHED
+
+
+def test_no_search_runs_each_pairs_own_settings_on_its_seeds(tmp_path):
+    from harness.vector.plan import plan_vectorize
+
+    spec = parse_study({**STUDY, "vectorize": 2, "search": {"trials": 0}})
+    plans = resolve(spec)
+    vector = plan_vectorize(spec, plans)
+    assert vector.search == {} and set(vector.seeds.values()) == {2}
+    searcher = StudySearcher(plans, spec.search, spec.seeds, spec.seed, vector)
+    assert searcher.optuna == {}
+    tune = Tune(searcher)
+    tune.run_to_end()
+    cfgs = [c for _, c in tune.suggestions if isinstance(c, dict)]
+    # 5 seeds in trials of 2, 2 and 1 per pair, and nothing else
+    assert [len(c.get("copy_seeds", [0])) for c in cfgs] == [2, 2, 1, 2, 2, 1]
+    assert {c["trial"]["phase"] for c in cfgs} == {names.PHASE_SEEDS}
+    assert all(c["params"] == {} for c in cfgs)
+    seeds = sorted(s for c in cfgs if c["trial"]["variant"] == "ns"
+                   for s in c.get("copy_seeds", [c["trial"]["seed"]]))
+    assert seeds == [seed_for(spec.seed, names.PHASE_SEEDS, j) for j in range(5)]
+    by_variant = {p.base.variant: p.base for p in plans}
+    for c in cfgs:  # the variant's own settings: the base config, but for phase and seed
+        base = by_variant[c["trial"]["variant"]].model_dump(mode="json")
+        assert {k: v for k, v in c["trial"].items() if k not in ("seed", "phase")} == {
+            k: v for k, v in base.items() if k not in ("seed", "phase")}
+    assert tune.suggestions[-1][1] == Searcher.FINISHED
+    # saved and restored like any other
+    path = tmp_path / "s.pkl"
+    searcher.save(str(path))
+    again = StudySearcher(plans, spec.search, spec.seeds, spec.seed, vector)
+    again.restore(str(path))
+    assert again.suggest("late") == Searcher.FINISHED

@@ -123,6 +123,8 @@ def plan_vectorize(spec, plans) -> VectorPlan:
             continue
         if seeds_n > 1:
             out.seeds[key] = seeds_n
+        if not spec.search.trials:
+            continue
         why = search_fallback_reason(spec, plan)
         if why is not None:
             search_off.append(f"{key} ({why})")
