@@ -46,6 +46,13 @@ STATE_VERSION = 1
 #: (:class:`harness.tune_glue.StartedTrials` adds them)
 STARTED_TRIALS: set[str] = set()
 
+#: the ids of trials Tune set to ERROR, as its callbacks saw them at the end of a step
+#: (:class:`harness.tune_glue.StartedTrials` adds them). Tune tells its searcher of almost
+#: every failed trial, but not of one whose reused worker could not be reset for it (Ray's
+#: ``_on_trial_reset``: the previous trial's thread outlived the reset): the searcher would
+#: wait for it forever. :meth:`StudySearcher.suggest` settles those it was not told of.
+ERRORED_TRIALS: set[str] = set()
+
 
 def optuna_distribution(p: SearchParam):
     from optuna.distributions import (
@@ -153,14 +160,32 @@ class StudySearcher(Searcher):
         self.requeued: list[str] = []
         #: a retry's trial id -> the first trial's id, which the protocol's records use
         self.alias: dict[str, str] = {}
+        #: trials at a time, from Tune's ``max_concurrent_trials`` (:meth:`set_max_concurrency`);
+        #: 0: no limit of the searcher's own
+        self.max_concurrent = 0
 
-    #: what a searcher pickled before trials were suggested again lacks (Tuner.restore
+    #: what a searcher pickled by an older harness lacks (Tuner.restore
     #: unpickles the searcher of an interrupted study): such a study retries nothing
-    _SINCE_RETRIES = {"retries": 0, "given": {}, "requeued": [], "alias": {}}
+    _SINCE_RETRIES = {"retries": 0, "given": {}, "requeued": [], "alias": {},
+                      "max_concurrent": 0}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(copy.deepcopy(self._SINCE_RETRIES))
         self.__dict__.update(state)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Called by Tune's ``ConcurrencyLimiter`` (``TuneConfig(max_concurrent_trials=N)``)
+        when the experiment is set up: the searcher limits the trials at a time itself, so
+        the limiter passes every call through (True). The limiter's own count would never
+        release a trial Tune ended without telling its searcher (:data:`ERRORED_TRIALS`),
+        and the experiment would wait for it forever."""
+        self.max_concurrent = int(max_concurrent)
+        return True
+
+    @property
+    def n_live(self) -> int:
+        """Trials suggested and not completed, but for those waiting to be suggested again."""
+        return len(self.given) - len(self.requeued)
 
     # -- the protocol -------------------------------------------------------------------
     def best_params(self, key: str) -> dict:
@@ -216,7 +241,11 @@ class StudySearcher(Searcher):
         """A trial that failed before it started first (the same config, ``retry_of`` its
         first id, ``retry_attempt`` counting from 1); then the protocol's next trial; None
         while the protocol waits; FINISHED once every trial is launched and completed
-        (a trial still live may yet fail before it starts)."""
+        (a trial still live may yet fail before it starts); None as well while
+        :attr:`max_concurrent` trials are live."""
+        self._settle_untold_errors()
+        if self.max_concurrent and self.n_live >= self.max_concurrent:
+            return None
         if self.requeued:
             first = self.requeued.pop(0)
             self.alias[trial_id] = first
@@ -229,6 +258,18 @@ class StudySearcher(Searcher):
         elif out == Searcher.FINISHED and self.given:
             return None
         return out
+
+    def _settle_untold_errors(self) -> None:
+        """Complete, as failed, each trial of :data:`ERRORED_TRIALS` that Tune ended
+        without telling the searcher: the live attempt of a trial still awaited (a retry
+        under its alias, or a first attempt neither requeued nor retried). A trial Tune did
+        tell of is no longer awaited, so a notice of it changes nothing."""
+        while ERRORED_TRIALS:
+            trial_id = ERRORED_TRIALS.pop()
+            retried = set(self.alias.values())
+            if trial_id in self.alias or (trial_id in self.given and trial_id not in retried
+                                          and trial_id not in self.requeued):
+                self.on_trial_complete(trial_id, None, error=True)
 
     def _next(self, trial_id: str) -> dict | None:
         trials, seeds = self.settings.trials, self.n_seeds
@@ -350,5 +391,5 @@ class StudySearcher(Searcher):
             self.set_state(pickle.load(f))
 
 
-__all__ = ["STARTED_TRIALS", "STATE_VERSION", "StudySearcher", "make_sampler",
+__all__ = ["ERRORED_TRIALS", "STARTED_TRIALS", "STATE_VERSION", "StudySearcher", "make_sampler",
            "optuna_distribution", "seed_for"]

@@ -27,7 +27,7 @@ from harness import names
 from harness.checkpoint import load_first_good, save_checkpoint, trial_checkpoints
 from harness.config import SearchSettings, TrialConfig, VariantPlan
 from harness.names import RETRY_ATTEMPT, RETRY_OF
-from harness.searcher import STARTED_TRIALS, StudySearcher
+from harness.searcher import ERRORED_TRIALS, STARTED_TRIALS, StudySearcher
 from harness.tune_pruning import stopped_by_scheduler
 
 RAY_ENV = {
@@ -233,7 +233,22 @@ def make_searcher(plans: list[VariantPlan], search: SearchSettings, seeds: int, 
 class StartedTrials(Callback):
     """Keeps :data:`harness.searcher.STARTED_TRIALS`: the trials Tune started, which the
     searcher reads to tell a trial that failed before it started (suggested again) from one
-    that failed running (retried by Tune, then failed)."""
+    that failed running (retried by Tune, then failed); and :data:`ERRORED_TRIALS`, each
+    trial Tune set to ERROR, once, so that the searcher learns of one Tune did not tell it
+    of."""
+
+    def __init__(self):
+        self.errored: set[str] = set()  # the ERROR trials already put in ERRORED_TRIALS
+
+    def __setstate__(self, state):  # pickled by an older harness: it had no state
+        self.__dict__.update({"errored": set(), **state})
+
+    def on_step_end(self, iteration, trials, **info):
+        """Called by Tune at the end of every step of its loop, with every trial."""
+        for trial in trials:
+            if trial.status == "ERROR" and trial.trial_id not in self.errored:
+                self.errored.add(trial.trial_id)
+                ERRORED_TRIALS.add(trial.trial_id)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         STARTED_TRIALS.add(trial.trial_id)

@@ -169,3 +169,47 @@ def test_a_lost_trial_whose_retry_reported_is_not_counted_twice():
         num_errors = 2
 
     assert _trials_ended(Grid(results)) == 3  # a, b (by its retry c), d
+
+
+def test_a_trial_whose_reused_worker_could_not_be_reset_runs_again(tmp_path):
+    """Tune stops a trial whose function is still running (here: a stopper at its first
+    result, and the function goes on for 4 s, past Ray's 2 s wait for the thread), caches
+    its worker and hands it the next trial; the worker cannot be reset while the old
+    thread runs, so Tune ends the next trial with ERROR and tells no searcher of it. The
+    study's callback reports it and the searcher suggests it again: every trial runs, and
+    the experiment ends (before, the searcher waited for that trial forever)."""
+    import ray
+    from ray import tune
+
+    spec = parse_study(STUDY)
+    searcher = StudySearcher(resolve(spec), spec.search, spec.seeds, spec.seed, retries=1)
+    log = tmp_path / "ran.jsonl"
+
+    def trial(config):
+        with open(log, "a") as f:
+            f.write(json.dumps([config["label"], config.get(RETRY_OF)]) + "\n")
+        try:  # Ray ends a stopped trial's report() by raising into its thread
+            tune.report({"modes_covered": 5.0, "hq_fraction": 0.5, "final": True})
+        finally:
+            if config["label"].endswith("search #0"):
+                time.sleep(4)  # the stopped trial's thread outlives Ray's wait at the reset
+
+    STARTED_TRIALS.clear()
+    ray.init(num_cpus=1, address="local", include_dashboard=False, log_to_driver=False)
+    try:
+        grid = tune.Tuner(trial, tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=8, max_concurrent_trials=1, reuse_actors=True),
+            run_config=tune.RunConfig(
+                storage_path=str(tmp_path / "tune"), verbose=0, stop={"training_iteration": 1},
+                callbacks=[StartedTrials()],
+                failure_config=tune.FailureConfig(max_failures=1))).fit()
+    finally:
+        ray.shutdown()
+        STARTED_TRIALS.clear()
+    ran = [tuple(json.loads(line)) for line in log.read_text().splitlines()]
+    assert sorted(label for label, _ in ran) == [
+        "ns/ring8 search #0", "ns/ring8 search #1", "ns/ring8 seeds #0", "ns/ring8 seeds #1"]
+    assert grid.num_errors == 1  # the trial the worker could not be reset for
+    (lost,) = [Path(r.path).name for r in grid if r.error]
+    assert "search_1" in lost and dict(ran)["ns/ring8 search #1"] is not None
+    assert "reset_config" in str(next(r.error for r in grid if r.error))

@@ -16,7 +16,7 @@ from harness import names
 from harness.config import parse_study
 from harness.names import RETRY_ATTEMPT, RETRY_OF
 from harness.resolve import resolve
-from harness.searcher import STARTED_TRIALS, StudySearcher, seed_for
+from harness.searcher import ERRORED_TRIALS, STARTED_TRIALS, StudySearcher, seed_for
 from harness.vector.plan import VectorPlan
 
 STUDY = {
@@ -173,10 +173,13 @@ def test_a_state_is_refused_by_a_searcher_of_other_pairs(tmp_path):
 
 @pytest.fixture
 def started():
-    """:data:`STARTED_TRIALS`, emptied before and after (Tune's callback fills it)."""
+    """:data:`STARTED_TRIALS`, emptied before and after (Tune's callback fills it), and
+    :data:`ERRORED_TRIALS` likewise."""
     STARTED_TRIALS.clear()
+    ERRORED_TRIALS.clear()
     yield STARTED_TRIALS
     STARTED_TRIALS.clear()
+    ERRORED_TRIALS.clear()
 
 
 def plain_searcher(retries: int = 1) -> tuple[StudySearcher, str]:
@@ -284,3 +287,68 @@ def test_no_search_runs_each_pairs_own_settings_on_its_seeds(tmp_path):
     again = StudySearcher(plans, spec.search, spec.seeds, spec.seed, vector)
     again.restore(str(path))
     assert again.suggest("late") == Searcher.FINISHED
+
+
+class _Trial:
+    def __init__(self, trial_id: str, status: str):
+        self.trial_id, self.status = trial_id, status
+
+
+def test_a_trial_tune_ended_without_telling_the_searcher_is_settled_and_suggested_again(
+        started):
+    """Ray ends a trial whose reused worker could not be reset for it (ERROR, no call to
+    the searcher). The callback reports every ERROR trial once; the searcher completes
+    the ones it still awaits, as failed before they started, and suggests them again;
+    notices of trials it was told of change nothing."""
+    from harness.tune_glue import StartedTrials
+
+    searcher, key = plain_searcher(retries=1)
+    callback = StartedTrials()
+    first = searcher.suggest("t0")
+    searcher.suggest("t1")
+    started.add("t1")
+    searcher.on_trial_complete("t1", None, error=True)  # told: it ran, then failed
+    callback.on_step_end(iteration=1, trials=[_Trial("t0", "ERROR"), _Trial("t1", "ERROR")])
+    callback.on_step_end(iteration=2, trials=[_Trial("t0", "ERROR"), _Trial("t1", "ERROR")])
+    assert ERRORED_TRIALS == {"t0", "t1"} and callback.errored == {"t0", "t1"}
+    assert searcher.completed[key] == 1  # t1 only
+    retry = searcher.suggest("t2")  # settles t0, then suggests it again
+    assert retry == {**first, RETRY_OF: "t0", RETRY_ATTEMPT: 1}
+    assert not ERRORED_TRIALS and searcher.completed[key] == 1
+    # a late notice of t0 (its retry t2 is live) and of t1 change nothing
+    ERRORED_TRIALS.update({"t0", "t1"})
+    assert searcher.suggest("t3") is None  # the search waits for t2
+    assert searcher.alias == {"t2": "t0"} and searcher.completed[key] == 1
+    # the retry ends untold too, its one retry spent: failed, the pair's search complete
+    callback.on_step_end(iteration=3, trials=[_Trial("t2", "ERROR")])
+    seeds = searcher.suggest("t4")
+    assert searcher.completed[key] == 2 and "t0" not in searcher.given
+    assert not searcher.requeued and not searcher.alias
+    assert RETRY_OF not in seeds and seeds["trial"]["phase"] == names.PHASE_SEEDS
+
+
+def test_the_callback_unpickles_from_an_older_harness():
+    from harness.tune_glue import StartedTrials
+
+    old = StartedTrials.__new__(StartedTrials)
+    old.__setstate__({})
+    assert old.errored == set()
+
+
+def test_the_searcher_limits_the_trials_at_a_time_itself(started):
+    """Tune's ConcurrencyLimiter hands the limit to the searcher and passes every call
+    through; a trial waiting to be suggested again is not live, its retry is."""
+    from ray.tune.search import ConcurrencyLimiter
+
+    searcher, key = plain_searcher(retries=1)
+    limiter = ConcurrencyLimiter(searcher, max_concurrent=1)
+    assert searcher.max_concurrent == 1 and not limiter._limit_concurrency
+    assert limiter.suggest("t0") is not None
+    assert limiter.suggest("t1") is None  # one live
+    limiter.on_trial_complete("t0", None, error=True)  # lost before it started
+    assert searcher.n_live == 0
+    assert limiter.suggest("t2")[RETRY_OF] == "t0"
+    assert limiter.suggest("t3") is None
+    started.add("t2")
+    limiter.on_trial_complete("t2", {"final": True, names.MODES_COVERED: 7.0})
+    assert limiter.suggest("t4")["label"] == f"{key} search #1"
