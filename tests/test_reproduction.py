@@ -170,6 +170,19 @@ def test_failed_and_search_runs_are_not_measured():
     assert table.rows[0].verdict == rp.TOO_FEW and table.verdict == rp.TOO_FEW
 
 
+def test_runs_still_running_are_not_measured_and_the_section_says_so(tmp_path):
+    runs = [_run(i, "a", {names.MODES_COVERED: x}) for i, x in enumerate(AB["a"])]
+    runs += [_run(20 + i, "a", {names.MODES_COVERED: 1.0}, run_status="RUNNING")
+             for i in range(2)]
+    pub = _published({"a": {"ring8": {names.MODES_COVERED: [7.5, 0.1]}}})
+    (table,) = rp.assess(runs_frame(runs), pub, n_resamples=200)
+    assert table.rows[0].n == 6 and table.rows[0].mean == pytest.approx(7.5)
+    assert table.rows[0].verdict == rp.REPRODUCED
+    md = _write(runs_frame(runs), pub, tmp_path)
+    assert "**2 seeds-phase run(s) still RUNNING** are not measured" in md
+    assert "still RUNNING" not in _write(runs_frame(runs[:6]), pub, tmp_path / "done")
+
+
 def _write(df, published, tmp_path):
     ctx = ReportContext(df=df, out_dir=tmp_path, n_resamples=200, published=published)
     assert rp.Reproduction().write(ctx) == []

@@ -4,8 +4,9 @@ seeds-phase runs measured. A study without a published block gets no section.
 
 The rules, each checkable from the table's own columns:
 
-* **Measured**: per variant, dataset and metric, the seeds-phase runs that did not fail and
-  reported the metric: their mean, the 95 % percentile-bootstrap interval of the mean
+* **Measured**: per variant, dataset and metric, the seeds-phase runs that ended (a run
+  still RUNNING is in flight: its values are not its results; the section counts them),
+  did not fail and reported the metric: their mean, the 95 % percentile-bootstrap interval of the mean
   ``[low, high]`` (:func:`harness.reports.stats.bootstrap_ci`, as the summary computes it)
   and their number ``n``.
 * **The published error as a 95 % half-width** ``h``: ``standard_error`` -> ``h = 1.96·se``;
@@ -53,6 +54,7 @@ import pandas as pd
 from harness import names
 from harness.reports import display, stats, tables
 from harness.reports.context import ReportContext
+from harness.reports.load import RUN_STATUS
 from harness.reports.runs import failed_mask
 from harness.reports.section import Section
 from harness.reports.verdict import ALPHA
@@ -65,6 +67,8 @@ NOT_REPRODUCED = "not reproduced"
 DIFFERENT_BUDGET = "different budget"
 TOO_FEW = "too few runs"
 AT_CHANCE = "at chance"
+#: MLflow statuses of a run not yet ended (``Measured`` leaves such runs out)
+UNENDED = ("RUNNING", "SCHEDULED")
 
 
 def half_width(error: float, kind: str, seeds: int) -> float:
@@ -143,7 +147,8 @@ def assess(df: pd.DataFrame, published: dict, n_resamples: int = 2000,
     variants the verdict finds at chance there."""
     at_chance = at_chance or {}
     kind, p_seeds, budget = published["error"], int(published["seeds"]), published.get("budget", {})
-    runs = df[(df[names.TAG_PHASE] == names.PHASE_SEEDS) & ~failed_mask(df)] if len(df) else df
+    runs = (df[(df[names.TAG_PHASE] == names.PHASE_SEEDS) & ~failed_mask(df)
+               & ~df[RUN_STATUS].isin(UNENDED)] if len(df) else df)
     order: dict[tuple[str, str], list[Row]] = {}
     for variant, per_ds in published["results"].items():
         for dataset, per_metric in per_ds.items():
@@ -254,6 +259,13 @@ class Reproduction(Section):
               "when the runs' protocol differs from the published one.")
         chance = {v.dataset: set(v.at_chance) for v in ctx.verdicts}
         found = assess(ctx.df, published, ctx.n_resamples, ctx.seed, chance)
+        df = ctx.df
+        in_flight = (int(((df[names.TAG_PHASE] == names.PHASE_SEEDS)
+                          & df[RUN_STATUS].isin(UNENDED)).sum()) if len(df) else 0)
+        if in_flight:
+            doc.p(f"**{in_flight} seeds-phase run(s) still RUNNING** are not measured: their "
+                  "values are not their results (the study is in flight, or a process died "
+                  "without ending them: see Failures).")
         diffs = _budget_text(found)
         if diffs:
             doc.p("**Different budget**: the runs differ from the published protocol in "
