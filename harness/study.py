@@ -282,9 +282,14 @@ def _run(spec, plans, file, uri, client, workdir, max_concurrent, stream, write_
             "FINISHED": names.STATUS_OK, "KILLED": names.STATUS_STOPPED}.get(status, names.STATUS_FAILED))
         retry(client.set_terminated, parent_id, status)
     share = outcome.training_share
-    print(f"\nstudy finished in {outcome.study_seconds:.0f}s: {outcome.n_runs} runs "
+    ended = "interrupted after" if outcome.interrupted else "finished in"
+    print(f"\nstudy {ended} {outcome.study_seconds:.0f}s: {outcome.n_runs} runs "
           f"({outcome.n_trials} Tune trials), "
           f"{share:.0%} of {outcome.concurrency} slot(s) spent training", file=stream)
+    if outcome.interrupted:
+        print(f"  continue it from this folder (finished trials kept, the others from their "
+              f"checkpoints): harness study {file} --resume{_uri_flag(uri, workdir)}",
+              file=stream)
     if outcome.report:
         print(f"  report: {outcome.report['md']}\n          {outcome.report['html']}", file=stream)
     print(f"  browse the runs: harness ui{_uri_flag(uri, workdir)}", file=stream, flush=True)

@@ -105,6 +105,8 @@ def test_ctrl_c_leaves_no_run_running(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, out[-3000:]
+    assert "study interrupted after" in out and "study finished" not in out, out[-3000:]
+    assert f"harness study {tmp_path / 's.yaml'} --resume" in out, out[-3000:]
     client = store(tmp_path)
     exp = client.get_experiment_by_name("interrupt")
     runs = client.search_runs([exp.experiment_id])
