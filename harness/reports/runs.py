@@ -24,6 +24,8 @@ from harness.reports.load import RUN_ID, RUN_STATUS
 
 FAILED_STATUSES = (names.STATUS_FAILED, names.STATUS_STOPPED)
 FAILED_RUN_STATUSES = ("FAILED", "KILLED")
+#: MLflow statuses of a run that has not ended: its values are not yet its results
+UNENDED_RUN_STATUSES = ("RUNNING", "SCHEDULED")
 #: statuses a trial ends with when the harness stopped it before its budget: the
 #: ``diagnostics.stop_early`` reasons, divergence, and the search pruner
 STOP_STATUSES = (*names.EARLY_STOP_REASONS, names.STATUS_DIVERGED, names.STATUS_PRUNED)

@@ -64,6 +64,7 @@ from harness.reports.runs import (
     FAILED_RUN_STATUSES,
     FAILED_STATUSES,
     KEY_PARAMS,
+    UNENDED_RUN_STATUSES,
     searched_param_cols,
 )
 
@@ -81,8 +82,6 @@ NOT_SEARCHED = tables.DASH
 TOO_FEW = f"n < {MIN_TRIALS}"
 METRIC_CONSTANT = "metric constant"
 NO_VARIATION = "no variation"
-
-_UNFINISHED_RUN_STATUSES = ("RUNNING", "SCHEDULED")
 
 
 # --- which rows, which metric, which hyperparameters --------------------------------------
@@ -167,7 +166,7 @@ def _failed(rows: pd.DataFrame) -> pd.Series:
 def _unfinished(rows: pd.DataFrame) -> pd.Series:
     """Pruned runs and runs MLflow still counts as running."""
     return ((_status(rows, names.TAG_STATUS) == names.STATUS_PRUNED)
-            | _status(rows, RUN_STATUS).isin(_UNFINISHED_RUN_STATUSES))
+            | _status(rows, RUN_STATUS).isin(UNENDED_RUN_STATUSES))
 
 
 def metric_values(rows: pd.DataFrame, metric: str) -> pd.Series:

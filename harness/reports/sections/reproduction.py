@@ -55,7 +55,7 @@ from harness import names
 from harness.reports import display, stats, tables
 from harness.reports.context import ReportContext
 from harness.reports.load import RUN_STATUS
-from harness.reports.runs import failed_mask
+from harness.reports.runs import UNENDED_RUN_STATUSES, failed_mask
 from harness.reports.section import Section
 from harness.reports.verdict import ALPHA
 from harness.tracking import retry
@@ -67,8 +67,6 @@ NOT_REPRODUCED = "not reproduced"
 DIFFERENT_BUDGET = "different budget"
 TOO_FEW = "too few runs"
 AT_CHANCE = "at chance"
-#: MLflow statuses of a run not yet ended (``Measured`` leaves such runs out)
-UNENDED = ("RUNNING", "SCHEDULED")
 
 
 def half_width(error: float, kind: str, seeds: int) -> float:
@@ -148,7 +146,7 @@ def assess(df: pd.DataFrame, published: dict, n_resamples: int = 2000,
     at_chance = at_chance or {}
     kind, p_seeds, budget = published["error"], int(published["seeds"]), published.get("budget", {})
     runs = (df[(df[names.TAG_PHASE] == names.PHASE_SEEDS) & ~failed_mask(df)
-               & ~df[RUN_STATUS].isin(UNENDED)] if len(df) else df)
+               & ~df[RUN_STATUS].isin(UNENDED_RUN_STATUSES)] if len(df) else df)
     order: dict[tuple[str, str], list[Row]] = {}
     for variant, per_ds in published["results"].items():
         for dataset, per_metric in per_ds.items():
@@ -261,7 +259,7 @@ class Reproduction(Section):
         found = assess(ctx.df, published, ctx.n_resamples, ctx.seed, chance)
         df = ctx.df
         in_flight = (int(((df[names.TAG_PHASE] == names.PHASE_SEEDS)
-                          & df[RUN_STATUS].isin(UNENDED)).sum()) if len(df) else 0)
+                          & df[RUN_STATUS].isin(UNENDED_RUN_STATUSES)).sum()) if len(df) else 0)
         if in_flight:
             doc.p(f"**{in_flight} seeds-phase run(s) still RUNNING** are not measured: their "
                   "values are not their results (the study is in flight, or a process died "
