@@ -209,8 +209,10 @@ def url_host(host: str) -> str:
 class TrackingServer:
     """``harness server --auth`` as a subprocess; :meth:`restart` keeps its port and store."""
 
-    def __init__(self, store: Path, host: str, port: int, log: Path, env: dict[str, str]):
+    def __init__(self, store: Path, host: str, port: int, log: Path, env: dict[str, str],
+                 artifacts_root: Path | None = None):
         self.store, self.host, self.port, self.log, self.env = store, host, port, log, env
+        self.artifacts_root = artifacts_root
         self.url = f"http://{url_host(host)}:{port}"
         self.proc: subprocess.Popen | None = None
 
@@ -218,7 +220,8 @@ class TrackingServer:
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "harness.cli", "server", "--auth", "--host", self.host,
-                 "--port", str(self.port), "--store", str(self.store)],
+                 "--port", str(self.port), "--store", str(self.store),
+                 *(["--artifacts-root", str(self.artifacts_root)] if self.artifacts_root else [])],
                 stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.store.parent)
         from harness.errors import TrackingError
         from harness.server import wait_ready
@@ -767,6 +770,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cpu-per-trial", type=float, default=1.0, metavar="F",
                    help="the CPUs each trial asks Ray for (study key resources.cpu; 0.1..1, "
                         "default 1): 0.5 runs two trials on each one-CPU node")
+    p.add_argument("--artifacts", choices=("served", "shared"), default="served",
+                   help="served (default): the trials upload artifacts through the tracking "
+                        "server; shared: `harness server --artifacts-root` on a folder of this "
+                        "machine, as a cluster's shared filesystem, written by the trials "
+                        "directly")
     p.add_argument("--seed", type=int, default=0, help="the study's seed and the faults' timing")
     p.add_argument("--timeout", type=float, default=3 * 3600,
                    help="seconds the study may run before it is stopped (default 10800)")
@@ -823,9 +831,11 @@ def sweep(args: argparse.Namespace, out: Path) -> int:
                                                     args.cpu_per_trial), sort_keys=False))
     print(f"sweep_scale: {n} trials on {k} worker node(s){' with faults' if args.faults else ''};"
           f" everything under {out}", flush=True)
-    server = TrackingServer(out / "store", args.host, port, out / "server.log", env)
+    server = TrackingServer(out / "store", args.host, port, out / "server.log", env,
+                            out / "shared-artifacts" if args.artifacts == "shared" else None)
     proxy = cluster = injector = None
     result: dict = {"trials": n, "nodes": k, "faults": args.faults, "seed": args.seed,
+                    "artifacts": args.artifacts,
                     "command": " ".join(["python", "benchmarks/sweep_scale.py", *sys.argv[1:]])}
     try:
         server.start()

@@ -80,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
         "require credentials on every request (MLflow's basic-auth app): the account is "
         "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, the same two variables every "
         "trial, `harness report` and `harness ui` send"))
+    sv.add_argument("--artifacts-root", help=(
+        "where new experiments keep their artifacts, written and read by the trials and "
+        "`harness report` directly instead of through the server (fewer requests a trial): "
+        "a folder every node mounts at the same path (NFS) or an object store URI such as "
+        "s3://bucket/path; default: under --store, served by the server"))
     sv.add_argument("--allowed-hosts", help=(
         "more Host headers to accept, comma-separated, e.g. the head node's host name when "
         "the nodes use it (accepted anyway: localhost, private IP addresses and the --host "
@@ -165,7 +170,8 @@ def cmd_server(args) -> int:
     if args.workers < 1:
         raise HarnessError(f"--workers must be >= 1, got {args.workers}")
     return serve(args.store, args.host, args.port, workers=args.workers,
-                 allowed_hosts=args.allowed_hosts, auth=args.auth)
+                 allowed_hosts=args.allowed_hosts, auth=args.auth,
+                 artifacts_root=args.artifacts_root)
 
 
 def main(argv: list[str] | None = None) -> int:

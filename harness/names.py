@@ -155,6 +155,10 @@ ARTIFACT_GENERATOR = "generator.pt"
 ARTIFACT_FINAL_SAMPLES = "final_samples.png"
 #: a study's ``published:`` block as JSON, on its parent run (the report's Reproduction section)
 ARTIFACT_PUBLISHED = "study/published.json"
+#: the file ``harness server --artifacts-root`` leaves in a local root folder: a client that
+#: does not find it is on a machine where the shared folder is not mounted
+#: (:func:`harness.tracking.check_artifact_access`)
+ARTIFACT_ROOT_MARKER = ".harness-artifact-root"
 
 # --- tags of image datasets (``Dataset.tags()``) ---------------------------------------
 TAG_DATASET_SPLIT = "dataset.split"  # how the train / held-out split was made (provenance)

@@ -31,6 +31,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from harness import names
 from harness.errors import TrackingError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -103,15 +104,21 @@ def allowed_hosts_for(host: str, port: int, extra: str | None = None) -> str | N
 
 
 def server_command(store: Path, host: str, port: int, workers: int = 1,
-                   allowed_hosts: str | None = None, auth: bool = False) -> list[str]:
+                   allowed_hosts: str | None = None, auth: bool = False,
+                   artifacts_root: str | None = None) -> list[str]:
     """The ``mlflow server`` command line for a store folder; ``allowed_hosts`` adds to
     the ``Host`` headers accepted (:func:`allowed_hosts_for`); ``auth`` serves MLflow's
-    basic-auth app (:mod:`harness.server_auth` prepares its settings)."""
+    basic-auth app (:mod:`harness.server_auth` prepares its settings); ``artifacts_root``
+    (:func:`shared_artifacts_root`) is where new experiments keep their artifacts, written
+    and read there by the clients themselves (the server still serves the artifacts of
+    experiments it created without it)."""
     allowed_hosts = allowed_hosts_for(host, port, allowed_hosts)
     cmd = [sys.executable, "-m", "mlflow", "server",
            "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
            "--serve-artifacts", "--artifacts-destination", str(store / "mlartifacts"),
            "--host", host, "--port", str(port), "--workers", str(workers)]
+    if artifacts_root:
+        cmd += ["--default-artifact-root", artifacts_root]
     if _mlflow_major() >= 3:  # uvicorn (MLflow 3): one log line per request drowns the log
         cmd += ["--uvicorn-opts", "--no-access-log"]
     if allowed_hosts:
@@ -139,6 +146,33 @@ def check_port(host: str, port: int) -> None:
         except OSError as exc:
             raise TrackingError(f"cannot serve on {host}:{port}: {exc.strerror or exc}; "
                                 "pick another --port (or --host)") from None
+
+
+def shared_artifacts_root(given: str, store: Path) -> str:
+    """``--artifacts-root`` as MLflow's ``--default-artifact-root``.
+
+    A URI with a scheme other than ``file`` (``s3://bucket/path``, ``gs://...``) passes as
+    given: every client reaches it with its own credentials. A local folder (a path or a
+    ``file://`` URI) is made absolute, created, and marked with
+    :data:`harness.names.ARTIFACT_ROOT_MARKER`; it must be the same shared folder (NFS and
+    the like) at the same path on every node.
+    TrackingError when it cannot be created or written."""
+    given = given.strip()
+    if not given:
+        raise TrackingError("--artifacts-root is empty; allowed: a folder every node mounts "
+                            "at the same path, or an object store URI such as s3://bucket/path")
+    scheme = given.split("://", 1)[0] if "://" in given else ""
+    if scheme and scheme != "file":
+        return given
+    root = Path(given[len("file://"):] if scheme else given).expanduser().resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / names.ARTIFACT_ROOT_MARKER).write_text(
+            f"artifacts of the runs of the MLflow server with store {store}\n")
+    except OSError as exc:
+        raise TrackingError(f"cannot use --artifacts-root {root}: {exc.strerror or exc}; "
+                            "allowed: a folder this user can create and write") from None
+    return root.as_uri()
 
 
 def _make_store(store: Path) -> None:
@@ -338,9 +372,12 @@ def run_owned(cmd: list[str], local_url: str, ready_message: str, stream=None,
 
 
 def serve(store: str | Path, host: str, port: int, workers: int = 1,
-          allowed_hosts: str | None = None, stream=None, auth: bool = False) -> int:
+          allowed_hosts: str | None = None, stream=None, auth: bool = False,
+          artifacts_root: str | None = None) -> int:
     """``harness server``: start, say where studies should log, run until stopped. ``auth``
-    requires the credentials of :mod:`harness.server_auth` on every request."""
+    requires the credentials of :mod:`harness.server_auth` on every request;
+    ``artifacts_root`` (:func:`shared_artifacts_root`) has the clients write and read new
+    experiments' artifacts there themselves instead of through the server."""
     stream = stream or sys.stderr
     store = Path(store).resolve()
     check_port(host, port)  # before anything: a busy port leaves nothing behind
@@ -348,19 +385,22 @@ def serve(store: str | Path, host: str, port: int, workers: int = 1,
 
     # before the store folder: a refusal writes nothing
     credentials = server_auth.credentials_from_env() if auth else None
+    root = shared_artifacts_root(artifacts_root, store) if artifacts_root is not None else None
     _make_store(store)
     env = server_auth.prepare(store, *credentials) if credentials else None
     warning = bind_warning(host, auth=auth)
     if warning:
         print(warning, file=stream, flush=True)
     uri = f"http://{advertised_host(host)}:{port}"
+    artifacts = (f"{store / 'mlartifacts'}" if root is None else
+                 f"{root}, written and read by the clients themselves")
     message = (f"MLflow tracking server on {uri} (runs: {store / 'mlflow.db'}, artifacts: "
-               f"{store / 'mlartifacts'})\n"
+               f"{artifacts})\n"
                f"  run studies with: harness study FILE --tracking-uri {uri}\n"
                + ("  every client sends MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
                   "(set both on every node); a request without them is refused\n" if auth else "")
                + "  (Ctrl-C stops it)")
-    return run_owned(server_command(store, host, port, workers, allowed_hosts, auth),
+    return run_owned(server_command(store, host, port, workers, allowed_hosts, auth, root),
                      local_url(host, port), message, stream, env=env)
 
 

@@ -27,6 +27,7 @@ import re
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -237,18 +238,29 @@ def ensure_experiment(client, name: str, artifact_root: str | None) -> str:
     own node's disk, which a cluster without a shared filesystem cannot do; a warning
     says so."""
     exp = retry(client.get_experiment_by_name, name)
-    if exp is not None:
-        if exp.lifecycle_stage == "deleted":
-            retry(client.restore_experiment, exp.experiment_id)
-        if (client.tracking_uri.startswith(("http://", "https://"))
-                and exp.artifact_location.startswith(("file:", "/"))):
+    if exp is None:
+        exp_id = retry(client.create_experiment, name, artifact_location=artifact_root)
+        exp = retry(client.get_experiment, exp_id)
+        try:
+            check_artifact_access(client.tracking_uri, exp.artifact_location, run=False)
+        except TrackingError:
+            retry(client.delete_experiment, exp_id)  # nothing left half made
+            raise
+        return exp_id
+    if exp.lifecycle_stage == "deleted":
+        retry(client.restore_experiment, exp.experiment_id)
+    check_artifact_access(client.tracking_uri, exp.artifact_location, run=False)
+    if client.tracking_uri.startswith(("http://", "https://")):
+        from mlflow.utils.file_utils import local_file_uri_to_path
+
+        local = urllib.parse.urlparse(exp.artifact_location).scheme in ("", "file")
+        if local and shared_root(Path(local_file_uri_to_path(exp.artifact_location))) is None:
             print(f"warning: experiment {name!r} keeps its artifacts in the local folder "
                   f"{exp.artifact_location} (it was created without a tracking server); "
                   "trials on other machines cannot write there unless that path is a shared "
                   "filesystem: give the study another name to get a new experiment whose "
                   "artifacts go through the server", file=sys.stderr, flush=True)
-        return exp.experiment_id
-    return retry(client.create_experiment, name, artifact_location=artifact_root)
+    return exp.experiment_id
 
 
 def log_bytes(client, run_id: str, artifacts: dict[str, bytes], repo=None) -> None:
@@ -267,12 +279,60 @@ def log_bytes(client, run_id: str, artifacts: dict[str, bytes], repo=None) -> No
             retry(repo.log_artifacts, tmp)
 
 
+#: experiments' local artifact folders found reachable (a marker above, or already there)
+_REACHABLE: set[Path] = set()
+
+
+def check_artifact_access(tracking_uri: str, artifact_uri: str, *, run: bool = True) -> None:
+    """TrackingError when a tracking server's experiment keeps its artifacts in a local folder
+    that this machine does not share with the server.
+
+    ``artifact_uri`` is a run's (``run=True``: ``<experiment folder>/<run id>/artifacts``,
+    MLflow's layout) or an experiment's own location. ``harness server --artifacts-root DIR``
+    gives new experiments folders under DIR, which every node must mount at the same path,
+    and leaves a marker in DIR (:data:`harness.names.ARTIFACT_ROOT_MARKER`). A machine
+    without the mount would write its artifacts to its own disk, where nobody else looks, and
+    read none. So the experiment's folder must have that marker above it, or already be
+    here (an experiment a local study made before the server existed, on this machine: the
+    study warns about it, :func:`ensure_experiment`). Runs of a local store (sqlite),
+    proxied (``mlflow-artifacts:``) and object-store URIs are not concerned."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    if urllib.parse.urlparse(artifact_uri).scheme not in ("", "file"):
+        return
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    path = Path(local_file_uri_to_path(artifact_uri))
+    folder = path.parents[1] if run and len(path.parents) > 1 else path
+    if folder in _REACHABLE:
+        return
+    if shared_root(folder) is not None or folder.is_dir():
+        _REACHABLE.add(folder)
+        return
+    raise TrackingError(
+        f"the artifacts go to {folder}, a folder this machine does not share with the "
+        f"tracking server at {tracking_uri} (no {names.ARTIFACT_ROOT_MARKER} above it): "
+        "mount the folder given to `harness server --artifacts-root` at the same path here, "
+        "or start the server without --artifacts-root so that artifacts go through it")
+
+
+def shared_root(folder: Path) -> Path | None:
+    """The ``harness server --artifacts-root`` folder at or above ``folder`` (its marker
+    seen), else None."""
+    for f in (folder, *folder.parents):
+        if (f / names.ARTIFACT_ROOT_MARKER).is_file():
+            return f
+    return None
+
+
 def artifact_repo(tracking_uri: str, artifact_uri: str):
     """The artifact repository of a run whose ``artifact_uri`` is known (as MLflow's client
-    builds it from the run it fetches)."""
+    builds it from the run it fetches); TrackingError when it is a local folder this machine
+    does not share with the tracking server (:func:`check_artifact_access`)."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
 
+    check_artifact_access(tracking_uri, artifact_uri)
     return get_artifact_repository(
         add_databricks_profile_info_to_artifact_uri(artifact_uri, tracking_uri),
         tracking_uri=tracking_uri)

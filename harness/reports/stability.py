@@ -34,7 +34,7 @@ from harness.reports.section import sections
 from harness.reports.sections.reproduction import load_published
 from harness.reports.summary import TOTAL, early_stopping, summarize
 from harness.reports.terminal import summary_table
-from harness.tracking import retry
+from harness.tracking import check_artifact_access, retry
 
 # callers (harness.cli, harness.study) and tests import these from here
 __all__ = ["TOTAL", "build_report", "early_stopping", "latest_study_run", "load_runs",
@@ -56,9 +56,12 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
     ``experiment_id``/``parent_run_id``). The study's metric and direction are the parent
     run's ``metric`` and ``mode`` params.
     """
+    parent = retry(client.get_run, parent_run_id)
+    # a report on a machine that does not see the study's shared artifact folder would
+    # show no samples without saying why
+    check_artifact_access(client.tracking_uri, parent.info.artifact_uri)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    parent = retry(client.get_run, parent_run_id)
     if frame is not None:
         df = frame
     else:
