@@ -103,6 +103,9 @@ COPY_SUFFIX = "-copy"  # a copy's trial_id tag: Tune trial id + COPY_SUFFIX + co
 #: config keys of a trial the searcher suggests again after it failed before it started: the
 #: first trial's id (its MLflow run keeps that id) and which retry it is
 RETRY_OF, RETRY_ATTEMPT = "retry_of", "retry_attempt"
+#: config key the study sets on a trial Tune runs again after it failed running (its MLflow
+#: run exists: the retry looks it up; a first attempt skips that request)
+RECOVERED = "recovered"
 TAG_CONFIG_DIGEST = "config_digest"  # TrialConfig.digest(): equal for the same trial
 TAG_CHECKPOINT_SKIPPED = "checkpoint_skipped"  # unusable checkpoints passed over, and why
 TAG_ORBIT = "orbit"  # the xy game: how the run's orbit behaved (ORBITS)

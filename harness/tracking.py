@@ -367,7 +367,8 @@ class MlflowReporter(Reporter):
     The run is created on :meth:`start` as a child of ``parent_run_id`` -- unless this
     reporter already knows its run id (a restored checkpoint carries it) or a run tagged
     with the same Ray ``trial_id`` exists under the parent; then that run is reopened, so
-    a retried trial never makes a duplicate.
+    a retried trial never makes a duplicate. ``new_run`` says the trial never ran before
+    (nothing can have made its run): no search.
 
     Requests are batched (a tracking server answers each in turn): the params and chance
     levels go with one ``log_batch`` after ``create_run``, the history rows of an evaluation
@@ -380,7 +381,8 @@ class MlflowReporter(Reporter):
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str | None = None,
                  trial_id: str | None = None, run_name: str | None = None,
-                 run_id: str | None = None, hold_evaluations: bool = False):
+                 run_id: str | None = None, hold_evaluations: bool = False,
+                 new_run: bool = False):
         _quiet_mlflow()
         from mlflow.tracking import MlflowClient
 
@@ -400,9 +402,10 @@ class MlflowReporter(Reporter):
         self.logged_until = -1
         #: history rows waiting for the next evaluation's batch
         self.pending: HistoryRows = []
-        #: whether a search by trial id found no run (nothing creates one for this trial
-        #: id in between: it is this reporter's to create)
-        self._absent = False
+        #: whether no run of this trial id exists: a search found none (nothing creates one
+        #: for this trial id in between: it is this reporter's to create), or ``new_run``
+        #: (the caller knows this trial never ran before: no search)
+        self._absent = new_run
 
     def _find_existing(self) -> str | None:
         if not self.trial_id or not self.parent_run_id or self._absent:

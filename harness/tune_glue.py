@@ -26,7 +26,7 @@ from ray.tune import Callback
 from harness import names
 from harness.checkpoint import load_first_good, save_checkpoint, trial_checkpoints
 from harness.config import SearchSettings, TrialConfig, VariantPlan
-from harness.names import RETRY_ATTEMPT, RETRY_OF
+from harness.names import RECOVERED, RETRY_ATTEMPT, RETRY_OF
 from harness.searcher import ERRORED_TRIALS, STARTED_TRIALS, StudySearcher
 from harness.tune_pruning import stopped_by_scheduler
 
@@ -150,6 +150,9 @@ def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
     # a trial suggested again after it failed before it started keeps its first id: a run
     # that first attempt may have opened is found and continued
     trial_id = config.get(RETRY_OF) or tune.get_context().get_trial_id()
+    # only a trial that ran before can have a run: a first attempt makes its own without
+    # searching for one (a request per trial; a checkpoint names its runs anyway)
+    ran_before = bool(resumed or config.get(RETRY_OF) or config.get(RECOVERED))
     notes = dict(node_tags())
     if config.get("copy_seeds"):
         cfgs = copy_configs(base, config["copy_seeds"], config.get("copy_params"))
@@ -162,7 +165,8 @@ def trainable(config: dict[str, Any], *, tracking_uri: str, experiment_id: str,
         cfgs, labels, ids, tags = [base], [label], [trial_id], [{}]
     # an evaluation's batch goes just before its checkpoint, the last with the run's summary
     inners = [MlflowReporter(tracking_uri, experiment_id, parent_run_id, trial_id=ids[k],
-                             run_name=labels[k], hold_evaluations=True)
+                             run_name=labels[k], hold_evaluations=True,
+                             new_run=not ran_before)
               for k in range(len(cfgs))]
     extra = {"label": label, "copies": len(cfgs)}
 
@@ -255,8 +259,11 @@ class StartedTrials(Callback):
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         """Tune put a failed running trial back to PENDING: until it starts again it can
-        fail before it starts (its new worker may be dead too), like a new one."""
+        fail before it starts (its new worker may be dead too), like a new one. Its config
+        is marked :data:`~harness.names.RECOVERED` (Tune hands a trial's config to every
+        start): the run its first attempt opened is looked up, not made again."""
         STARTED_TRIALS.discard(trial.trial_id)
+        trial.config[RECOVERED] = True
 
 
 # ---------------------------------------------------------------------------------------

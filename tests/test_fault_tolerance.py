@@ -101,7 +101,12 @@ def test_a_trial_restores_past_a_corrupt_latest_checkpoint(tmp_path, monkeypatch
     assert "checkpoint_000002" in notes[names.TAG_CHECKPOINT_SKIPPED]
 
 
-def test_a_trial_whose_process_dies_is_retried_from_its_checkpoint_in_the_same_run(tmp_path):
+@pytest.mark.parametrize(("after", "from_step"), [(40, "30"), (10, "0")])
+def test_a_trial_whose_process_dies_is_retried_from_its_checkpoint_in_the_same_run(
+        tmp_path, after, from_step):
+    """Dying after its first checkpoint (step 30), the trial resumes from it; dying before
+    any, it starts over -- in the run its first attempt made, which it finds by its trial
+    id (a first attempt does not look, so the retry must know it is one)."""
     from harness.study import run_study
     from harness.tracking import open_store
 
@@ -113,7 +118,7 @@ def test_a_trial_whose_process_dies_is_retried_from_its_checkpoint_in_the_same_r
                   "batch_size": 32},
         "search": {"trials": 1, "space": {"lr_d": {"type": "choice", "values": [1e-3]}}},
         "variants": [{"name": "v", "model": {"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
-                      "loss": {"name": "test_dies_once", "params": {"marker": str(marker), "after": 40}}}],
+                      "loss": {"name": "test_dies_once", "params": {"marker": str(marker), "after": after}}}],
     }
     path = tmp_path / "retry.yaml"
     path.write_text(yaml.safe_dump(study))
@@ -128,7 +133,7 @@ def test_a_trial_whose_process_dies_is_retried_from_its_checkpoint_in_the_same_r
     retried = [r for r in children if names.TAG_RESTARTS in r.data.tags]
     assert len(retried) == 1
     assert retried[0].data.tags[names.TAG_RESTARTS] == "1"
-    assert retried[0].data.tags[names.TAG_RESUMED_FROM_STEP] == "30"  # its last checkpoint
+    assert retried[0].data.tags[names.TAG_RESUMED_FROM_STEP] == from_step  # last checkpoint
 
 
 def test_a_trial_restored_from_an_older_checkpoint_logs_no_step_twice(tmp_path, one_thread):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import names
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep_scale.py"
 
 
@@ -112,10 +114,12 @@ def test_the_study_has_exactly_n_trials(bench):
 
 
 @pytest.mark.slow
-def test_a_ci_sized_sweep_with_faults_finishes_every_trial_once(bench, tmp_path):
+@pytest.mark.parametrize("artifacts", ["served", "shared"])
+def test_a_ci_sized_sweep_with_faults_finishes_every_trial_once(bench, tmp_path, artifacts):
     out = tmp_path / "sweep"
     # the default faults: two worker nodes killed, the tracking server restarted once
-    proc = sweep("--trials", "20", "--nodes", "2", "--faults", "--out", str(out), timeout=1200)
+    proc = sweep("--trials", "20", "--nodes", "2", "--faults", "--artifacts", artifacts,
+                 "--out", str(out), timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((out / "sweep_scale.json").read_text())
     verdict = result["verdict"]
@@ -131,6 +135,11 @@ def test_a_ci_sized_sweep_with_faults_finishes_every_trial_once(bench, tmp_path)
     overhead = table["overhead_per_trial_slot_s"]["sweep"]
     assert math.isfinite(overhead) and overhead > 0
     assert table["requests_per_trial"]["sweep"] > 0
+    if artifacts == "shared":  # the trials wrote their files themselves: none went through
+        assert result["artifacts"] == "shared"
+        written = list((out / "shared-artifacts").rglob(names.ARTIFACT_FINAL_SAMPLES))
+        assert len(written) == 20  # one per trial: a retried trial rewrote its own
+        assert table["requests_per_trial"]["sweep"] < 7  # 5 a trial, a few more for retries
     md = (out / "sweep_scale.md").read_text()
     for _, label, _ in bench.MEASURES:
         assert label in md
