@@ -40,6 +40,33 @@ def test_pacgan_preset_is_the_published_architecture():
     assert torch.equal(m(x), expected)
 
 
+def test_the_pacgan_preset_starts_from_the_papers_normal_weights():
+    ring = DATASETS.build("ring8", {"n_train": 100})
+    torch.manual_seed(0)
+    gan = MODELS.build("mlp", {"preset": "pacgan"}).build(ring)
+    for net in (gan.generator, gan.discriminator):
+        for m in layers(net, nn.Linear):
+            assert torch.equal(m.bias, torch.zeros_like(m.bias))
+            assert abs(float(m.weight.detach().std()) - 0.02) < 0.02 * 0.2, m  # 400+ draws a layer
+    for bn in layers(gan.generator, nn.BatchNorm1d):  # batch norm as the paper's: 1 and 0
+        assert torch.equal(bn.weight, torch.ones_like(bn.weight))
+    # PyTorch's own start: uniform within 1/sqrt(fan_in), biases not all zero
+    torch.manual_seed(0)
+    plain = MODELS.build("mlp", {"preset": "pacgan", "init": "pytorch"}).build(ring)
+    first = layers(plain.discriminator, nn.Linear)[0]
+    assert float(first.weight.detach().abs().max()) <= 1 / 2 ** 0.5 and float(first.weight.detach().std()) > 0.2
+    assert bool(first.bias.ne(0).any())
+    # a packed D (PacGAN's) is built by the model, so it starts the same way
+    from harness.builtin.packing import Packing
+    from harness.registry import LOSSES
+
+    model = MODELS.build("mlp", {"preset": "pacgan"})
+    packed = model.build(ring)
+    Packing(m=3).setup(packed, LOSSES.build("non_saturating", {}), ring, model)
+    first = layers(packed.discriminator, nn.Linear)[0]
+    assert first.in_features == 6 and abs(float(first.weight.detach().std()) - 0.02) < 0.004
+
+
 def test_default_preset_and_overrides():
     ring = DATASETS.build("ring8", {"n_train": 100})
     gan = MODELS.build("mlp", {}).build(ring)

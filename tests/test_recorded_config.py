@@ -234,11 +234,11 @@ PRESET_PARAMS = {
     "default": {"model.z_dim": "2", "model.g_hidden": "128,128,128",
                 "model.d_hidden": "128,128,128", "model.g_batchnorm": "False",
                 "model.d_maxout": "1", "model.activation": "relu", "model.g_output": "linear",
-                "model.d_dropout": "0.0"},
+                "model.d_dropout": "0.0", "model.init": "pytorch"},
     "pacgan": {"model.z_dim": "2", "model.g_hidden": "400,400,400,400",
                "model.d_hidden": "200,200,200", "model.g_batchnorm": "True",
                "model.d_maxout": "5", "model.activation": "relu", "model.g_output": "linear",
-               "model.d_dropout": "0.0"},
+               "model.d_dropout": "0.0", "model.init": "normal"},
 }
 
 
@@ -264,7 +264,8 @@ def test_the_mlp_records_the_values_its_preset_gave():
     assert derived == {"model.z_dim": 2, "model.g_hidden": [128, 128, 128],
                        "model.d_hidden": [128, 128, 128], "model.g_batchnorm": False,
                        "model.d_maxout": 1, "model.activation": "relu",
-                       "model.g_output": "linear", "model.d_dropout": 0.0}
+                       "model.g_output": "linear", "model.d_dropout": 0.0,
+                       "model.init": "pytorch"}
     assert {k: _param_value(params[k]) for k in PRESET_PARAMS["default"]} == PRESET_PARAMS["default"]
     assert {k: v for k, v in params.items() if k not in derived} == {
         k: v for k, v in cfg.flat_params().items() if k not in derived}

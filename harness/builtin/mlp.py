@@ -6,10 +6,17 @@ Three presets:
   enough for a laptop study (about 250 steps/s on one CPU thread at batch 64);
 * ``pacgan``: the architecture of PacGAN's 2-D experiments (Lin et al. 2018): G with
   z in R^2 and 4 hidden layers of 400 units with batch norm and ReLU; D with 3 maxout
-  layers of 200 units and 5 pieces;
+  layers of 200 units and 5 pieces; every weight drawn from N(0, 0.02) and every bias 0,
+  as the paper's code (``IsotropicGaussian(0.02)``, ``Constant(0)``);
 * ``mnist``: the MNIST MLP GAN of the lecture (and of the common PyTorch tutorials):
   z in R^100, G 256-512-1024 and D 1024-512-256 with LeakyReLU(0.2), dropout 0.3 in D,
   tanh output for images in [-1, 1]; train it with Adam lr 2e-4 and the minimax/BCE loss.
+
+``init`` is how the linear layers start: ``pytorch`` (PyTorch's own uniform initialisation,
+the ``default`` and ``mnist`` presets) or ``normal`` (weights from N(0, 0.02), biases 0: the
+``pacgan`` preset; batch norm keeps scale 1 and shift 0 either way). It matters for PacGAN:
+on grid25 a packed D from PyTorch's initialisation kept PacGAN3 at chance far longer than
+the paper's (docs/reproductions.md).
 
 Any explicitly given parameter overrides the preset's value. A parameter left to the preset
 stays ``None`` in the trial's config; its MLflow param records the preset's value
@@ -33,13 +40,23 @@ from harness.vector.linear import StackedMLP
 _PLAIN = dict(activation="relu", g_output="linear", d_dropout=0.0)
 PRESETS = {
     "default": dict(z_dim=2, g_hidden=(128, 128, 128), d_hidden=(128, 128, 128),
-                    g_batchnorm=False, d_maxout=1, **_PLAIN),
+                    g_batchnorm=False, d_maxout=1, init="pytorch", **_PLAIN),
     "pacgan": dict(z_dim=2, g_hidden=(400, 400, 400, 400), d_hidden=(200, 200, 200),
-                   g_batchnorm=True, d_maxout=5, **_PLAIN),
+                   g_batchnorm=True, d_maxout=5, init="normal", **_PLAIN),
     "mnist": dict(z_dim=100, g_hidden=(256, 512, 1024), d_hidden=(1024, 512, 256),
                   g_batchnorm=False, d_maxout=1, activation="leaky_relu", g_output="tanh",
-                  d_dropout=0.3),
+                  d_dropout=0.3, init="pytorch"),
 }
+#: the standard deviation of ``init: normal`` (DCGAN's and PacGAN's code)
+NORMAL_STD = 0.02
+
+
+def normal_init(module: nn.Module) -> None:
+    """Every linear layer's weights from N(0, :data:`NORMAL_STD`) and its bias 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, NORMAL_STD)
+            nn.init.zeros_(m.bias)
 
 
 def activation(name: str) -> nn.Module:
@@ -148,10 +165,11 @@ class MLP(Model):
         activation: Literal["relu", "leaky_relu"] | None = None,
         g_output: Literal["linear", "tanh"] | None = None,
         d_dropout: float | None = None,
+        init: Literal["pytorch", "normal"] | None = None,
     ):
         given = dict(z_dim=z_dim, g_hidden=g_hidden, d_hidden=d_hidden,
                      g_batchnorm=g_batchnorm, d_maxout=d_maxout, activation=activation,
-                     g_output=g_output, d_dropout=d_dropout)
+                     g_output=g_output, d_dropout=d_dropout, init=init)
         cfg = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}}
         if cfg["z_dim"] < 1:
             raise ValueError(f"z_dim must be >= 1, got {cfg['z_dim']}")
@@ -181,4 +199,7 @@ class MLP(Model):
                          c["activation"], c["g_output"])
         d = MLPDiscriminator(math.prod(shape), tuple(c["d_hidden"]), c["d_maxout"],
                              c["activation"], c["d_dropout"])
+        if c["init"] == "normal":
+            normal_init(g)
+            normal_init(d)
         return GANPair(generator=g, discriminator=d, z_dim=c["z_dim"])
