@@ -255,7 +255,7 @@ def test_unknown_model_param_lists_allowed():
     assert msg.startswith(
         "study: variants[0].model.params.width: unknown parameter of model 'mlp'; allowed: ")
     assert listed(msg) == ["preset", "z_dim", "g_hidden", "d_hidden", "g_batchnorm", "d_maxout",
-                         "activation", "g_output", "d_dropout"]
+                         "activation", "g_output", "d_dropout", "init"]
 
 
 def test_wrong_model_param_type_and_value():

@@ -10,11 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from harness import names, server, tracking
@@ -91,27 +89,13 @@ def test_a_machine_without_the_shared_folder_is_refused(tmp_path):
     tracking.check_artifact_access(http, "s3://bucket/1/abc/artifacts")
 
 
-def _wait_up(proc, url):
-    deadline = time.monotonic() + server.READY_TIMEOUT
-    while True:
-        assert proc.poll() is None, proc.stderr.read()
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.5)
-
-
 @pytest.mark.slow
 def test_a_study_writes_its_artifacts_to_the_shared_folder_and_reports_from_it(tmp_path):
     port, store, root = free_port(), tmp_path / "store", tmp_path / "shared"
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "server", "--port", str(port),
                              "--store", str(store), "--artifacts-root", str(root)],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = tmp_path / "work"
     work.mkdir()
     (work / "study.yaml").write_text(yaml.safe_dump({
@@ -120,7 +104,7 @@ def test_a_study_writes_its_artifacts_to_the_shared_folder_and_reports_from_it(t
         "search": {"trials": 0}, "seeds": 1,
         "variants": [{"name": "v", "model": "mlp", "loss": "non_saturating"}]}))
     try:
-        _wait_up(proc, url)
+        server.wait_ready(proc, url)
         done = harness("study", "study.yaml", "--tracking-uri", url, cwd=work)
         assert done.returncode == 0, done.stderr[-3000:]
         client = tracking.open_store(url, create=False)
