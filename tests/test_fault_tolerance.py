@@ -101,7 +101,8 @@ def test_a_trial_restores_past_a_corrupt_latest_checkpoint(tmp_path, monkeypatch
     assert "checkpoint_000002" in notes[names.TAG_CHECKPOINT_SKIPPED]
 
 
-@pytest.mark.parametrize(("after", "from_step"), [(40, "30"), (10, "0")])
+@pytest.mark.parametrize(("after", "from_step"), [
+    (40, "30"), pytest.param(10, "0", marks=pytest.mark.slow)])
 def test_a_trial_whose_process_dies_is_retried_from_its_checkpoint_in_the_same_run(
         tmp_path, after, from_step):
     """Dying after its first checkpoint (step 30), the trial resumes from it; dying before
