@@ -236,7 +236,9 @@ def ensure_experiment(client, name: str, artifact_root: str | None) -> str:
     server, uploaded over HTTP). An existing experiment keeps its artifact location: one
     on a local folder, reached through a tracking server, is written by each trial on its
     own node's disk, which a cluster without a shared filesystem cannot do; a warning
-    says so."""
+    says so, unless the folder is under ``harness server --artifacts-root``. TrackingError
+    when this machine does not see the folder (:func:`check_artifact_access`); a new
+    experiment refused so is deleted again."""
     exp = retry(client.get_experiment_by_name, name)
     if exp is None:
         exp_id = retry(client.create_experiment, name, artifact_location=artifact_root)
@@ -250,16 +252,13 @@ def ensure_experiment(client, name: str, artifact_root: str | None) -> str:
     if exp.lifecycle_stage == "deleted":
         retry(client.restore_experiment, exp.experiment_id)
     check_artifact_access(client.tracking_uri, exp.artifact_location, run=False)
-    if client.tracking_uri.startswith(("http://", "https://")):
-        from mlflow.utils.file_utils import local_file_uri_to_path
-
-        local = urllib.parse.urlparse(exp.artifact_location).scheme in ("", "file")
-        if local and shared_root(Path(local_file_uri_to_path(exp.artifact_location))) is None:
-            print(f"warning: experiment {name!r} keeps its artifacts in the local folder "
-                  f"{exp.artifact_location} (it was created without a tracking server); "
-                  "trials on other machines cannot write there unless that path is a shared "
-                  "filesystem: give the study another name to get a new experiment whose "
-                  "artifacts go through the server", file=sys.stderr, flush=True)
+    folder = served_local_folder(client.tracking_uri, exp.artifact_location)
+    if folder is not None and shared_root(folder) is None:
+        print(f"warning: experiment {name!r} keeps its artifacts in the local folder "
+              f"{exp.artifact_location} (it was created without a tracking server); "
+              "trials on other machines cannot write there unless that path is a shared "
+              "filesystem: give the study another name to get a new experiment whose "
+              "artifacts go through the server", file=sys.stderr, flush=True)
     return exp.experiment_id
 
 
@@ -296,13 +295,9 @@ def check_artifact_access(tracking_uri: str, artifact_uri: str, *, run: bool = T
     here (an experiment a local study made before the server existed, on this machine: the
     study warns about it, :func:`ensure_experiment`). Runs of a local store (sqlite),
     proxied (``mlflow-artifacts:``) and object-store URIs are not concerned."""
-    if not tracking_uri.startswith(("http://", "https://")):
+    path = served_local_folder(tracking_uri, artifact_uri)
+    if path is None:
         return
-    if urllib.parse.urlparse(artifact_uri).scheme not in ("", "file"):
-        return
-    from mlflow.utils.file_utils import local_file_uri_to_path
-
-    path = Path(local_file_uri_to_path(artifact_uri))
     folder = path.parents[1] if run and len(path.parents) > 1 else path
     if folder in _REACHABLE:
         return
@@ -314,6 +309,19 @@ def check_artifact_access(tracking_uri: str, artifact_uri: str, *, run: bool = T
         f"tracking server at {tracking_uri} (no {names.ARTIFACT_ROOT_MARKER} above it): "
         "mount the folder given to `harness server --artifacts-root` at the same path here, "
         "or start the server without --artifacts-root so that artifacts go through it")
+
+
+def served_local_folder(tracking_uri: str, artifact_uri: str) -> Path | None:
+    """The local folder ``artifact_uri`` names when runs are tracked by a server
+    (``http(s)://``), else None: a local store's own folders, the server's proxy
+    (``mlflow-artifacts:``) and object stores are every machine's alike."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    if urllib.parse.urlparse(artifact_uri).scheme not in ("", "file"):
+        return None
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    return Path(local_file_uri_to_path(artifact_uri))
 
 
 def shared_root(folder: Path) -> Path | None:
