@@ -368,3 +368,31 @@ def test_report_opens_with_the_verdict_and_marks_chance(tmp_path, request):
     noise = next(line for line in summary.splitlines() if line.startswith("| noise |"))
     assert "(noise 0.003)" in noise and "| **at chance** |" in noise
     assert "<strong>at chance</strong>" in paths["html"].read_text()
+
+
+def test_runs_still_running_count_in_n_but_in_no_mean_test_or_ranking(known):
+    """A report made while the study runs: two in-flight noise runs whose latest values
+    would make noise the best are left out of the summary, the ranking, the tests and the
+    median run; the verdict says they are running."""
+    from harness.reports.runs import measured_mask, median_run
+    from harness.reports.summary import summarize
+
+    running = [_run(20 + i, "noise", _coverage(0.99, 8.0), run_status="RUNNING")
+               for i in range(2)]
+    df = st.runs_frame(known_runs() + running)
+    assert int((~measured_mask(df)).sum()) == 4  # two failed, two running
+    before = summarize(known, n_resamples=200).set_index(names.TAG_VARIANT)
+    after = summarize(df, n_resamples=200).set_index(names.TAG_VARIANT)
+    assert after.loc["noise", "n"] == 8 and after.loc["noise", f"{names.HQ_FRACTION}_n"] == 6
+    assert after.loc["noise", f"{names.HQ_FRACTION}_mean"] == pytest.approx(
+        before.loc["noise", f"{names.HQ_FRACTION}_mean"])
+    (v,) = vd.verdict(df, names.HQ_FRACTION, "max", n_resamples=200)
+    (v0,) = vd.verdict(known, names.HQ_FRACTION, "max", n_resamples=200)
+    assert v.best == ["best"] and v.means == v0.means and v.at_chance == ["noise"]
+    assert v.distinguishable == v0.distinguishable and v0.unended == {}
+    assert v.unended == {"noise": (2, 8)}
+    assert any(s.startswith("Still RUNNING, not measured: **noise** (2 of 8 runs)")
+               for s in v.sentences)
+    assert "running: noise 2/8" in " ".join(v.short)
+    noise = df[df[names.TAG_VARIANT] == "noise"]
+    assert median_run(noise, names.HQ_FRACTION)[names.HQ_FRACTION] < 0.03

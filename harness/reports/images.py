@@ -15,7 +15,7 @@ import pandas as pd
 
 from harness import names
 from harness.reports import display, provenance, stats
-from harness.reports.runs import comparison_rows, failed_mask
+from harness.reports.runs import comparison_rows, measured_mask
 from harness.reports.summary import finite
 
 #: the metrics whose bootstrap interval the image table shows
@@ -33,15 +33,15 @@ def image_metrics_present(df: pd.DataFrame) -> list[str]:
 
 
 def image_rows(df: pd.DataFrame) -> dict[str, list[tuple[str, str, int, pd.DataFrame]]]:
-    """dataset -> [(variant, phase, n, runs)]: per compared pair, its runs that did not fail
-    and reported at least one image metric, with the pair's phase and run count (failed runs
+    """dataset -> [(variant, phase, n, runs)]: per compared pair, its measured runs
+    (:func:`harness.reports.runs.measured_mask`) that reported at least one image metric, with the pair's phase and run count (failed runs
     included); only pairs and datasets that have such runs."""
     metrics = image_metrics_present(df)
     out: dict[str, list] = {}
     if not metrics:
         return out
     for (variant, dataset), (phase, rows) in comparison_rows(df).items():
-        done = rows[~failed_mask(rows)]
+        done = rows[measured_mask(rows)]
         scored = done[metrics].replace([np.inf, -np.inf], np.nan).notna().any(axis=1)
         if scored.any():
             out.setdefault(dataset, []).append((variant, phase, len(rows), done[scored]))

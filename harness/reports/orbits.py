@@ -26,7 +26,7 @@ from harness.reports import tables
 from harness.reports.figures import grid, panels, png, seed_style, step_axes, thin
 from harness.reports.load import RUN_ID
 from harness.reports.runs import (
-    failed_mask,
+    measured_mask,
     param_value_text,
     run_label,
     searched_param_cols,
@@ -69,7 +69,7 @@ def summarize_orbits(df: pd.DataFrame, pairs: dict) -> pd.DataFrame:
         rows = rows[is_xy_run(rows)]
         if rows.empty:
             continue
-        done = rows[~failed_mask(rows)]
+        done = rows[measured_mask(rows)]
         tags = (rows[names.TAG_ORBIT] if names.TAG_ORBIT in rows
                 else pd.Series(None, index=rows.index, dtype=object))
         rec: dict[str, Any] = {names.TAG_VARIANT: variant, names.TAG_DATASET: dataset,

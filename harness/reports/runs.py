@@ -7,6 +7,11 @@
   measured the same way.
 * **Failed runs** (:func:`failed_mask`): failed or stopped by the status tag, or FAILED /
   KILLED by MLflow; they count in ``n``, never in a mean.
+* **Unended runs** (:func:`unended_mask`): still RUNNING (or SCHEDULED) in MLflow -- a study
+  in flight, or a process that died without ending its run. What they logged so far is not
+  their result: they count in ``n``, never in a mean, a test or a picture.
+* **Measured runs** (:func:`measured_mask`): neither failed nor unended; every mean, interval,
+  test and verdict is over these.
 * **Stopped runs** (:func:`stopped_mask`): ended by the harness before their budget.
 * **The median run** (:func:`median_run`) whose final samples a variant is shown by.
 * **Searched params** (:func:`searched_param_cols`) and how a param's values read
@@ -42,6 +47,17 @@ def failed_mask(rows: pd.DataFrame) -> pd.Series:
     return rows[names.TAG_STATUS].isin(FAILED_STATUSES) | rows[RUN_STATUS].isin(FAILED_RUN_STATUSES)
 
 
+def unended_mask(rows: pd.DataFrame) -> pd.Series:
+    """Runs MLflow still counts as not ended (:data:`UNENDED_RUN_STATUSES`)."""
+    return rows[RUN_STATUS].isin(UNENDED_RUN_STATUSES)
+
+
+def measured_mask(rows: pd.DataFrame) -> pd.Series:
+    """Runs whose values are results: neither failed (:func:`failed_mask`) nor unended
+    (:func:`unended_mask`)."""
+    return ~failed_mask(rows) & ~unended_mask(rows)
+
+
 def comparison_rows(df: pd.DataFrame) -> dict[tuple[str, str], tuple[str, pd.DataFrame]]:
     """(variant, dataset) -> ("seeds" | "all", its seeds-phase rows, or all its rows);
     a missing variant or dataset name is ``?``."""
@@ -58,12 +74,12 @@ def comparison_rows(df: pd.DataFrame) -> dict[tuple[str, str], tuple[str, pd.Dat
 
 def comparison_conflicts(df: pd.DataFrame) -> dict[str, dict[str, dict[str, list[str]]]]:
     """dataset -> :func:`harness.reports.provenance.provenance_conflicts` of its compared runs
-    (failed ones left out); only datasets with a conflict."""
+    (measured ones only); only datasets with a conflict."""
     out = {}
     pairs = comparison_rows(df)
     for dataset in sorted({d for _, d in pairs}):
         rows = pd.concat([r for (_, d), (_, r) in pairs.items() if d == dataset])
-        conflicts = provenance.provenance_conflicts(rows[~failed_mask(rows)])
+        conflicts = provenance.provenance_conflicts(rows[measured_mask(rows)])
         if conflicts:
             out[dataset] = conflicts
     return out
@@ -99,11 +115,12 @@ def median_metric(rows: pd.DataFrame) -> str:
 
 
 def median_run(rows: pd.DataFrame, metric: str = names.MODES_COVERED) -> pd.Series | None:
-    """The lower-median finished run by ``metric`` in its better-last order (ties by seed):
-    the run at or just below the median score; None if no finished run reported it."""
+    """The lower-median measured run (:func:`measured_mask`) by ``metric`` in its better-last
+    order (ties by seed): the run at or just below the median score; None if no measured run
+    reported it."""
     if metric not in rows:
         return None
-    valid = rows[rows[metric].notna() & ~failed_mask(rows)]
+    valid = rows[rows[metric].notna() & measured_mask(rows)]
     if valid.empty:
         return None
     valid = valid.sort_values([metric, names.TAG_SEED, RUN_ID], kind="stable",

@@ -6,9 +6,10 @@ Choices:
 * Comparisons use the **seeds** phase (the best configuration re-run on fresh seeds); a
   (variant, dataset) pair without seeds-phase runs falls back to all its runs, and the
   summary's ``phase`` column says ``all`` for it (:func:`harness.reports.runs.comparison_rows`).
-* Means and standard deviations (ddof=1; NaN for one value) are over the runs that reported
-  the metric; ``n`` counts every run of the pair, failed ones included, and the status counts
-  say how many failed.
+* Means and standard deviations (ddof=1; NaN for one value) are over the measured runs
+  (:func:`harness.reports.runs.measured_mask`: not failed, not still running) that reported
+  the metric; ``n`` counts every run of the pair, failed and running ones included, and the
+  status counts say how many failed.
 * Each mean also gets a percentile-bootstrap 95% interval (:mod:`harness.reports.stats`).
   With few seeds these intervals are wide and under-cover.
 """
@@ -26,7 +27,7 @@ from harness.reports.runs import (
     STOP_STATUSES,
     column,
     comparison_rows,
-    failed_mask,
+    measured_mask,
     steps_budget,
     stopped_mask,
 )
@@ -64,7 +65,9 @@ def summarize(df: pd.DataFrame, n_resamples: int = 2000, seed: int = 0, *,
     row reports it), ties by the other :data:`SUMMARY_METRICS`, each best first.
 
     Runs that failed or were stopped (status tag, or MLflow FAILED/KILLED) count in ``n`` and
-    in the status counts but not in the means: what they logged before dying is partial.
+    in the status counts but not in the means: what they logged before dying is partial. So
+    do runs MLflow still counts as RUNNING (:func:`harness.reports.runs.unended_mask`; a
+    study in flight): their latest values are not their results.
     (A ``diverged`` run is a result, not a failure: it counts. So do runs the harness
     stopped early -- ``diagnostics.stop_early`` or the search pruner, status ``pruned`` --
     with the values of their last evaluation: :func:`early_stopping`.)
@@ -74,7 +77,7 @@ def summarize(df: pd.DataFrame, n_resamples: int = 2000, seed: int = 0, *,
                 if len(df) else pd.Series(dtype=float))
     for (variant, dataset), (phase, rows) in comparison_rows(df).items():
         n = len(rows)
-        done = rows[~failed_mask(rows)]
+        done = rows[measured_mask(rows)]
         rec: dict[str, Any] = {names.TAG_VARIANT: variant, names.TAG_DATASET: dataset,
                                names.TAG_PHASE: phase, "n": n}
         for m in SUMMARY_METRICS:

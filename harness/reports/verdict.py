@@ -8,7 +8,8 @@ check the exact sentences. Per dataset it says:
 
 * **which variant(s) are best** on the study's metric (``search.metric``: the parent run's
   ``metric`` param, in the direction of its ``mode`` param) by the mean over the compared
-  runs (the seeds phase, as :func:`harness.reports.summary.summarize`; failed runs left out), and
+  runs (the seeds phase, as :func:`harness.reports.summary.summarize`; failed runs and runs
+  still RUNNING left out), and
   **by how much**: the best's lead over the runner-up with its percentile bootstrap 95%
   interval (:func:`harness.reports.stats.pairwise`). Where the dataset's runs do not report the
   study's metric it ranks on the first of modes covered, translation accuracy, FID and the xy
@@ -20,7 +21,9 @@ check the exact sentences. Per dataset it says:
   value does not beat the bound a data-ignoring generator reaches; unknown where no chance
   level was logged. When the best is at chance, the best above chance is named too.
 * **which runs failed** (status failed/stopped, or MLflow FAILED/KILLED) **or diverged**,
-  among the compared runs, and how many in the search phase.
+  among the compared runs, and how many in the search phase; and which compared runs are
+  **still RUNNING** (left out like failed ones: a report made while a study runs ranks only
+  the runs that ended).
 * **what more seeds would buy**: with groups of n_a and n_b runs the smallest two-sided
   Mann–Whitney p is 2/C(n_a + n_b, n_a) (:func:`harness.reports.stats.min_mann_whitney_p`); Holm
   multiplies the smallest p of m pairs by m. When m × that floor is not below alpha no pair
@@ -41,7 +44,7 @@ from scipy import stats as _st
 
 from harness import names
 from harness.reports import display, headline, provenance, stats
-from harness.reports.runs import comparison_rows, failed_mask
+from harness.reports.runs import comparison_rows, failed_mask, measured_mask, unended_mask
 from harness.reports.summary import summarize
 
 ALPHA = 0.05
@@ -71,6 +74,8 @@ class DatasetVerdict:
     chance_unknown: list[str] = field(default_factory=list)
     failed: dict[str, tuple[int, int]] = field(default_factory=dict)  # variant -> (k, n)
     diverged: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: variant -> (k, n): runs MLflow still counts as RUNNING, left out as the failed ones
+    unended: dict[str, tuple[int, int]] = field(default_factory=dict)
     search_failed: int = 0
     search_diverged: int = 0
     seeds: tuple[int, int] | None = None  # smallest and largest group of ranked runs
@@ -220,7 +225,7 @@ def verdict(df: pd.DataFrame, metric: str | None = None, mode: str | None = None
 def _dataset_verdict(dataset, rows, search, summary, metric, mode, alpha, n_resamples,
                      seed) -> DatasetVerdict:
     failed = failed_mask(rows)
-    done = rows[~failed]
+    done = rows[measured_mask(rows)]
     ranked, note = _ranked_metric(done, metric)
     v = DatasetVerdict(dataset=dataset, metric=ranked,
                        instead_of=metric if ranked is not None and ranked != metric else None)
@@ -231,6 +236,7 @@ def _dataset_verdict(dataset, rows, search, summary, metric, mode, alpha, n_resa
         _rank(v, done, alpha, n_resamples, seed)
     _chance(v, summary)
     v.failed = _counts(rows, failed)
+    v.unended = _counts(rows, unended_mask(rows))
     diverged = (rows[names.TAG_STATUS] == names.STATUS_DIVERGED) & ~failed
     v.diverged = _counts(rows, diverged)
     v.search_failed = int(failed_mask(search).sum()) if len(search) else 0
@@ -372,6 +378,12 @@ def _failure_sentence(v: DatasetVerdict) -> None:
         parts.append("Failed or stopped: " + ", ".join(
             f"**{g}** ({k} of {n} runs)" for g, (k, n) in v.failed.items())
             + " -- left out of the means")
+    if v.unended:
+        v.sentences.append("Still RUNNING, not measured: " + ", ".join(
+            f"**{g}** ({k} of {n} runs)" for g, (k, n) in v.unended.items())
+            + " -- their latest values are not their results, so they are left out of "
+            "every mean and test (the study is in flight, or a process died without ending "
+            "them: see Failures).")
     if v.diverged:
         parts.append("diverged: " + ", ".join(
             f"**{g}** ({k} of {n} runs)" for g, (k, n) in v.diverged.items())
@@ -457,6 +469,9 @@ def _short(v: DatasetVerdict) -> None:
         second.append("chance unknown: " + ", ".join(v.chance_unknown))
     if v.failed:
         second.append("failed: " + ", ".join(f"{g} {k}/{n}" for g, (k, n) in v.failed.items()))
+    if v.unended:
+        second.append("running: " + ", ".join(f"{g} {k}/{n}"
+                                              for g, (k, n) in v.unended.items()))
     if v.diverged:
         second.append("diverged: " + ", ".join(f"{g} {k}/{n}"
                                                for g, (k, n) in v.diverged.items()))

@@ -17,7 +17,7 @@ from harness import names
 from harness.reports import display, provenance, stats, tables
 from harness.reports.context import ReportContext
 from harness.reports.figures import panels, png, slug
-from harness.reports.runs import failed_mask
+from harness.reports.runs import measured_mask
 from harness.reports.section import Section
 from harness.reports.summary import finite
 
@@ -41,7 +41,7 @@ class Budget(Section):
               "says a larger search would likely have found better; a flat one says the "
               "budget was enough. With few trials per variant the curves are short and the "
               "band wide.")
-        search = df[(df[names.TAG_PHASE] == names.PHASE_SEARCH) & ~failed_mask(df)]
+        search = df[(df[names.TAG_PHASE] == names.PHASE_SEARCH) & measured_mask(df)]
         datasets = sorted(df[names.TAG_DATASET].fillna("?").unique()) if len(df) else []
         if not datasets:
             doc.p("No trial runs.")

@@ -1,6 +1,7 @@
 """``## Pairwise comparisons``: per dataset, every pair of variants on the study's metric
 (where the dataset's runs report it; else modes covered or what they report) over the
-seeds-phase runs that did not fail (:func:`harness.reports.stats.pairwise`), as the verdict
+seeds-phase runs that did not fail and have ended
+(:func:`harness.reports.runs.measured_mask`, :func:`harness.reports.stats.pairwise`), as the verdict
 compares them; within each provenance group where the runs' provenance differs."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pandas as pd
 from harness import names
 from harness.reports import display, provenance, stats, tables
 from harness.reports.context import ReportContext
-from harness.reports.runs import failed_mask, median_metric
+from harness.reports.runs import measured_mask, median_metric
 from harness.reports.section import Section
 from harness.reports.verdict import ALPHA
 
@@ -24,7 +25,7 @@ class Pairwise(Section):
     def write(self, ctx: ReportContext) -> list[Path]:
         doc, df, study_metric = ctx.doc, ctx.df, ctx.metric
         doc.h(2, "Pairwise comparisons")
-        runs = df[(df[names.TAG_PHASE] == names.PHASE_SEEDS) & ~failed_mask(df)]
+        runs = df[(df[names.TAG_PHASE] == names.PHASE_SEEDS) & measured_mask(df)]
         runs = runs[runs[names.TAG_VARIANT].notna()]
         datasets = sorted(df[names.TAG_DATASET].fillna("?").unique()) if len(df) else []
         if not datasets:

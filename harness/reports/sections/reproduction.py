@@ -54,8 +54,7 @@ import pandas as pd
 from harness import names
 from harness.reports import display, stats, tables
 from harness.reports.context import ReportContext
-from harness.reports.load import RUN_STATUS
-from harness.reports.runs import UNENDED_RUN_STATUSES, failed_mask
+from harness.reports.runs import measured_mask, unended_mask
 from harness.reports.section import Section
 from harness.reports.verdict import ALPHA
 from harness.tracking import retry
@@ -145,8 +144,7 @@ def assess(df: pd.DataFrame, published: dict, n_resamples: int = 2000,
     variants the verdict finds at chance there."""
     at_chance = at_chance or {}
     kind, p_seeds, budget = published["error"], int(published["seeds"]), published.get("budget", {})
-    runs = (df[(df[names.TAG_PHASE] == names.PHASE_SEEDS) & ~failed_mask(df)
-               & ~df[RUN_STATUS].isin(UNENDED_RUN_STATUSES)] if len(df) else df)
+    runs = df[(df[names.TAG_PHASE] == names.PHASE_SEEDS) & measured_mask(df)] if len(df) else df
     order: dict[tuple[str, str], list[Row]] = {}
     for variant, per_ds in published["results"].items():
         for dataset, per_metric in per_ds.items():
@@ -259,7 +257,7 @@ class Reproduction(Section):
         found = assess(ctx.df, published, ctx.n_resamples, ctx.seed, chance)
         df = ctx.df
         in_flight = (int(((df[names.TAG_PHASE] == names.PHASE_SEEDS)
-                          & df[RUN_STATUS].isin(UNENDED_RUN_STATUSES)).sum()) if len(df) else 0)
+                          & unended_mask(df)).sum()) if len(df) else 0)
         if in_flight:
             doc.p(f"**{in_flight} seeds-phase run(s) still RUNNING** are not measured: their "
                   "values are not their results (the study is in flight, or a process died "
