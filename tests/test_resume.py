@@ -81,6 +81,15 @@ def _children(client, exp_id):
     return [r for r in runs if names.TAG_PARENT in r.data.tags]
 
 
+def _saved_by_tune(tmp_path, run) -> bool:
+    """Whether Tune's last saved experiment state knows ``run``'s trial: only then does a
+    resumed study continue it (a trial started after the last save is an orphan, run anew)."""
+    trial_id = run.data.tags.get(names.TAG_TRIAL_ID)
+    return bool(trial_id) and any(
+        trial_id in f.read_text(errors="replace")
+        for f in (tmp_path / "runs" / "tune").rglob("experiment_state*.json"))
+
+
 @pytest.mark.slow
 def test_killed_driver_resumes_without_rerun_duplicate_or_running_run(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(STUDY))
@@ -109,7 +118,7 @@ def test_killed_driver_resumes_without_rerun_duplicate_or_running_run(tmp_path):
                    and r.data.metrics.get(names.MODES_COVERED) is not None
                    and 600 <= max(h.step for h in client.get_metric_history(
                        r.info.run_id, names.MODES_COVERED)) < STUDY["train"]["steps"]]
-            if done and mid:
+            if done and mid and all(_saved_by_tune(tmp_path, r) for r in mid):
                 finished_before = {r.info.run_id: r.info.end_time for r in done}
                 os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started
                 break
