@@ -18,6 +18,8 @@
 #                         4 and 8 Trainer processes sharing the GPU, N = 1, 8, 32, 128 copies;
 #        bench_graphs.txt the same compiled with "reduce-overhead" (CUDA graphs), N = 32, 128;
 #        bench_mlp.txt    the ring MLP, eager and as CUDA graphs, N = 1, 32, 128;
+#        bench_pacgan.txt PacGAN4's 2-D networks (the grid25 reproduction's slowest arm):
+#                         one Trainer, 4 processes, N = 5 (a variant's seeds) and 20 copies;
 #        bench_compiled.txt  the DCGAN compiled with "default" (no graphs) at N = 128.
 #      Each step has its own time limit (GPU_CHECK_SCALE multiplies them) and prints each
 #      row as it is measured, so one that hangs or runs long costs only its own rest; a step
@@ -126,6 +128,8 @@ run() {
             --copies 32,128 --compile reduce-overhead --steps 300 --max-seconds 4
         step bench_mlp 80 "$py" "${bench[@]}" --procs 4 --copies 1,32,128 \
             --compile reduce-overhead --steps 500 --max-seconds 3
+        step bench_pacgan 70 "$py" "${bench[@]}" --model pacgan --pack 4 --procs 4 \
+            --copies 5,20 --steps 300 --max-seconds 4
         step bench_compiled 90 "$py" "${bench[@]}" --model dcgan --width 64 --procs 4 \
             --copies 128 --compile default --steps 300 --max-seconds 4
     else  # the CPU rehearsal: the same steps, small
@@ -135,6 +139,8 @@ run() {
         step bench_eager 120 "$py" "${bench[@]}" --model dcgan --width 8 --procs 2 \
             --copies 2 --steps 3 --max-seconds 1
         step bench_mlp 120 "$py" "${bench[@]}" --procs 2 --copies 2 --steps 5 --max-seconds 1
+        step bench_pacgan 120 "$py" "${bench[@]}" --model pacgan --pack 2 --procs 2 --copies 2 \
+            --steps 3 --max-seconds 1
     fi
     echo "gpu_check: done; the outputs are in $OUT"
 }

@@ -1,14 +1,17 @@
 """Aggregate trial-steps/s: N vectorized copies vs the single-copy Trainer.
 
-Same game everywhere, one of two models (``--model``):
+Same game everywhere, one of three models (``--model``):
 
 * ``mlp`` (default): the plain MLP (G and D with 4 hidden layers of 128 ReLU units) on ring8;
 * ``dcgan``: the DCGAN on MNIST 28x28 (``harness/builtin/dcgan.py``; z 100, ``--width`` feature
   maps for ngf = ndf, 64 being the paper's; default 32 so a CPU run stays short), the real
   test split from ``--data`` (default ``../shared/datasets/mnist``);
+* ``pacgan``: PacGAN's 2-D networks (the ``mlp`` model's ``pacgan`` preset: G 4 x 400 with
+  batch norm, D 3 maxout layers of 200 x 5) on grid25, packed ``--pack`` samples at a
+  time (default 1: the GAN) with the paper's batch of 100 packs (``100 x pack`` samples);
 
-batch 64, the non-saturating loss, d_steps 1, diagnostics every 10th step. Measured in
-one run:
+batch 64 (pacgan: 100 x pack), the non-saturating loss, d_steps 1, diagnostics every 10th
+step. Measured in one run:
 
 * ``bare``: the textbook PyTorch loop (``torch.optim.Adam``, softplus losses, fresh noise)
   on the same networks and data, in this process: the floor the harness is measured on;
@@ -58,7 +61,7 @@ from pathlib import Path
 import torch
 
 #: what ``config`` builds: set once from the command line (and passed to the workers)
-SETUP = {"model": "mlp", "width": 32, "data": None, "device": "cpu"}
+SETUP = {"model": "mlp", "width": 32, "data": None, "device": "cpu", "pack": 1}
 
 
 def config(seed: int = 0, lr_d: float = 1e-3, lr_g: float = 1e-3, steps: int = 100_000):
@@ -73,6 +76,14 @@ def config(seed: int = 0, lr_d: float = 1e-3, lr_g: float = 1e-3, steps: int = 1
             model={"name": "dcgan", "params": {"z_dim": 100, "ngf": w, "ndf": w}},
             loss="non_saturating", dataset={"name": "mnist", "params": {"root": SETUP["data"]}},
             metrics=[], seed=seed, train={**train, "lr_d": lr_d / 5, "lr_g": lr_g / 5})
+    if SETUP["model"] == "pacgan":
+        m = SETUP["pack"]
+        return TrialConfig(
+            study="bench", variant=f"pacgan{m}", dataset_key="grid25",
+            model={"name": "mlp", "params": {"preset": "pacgan"}}, loss="non_saturating",
+            dataset="grid25", metrics=["mode_coverage"], seed=seed,
+            tricks=[{"name": "packing", "params": {"m": m}}] if m > 1 else [],
+            train={**train, "batch_size": 100 * m, "lr_d": lr_d / 10, "lr_g": lr_g / 10})
     return TrialConfig(
         study="bench", variant="mlp-ns", dataset_key="ring8",
         model={"name": "mlp", "params": {"g_hidden": [128] * 4, "d_hidden": [128] * 4}},
@@ -354,8 +365,10 @@ def load_average() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", choices=("mlp", "dcgan"), default="mlp",
-                    help="ring MLP (default) or DCGAN-MNIST")
+    ap.add_argument("--model", choices=("mlp", "dcgan", "pacgan"), default="mlp",
+                    help="ring MLP (default), DCGAN-MNIST or PacGAN's 2-D networks on grid25")
+    ap.add_argument("--pack", type=int, default=1,
+                    help="pacgan: samples per pack (1: the GAN; 2, 3, 4: PacGAN2/3/4)")
     ap.add_argument("--width", type=int, default=32, help="DCGAN ngf = ndf (64: the paper's)")
     ap.add_argument("--data", default=None,
                     help="MNIST IDX directory (default: ../shared/datasets/mnist)")
@@ -385,6 +398,9 @@ def main() -> None:
     if args.bare_vectorized and args.model != "mlp":
         ap.error("--bare-vectorized: the hand-written loop stacks the ring MLP only "
                  f"(--model mlp), got --model {args.model}")
+    if args.pack < 1 or (args.pack > 1 and args.model != "pacgan"):
+        ap.error(f"--pack must be at least 1, and above 1 only with --model pacgan; "
+                 f"got --pack {args.pack} with --model {args.model}")
     if args.quick:
         args.steps, args.copies, args.max_seconds = 40, "1,8,32", 4.0
     copies = [int(c) for c in args.copies.split(",") if c.strip()]
@@ -397,10 +413,12 @@ def main() -> None:
                  f"choose from {', '.join(COMPILE_MODES[1:])}")
     torch.set_num_threads(args.threads)
     data = args.data or str(Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist")
-    SETUP.update(model=args.model, width=args.width, data=data, device=args.device)
-    what = (f"DCGAN-MNIST ngf = ndf = {args.width}" if args.model == "dcgan"
-            else "ring8 MLP 4x128")
-    print(f"{what}, batch 64, device {args.device}; torch {torch.__version__}, "
+    SETUP.update(model=args.model, width=args.width, data=data, device=args.device,
+                 pack=args.pack)
+    what = {"dcgan": f"DCGAN-MNIST ngf = ndf = {args.width}, batch 64",
+            "pacgan": f"grid25 PacGAN{args.pack} networks, batch {100 * args.pack}",
+            "mlp": "ring8 MLP 4x128, batch 64"}[args.model]
+    print(f"{what}, device {args.device}; torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs, {args.threads} torch thread(s) in this process, "
           f"load average before: {load_average()}")
 

@@ -38,6 +38,11 @@ class Trick(ABC):
     #: of these in ``Loss.provides`` is refused (e.g. spectral norm excludes the
     #: ``"weight_clipping"`` of ``wgan``)
     excludes: ClassVar[frozenset[str]] = frozenset()
+    #: True for a trick that changes only the networks, in :meth:`setup` (no :meth:`start`,
+    #: no step hook, no state): the vectorized engine (:mod:`harness.vector.engine`) calls
+    #: its ``setup`` for every copy and stacks the networks it leaves. Any other trick must
+    #: leave it False
+    vectorizable: ClassVar[bool] = False
 
     def setup(self, gan: GANPair, loss: Loss, dataset: Dataset, model: Model) -> None:
         """Called once per trial after the networks are built, before the optimizers exist.

@@ -46,6 +46,8 @@ def test_bare_vectorized_loop_holds_every_trainers_networks(bench):
     (["--model", "dcgan", "--bare-vectorized"], "--bare-vectorized"),
     (["--repeat", "0"], "--repeat must be at least 1"),
     (["--compile", "fastest"], "unknown mode(s) fastest"),
+    (["--pack", "2"], "above 1 only with --model pacgan"),
+    (["--model", "pacgan", "--pack", "0"], "--pack must be at least 1"),
 ])
 def test_bad_arguments_exit_2_naming_the_problem(argv, message):
     proc = subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True,
@@ -134,7 +136,8 @@ def test_gpu_check_rehearses_in_a_python_without_the_projects_dependencies(tmp_p
     assert "torch" in (out / "env.txt").read_text()
     tests = (out / "tests.txt").read_text()
     assert "== tests: exit 0" in tests and "3 passed" in tests, tests[-2000:]
-    for name, model in (("bench_eager", "DCGAN-MNIST"), ("bench_mlp", "ring8 MLP")):
+    for name, model in (("bench_eager", "DCGAN-MNIST"), ("bench_mlp", "ring8 MLP"),
+                        ("bench_pacgan", "grid25 PacGAN2 networks")):
         text = (out / f"{name}.txt").read_text()
         assert f"== {name}: exit 0" in text, text[-2000:]
         assert model in text and "2 procs x vectorized N=2" in text

@@ -81,7 +81,7 @@ def test_fallback_pairs_and_trial_count():
     text = "\n".join(vector.lines)
     assert "vectorize 2: 2 seeds per seeds-phase trial as one model for ns/ring8" in text
     assert "search suggestions in 1 trial(s) of 2 for ns/ring8" in text
-    assert "fm/ring8 (tricks feature_matching)" in text
+    assert "fm/ring8 (trick feature_matching acts in the training step)" in text
     # ns: 1 search trial (2 copies) + ceil(3 / 2) seeds trials; fm: 2 search + 3 seeds trials
     assert tune_trials(spec, plans, vector) == (1 + 2) + (2 + 3)
     assert tune_trials(spec, plans) == (2 + 3) + (2 + 3)
@@ -330,7 +330,9 @@ def test_fallback_reasons():
         return TrialConfig(**base)
 
     assert fallback_reason(cfg()) is None
-    assert "tricks" in fallback_reason(cfg(tricks=["feature_matching"]))
+    assert fallback_reason(cfg(tricks=["feature_matching"])) == (
+        "trick feature_matching acts in the training step")
+    assert fallback_reason(cfg(tricks=[{"name": "packing", "params": {"m": 2}}])) is None
     # a third-party loss vectorizes only when it declares itself pure (plugin_example's does not)
     assert fallback_reason(cfg(loss="test_hinge", plugins=["tests.plugin_example"])) == (
         "loss 'test_hinge' is not declared a pure function of the logits: "
@@ -339,12 +341,12 @@ def test_fallback_reasons():
         "model 'cgan' does not declare stackable networks: "
         "ConditionalGAN.vectorizable is not True")
     assert fallback_reason(cfg(diagnostics={"stop_early": ["collapsed"]})) is None  # per copy
-    bn = {"g_hidden": [16], "d_hidden": [16], "g_batchnorm": True}
-    assert fallback_reason(cfg(model={"name": "mlp", "params": bn})) == (
-        "cannot stack BatchNorm1d (net.1): only plain MLPs (no batch norm, maxout or dropout)")
-    maxout = {"g_hidden": [16], "d_hidden": [16], "d_maxout": 2}
-    assert "cannot stack Maxout (body.0)" in fallback_reason(
-        cfg(model={"name": "mlp", "params": maxout}))
+    pacgan = {"preset": "pacgan", "g_hidden": [16], "d_hidden": [16]}  # batch norm, maxout
+    assert fallback_reason(cfg(model={"name": "mlp", "params": pacgan})) is None
+    dropout = {"g_hidden": [16], "d_hidden": [16], "d_dropout": 0.3}
+    assert fallback_reason(cfg(model={"name": "mlp", "params": dropout})) == (
+        "cannot stack Dropout (body.2): only linear layers, element-wise activations, batch "
+        "norm and layers with a stack_layers classmethod (maxout)")
 
 
 @pytest.fixture

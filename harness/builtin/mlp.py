@@ -35,7 +35,7 @@ from torch import nn
 from harness.data import Dataset
 from harness.models import GANPair, Model
 from harness.registry import register_model
-from harness.vector.linear import StackedMLP
+from harness.vector.linear import StackedLinear, StackedMaxout, StackedMLP
 
 _PLAIN = dict(activation="relu", g_output="linear", d_dropout=0.0)
 PRESETS = {
@@ -74,6 +74,14 @@ class Maxout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x).view(x.shape[0], self.n_out, self.pieces).amax(dim=-1)
 
+    @classmethod
+    def stack_layers(cls, layers: Sequence[Maxout]) -> StackedMaxout:
+        """The copies of one maxout layer as one (:mod:`harness.vector.linear`)."""
+        if len({m.pieces for m in layers}) != 1:
+            raise ValueError("cannot stack maxout layers with different numbers of pieces")
+        return StackedMaxout(StackedLinear.from_linears([m.linear for m in layers]),
+                             layers[0].pieces)
+
 
 class MLPDiscriminator(nn.Module):
     """Hidden layers (ReLU or maxout) followed by one logit per sample.
@@ -110,7 +118,7 @@ class MLPDiscriminator(nn.Module):
     @classmethod
     def stack_copies(cls, copies: Sequence[MLPDiscriminator]) -> StackedMLP:
         """The copies as one network of batched products (:mod:`harness.vector.stacking`);
-        ValueError for maxout and dropout, which do not stack."""
+        ValueError for dropout, which draws from the global RNG."""
         return StackedMLP.from_layers("discriminator", [
             [(f"body.{i}.", m) for i, m in enumerate(d.body)] + [("head.", d.head)]
             for d in copies])
@@ -139,8 +147,8 @@ class MLPGenerator(nn.Module):
 
     @classmethod
     def stack_copies(cls, copies: Sequence[MLPGenerator]) -> StackedMLP:
-        """The copies as one network of batched products (:mod:`harness.vector.stacking`);
-        ValueError for batch norm, which does not stack."""
+        """The copies as one network of batched products and, with batch norm, per-copy
+        normalisations (:mod:`harness.vector.stacking`)."""
         return StackedMLP.from_layers("generator", [
             [(f"net.{i}.", m) for i, m in enumerate(g.net)] for g in copies],
             out_shape=copies[0].out_shape)

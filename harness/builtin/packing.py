@@ -16,6 +16,7 @@ from harness.losses import Loss
 from harness.models import GANPair, Model
 from harness.registry import register_trick
 from harness.tricks import Trick
+from harness.vector.stacking import auto_devices, stack_networks
 
 
 class PackedShape(Dataset):
@@ -46,11 +47,44 @@ class PackedDiscriminator(nn.Module):
         super().__init__()
         self.inner, self.m = inner, m
 
+    @classmethod
+    def stack_copies(cls, copies: list[PackedDiscriminator]) -> StackedPacked:
+        """The copies as one stacked network: their inner discriminators stacked
+        (:func:`harness.vector.stacking.stack_networks`), fed packed inputs."""
+        if len({d.m for d in copies}) != 1:
+            raise ValueError("cannot stack packed discriminators with different m")
+        return StackedPacked(stack_networks([d.inner for d in copies]), copies[0].m)
+
     def features(self, x: torch.Tensor, layer: int = -1) -> torch.Tensor:
         return self.inner.features(pack(x, self.m), layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner(pack(x, self.m))
+
+
+class StackedPacked(nn.Module):
+    """``N`` packed discriminators: each copy's batch ``[N, batch, d0, ...]`` packed as
+    :func:`pack` packs it (``[N, batch/m, m*d0, ...]``, the same memory order per copy),
+    then the stacked inner discriminators."""
+
+    def __init__(self, inner: nn.Module, m: int):
+        super().__init__()
+        self.inner, self.m = inner, m
+        self.auto_devices = auto_devices(inner)
+
+    @property
+    def n_copies(self) -> int:
+        return self.inner.n_copies
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, b = x.shape[0], x.shape[1]
+        if b % self.m:
+            raise ValueError(f"packing m={self.m} needs batches divisible by {self.m}, "
+                             f"got {b} samples")
+        return self.inner(x.reshape(n, b // self.m, self.m * x.shape[2], *x.shape[3:]))
+
+    def copy_state(self, k: int) -> dict[str, torch.Tensor]:
+        return {f"inner.{key}": v for key, v in self.inner.copy_state(k).items()}
 
 
 @register_trick("packing")
@@ -59,6 +93,8 @@ class Packing(Trick):
 
     changes = frozenset({"d_body"})
     requires = frozenset({"d_plain"})
+    #: only the discriminator's architecture changes (in ``setup``): copies stack
+    vectorizable = True
 
     def __init__(self, m: int = 2):
         if m < 2:

@@ -5,7 +5,8 @@ game a single-copy :class:`harness.trainer.Trainer` built by
 :func:`harness.trial.build_trainer` from ``cfgs[k]`` plays, step for step:
 
 * **Initialisation.** Each copy's networks are built the way ``build_trainer`` builds them
-  (``torch.manual_seed(cfg.seed)``, then the dataset, the model and ``model.build``), and
+  (``torch.manual_seed(cfg.seed)``, then the dataset, the model, ``model.build`` and the
+  ``setup`` of its tricks, which may rebuild a network: packing's D), and
   their parameters are *stacked* by the networks' own classes (``stack_copies``,
   :mod:`harness.vector.stacking`: batched products, :mod:`harness.vector.linear`, or
   grouped convolutions, :mod:`harness.vector.conv`), so copy ``k`` starts from bit-equal
@@ -72,8 +73,10 @@ than bit for bit: a grouped convolution is another kernel than the single one
 
 Scope: unconditional models without an auxiliary head that play the Trainer's game,
 whose network classes declare how their copies stack (:mod:`harness.vector.stacking`),
-without tricks, with any registered loss (a trial is vectorized only with a loss that
-declares itself vectorizable: :func:`harness.vector.trial.fallback_reason`).
+with any registered loss (a trial is vectorized only with a loss that declares itself
+vectorizable: :func:`harness.vector.trial.fallback_reason`) and only tricks that change the
+networks alone (``Trick.vectorizable``: packing), whose ``setup`` runs for every copy as
+the Trainer runs it.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ from harness.diagnostics import is_bad
 from harness.metrics import ModeCoverage
 from harness.trainer import frozen
 from harness.vector.adam import StackedAdam, check_compile_mode
-from harness.vector.stacking import stack_networks
+from harness.vector.stacking import declares_vectorizable, stack_networks
 
 #: train settings that may differ between the copies (everything else must agree)
 PER_COPY_TRAIN = ("lr_d", "lr_g", "beta1", "beta2")
@@ -107,8 +110,6 @@ def check_compatible(cfgs: Sequence[TrialConfig]) -> None:
         if diff:
             raise ValueError(f"copy {i} differs from copy 0 in train.{', train.'.join(diff)}; "
                              f"copies may differ only in seed and {', '.join(PER_COPY_TRAIN)}")
-    if first.tricks:
-        raise ValueError("the vectorized GAN trains networks without tricks")
     if first.loss is None:
         raise ValueError("the vectorized GAN needs a loss")
 
@@ -143,7 +144,7 @@ class VectorizedGAN:
                  loss_mode: str = "auto", compile: str | None = None):
         from harness.device import resolve_device
         from harness.plugins import load_plugins
-        from harness.registry import DATASETS, LOSSES, MODELS
+        from harness.registry import DATASETS, LOSSES, MODELS, TRICKS
         from harness.trainer import Trainer
 
         cfgs = list(cfgs)
@@ -163,6 +164,13 @@ class VectorizedGAN:
         self.seeds = [cfg.seed for cfg in cfgs]
         self.loss_mode = loss_mode
         load_plugins(first.plugins, first.plugin_paths)
+        self.loss = LOSSES.build(first.loss.name, first.loss.params, "loss.params")
+        unstackable = [t.name for t in first.tricks
+                       if not declares_vectorizable(TRICKS.get(t.name))]
+        if unstackable:
+            raise ValueError(f"tricks {', '.join(unstackable)} act in the training step; the "
+                             "vectorized GAN applies only tricks that change the networks "
+                             "(Trick.vectorizable)")
 
         # the networks of every copy, built as build_trainer builds them
         rng_state = torch.get_rng_state()
@@ -173,6 +181,10 @@ class VectorizedGAN:
                 dataset = DATASETS.build(cfg.dataset.name, cfg.dataset.params, "dataset.params")
                 model = MODELS.build(cfg.model.name, cfg.model.params, "model.params")
                 gan = model.build(dataset)
+                # as the Trainer does before its optimisers: e.g. packing rebuilds D
+                for i, t in enumerate(cfg.tricks):
+                    TRICKS.build(t.name, t.params, f"tricks[{i}].params").setup(
+                        gan, self.loss, dataset, model)
                 if gan.conditional or gan.aux is not None:
                     raise ValueError("the vectorized GAN trains unconditional models only")
                 if model.loop_class() not in (None, Trainer):
@@ -183,7 +195,6 @@ class VectorizedGAN:
                     self.dataset, self.model, self.z_dim = dataset, model, gan.z_dim
         finally:
             torch.set_rng_state(rng_state)
-        self.loss = LOSSES.build(first.loss.name, first.loss.params, "loss.params")
         self.G = stack_networks(gens).to(self.device)
         self.D = stack_networks(discs).to(self.device)
         self.g_params = list(self.G.parameters())

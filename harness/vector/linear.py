@@ -9,7 +9,11 @@ weight gradient as ``F.linear``'s backward does, and a one-unit head's per copy 
 docstrings below say why each is needed). Other BLAS / CUDA: equal to float32 rounding.
 
 A network class stacks through :class:`StackedMLP` by listing its layers
-(:meth:`StackedMLP.from_layers`; :mod:`harness.vector.stacking`).
+(:meth:`StackedMLP.from_layers`; :mod:`harness.vector.stacking`). Besides linear layers and
+element-wise activations it stacks ``nn.BatchNorm1d`` (:class:`StackedBatchNorm1d`: each
+copy normalised over its own batch by the single layer's own kernel) and any layer class
+that says how its copies stack with a classmethod ``stack_layers(layers)`` (the ``mlp``
+model's maxout: :class:`StackedMaxout`).
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 #: element-wise modules a stacked network applies unchanged to ``[N, batch, width]``
 _ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Identity)
+#: the settings of ``nn.BatchNorm1d`` layers that must agree for them to stack
+_NORM_SETTINGS = ("num_features", "eps", "momentum", "affine", "track_running_stats")
 
 
 class _StackedLinearFunction(torch.autograd.Function):
@@ -136,6 +143,76 @@ class StackedLinear(nn.Module):
                 f"{prefix}bias": self.bias[k].detach().clone()}
 
 
+class StackedMaxout(nn.Module):
+    """``N`` maxout layers: a :class:`StackedLinear` to ``units * pieces`` outputs, then the
+    maximum over each unit's ``pieces`` consecutive outputs -- the single layer's
+    ``linear(x).view(batch, units, pieces).amax(-1)`` per copy, bit for bit (the maximum is
+    exact, and so is its gradient, shared equally between tied pieces as ``amax``'s)."""
+
+    def __init__(self, linear: StackedLinear, pieces: int):
+        super().__init__()
+        if linear.weight.shape[1] % pieces:
+            raise ValueError(f"{linear.weight.shape[1]} outputs do not split into "
+                             f"{pieces} pieces per unit")
+        self.linear, self.pieces = linear, pieces
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.linear(x)
+        return h.view(*h.shape[:-1], h.shape[-1] // self.pieces, self.pieces).amax(dim=-1)
+
+    def copy_state(self, k: int, prefix: str) -> dict[str, torch.Tensor]:
+        """Copy ``k`` as the single maxout layer's state dict (its ``linear.`` layer)."""
+        return self.linear.copy_state(k, f"{prefix}linear.")
+
+
+class StackedBatchNorm1d(nn.Module):
+    """``N`` ``nn.BatchNorm1d`` layers of one width: ``weight`` / ``bias`` ``[N, features]``,
+    running statistics ``[N, features]``, a batch counter per copy.
+
+    ``forward(x)`` with ``x`` ``[N, batch, features]`` normalises each copy over its own
+    batch with ``F.batch_norm`` on that copy's rows and statistics -- the single layer's
+    call, copy by copy -- so outputs, gradients and running statistics are bit-equal to
+    each copy's own layer (a statistic over ``[batch, N * features]`` in one call would
+    reduce in another order on some kernels). Batch norm costs little next to the
+    products, so the loop over copies does too. A ``momentum`` of None (a cumulative
+    average) is refused.
+    """
+
+    def __init__(self, norms: Sequence[nn.BatchNorm1d]):
+        super().__init__()
+        first = norms[0]
+        settings = {tuple(getattr(n, key) for key in _NORM_SETTINGS) for n in norms}
+        if len(settings) != 1 or not (first.affine and first.track_running_stats):
+            raise ValueError("cannot stack BatchNorm1d layers that differ in their settings "
+                             "or lack an affine part or running statistics")
+        if first.momentum is None:
+            raise ValueError("cannot stack BatchNorm1d with momentum=None (a cumulative average)")
+        self.eps, self.momentum = first.eps, first.momentum
+
+        def stacked(name: str) -> torch.Tensor:
+            return torch.stack([getattr(n, name).detach() for n in norms]).clone()
+
+        self.weight = nn.Parameter(stacked("weight"))
+        self.bias = nn.Parameter(stacked("bias"))
+        self.register_buffer("running_mean", stacked("running_mean"))
+        self.register_buffer("running_var", stacked("running_var"))
+        self.register_buffer("num_batches_tracked", stacked("num_batches_tracked"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        return torch.stack([
+            F.batch_norm(x[k], self.running_mean[k], self.running_var[k], self.weight[k],
+                         self.bias[k], self.training, self.momentum, self.eps)
+            for k in range(x.shape[0])])
+
+    def copy_state(self, k: int, prefix: str) -> dict[str, torch.Tensor]:
+        """Copy ``k`` as the single ``nn.BatchNorm1d``'s state dict."""
+        return {f"{prefix}{name}": getattr(self, name)[k].detach().clone()
+                for name in ("weight", "bias", "running_mean", "running_var",
+                             "num_batches_tracked")}
+
+
 def _same_elementwise(mods: Sequence[nn.Module]) -> bool:
     first = mods[0]
     return all(type(m) is type(first) and m.extra_repr() == first.extra_repr() for m in mods)
@@ -157,8 +234,10 @@ class StackedMLP(nn.Module):
     * discriminator: ``x`` ``[N, batch, *shape]`` (flattened per sample) -> logits
       ``[N, batch]``.
 
-    Layers that mix samples or need the global RNG (batch norm, dropout, maxout) are
-    refused. Every device gains from stacking it (:attr:`auto_devices`).
+    Batch norm stacks (:class:`StackedBatchNorm1d`), and so does a layer class with a
+    ``stack_layers`` classmethod (maxout, :class:`StackedMaxout`); dropout, which draws from
+    the global RNG, and every other layer are refused. Every device gains from stacking it
+    (:attr:`auto_devices`).
     """
 
     #: devices on which ``vectorize: auto`` stacks such networks (:mod:`harness.vector.plan`)
@@ -199,17 +278,26 @@ class StackedMLP(nn.Module):
             elif all(isinstance(m, _ELEMENTWISE) for m in mods) and _same_elementwise(mods):
                 layers.append(mods[0])
                 prefixes.append("")
+            elif all(type(m) is nn.BatchNorm1d for m in mods):
+                layers.append(StackedBatchNorm1d(mods))
+                prefixes.append(prefix)
+            elif (getattr(type(mods[0]), "stack_layers", None) is not None
+                  and all(type(m) is type(mods[0]) for m in mods)):
+                layers.append(type(mods[0]).stack_layers(mods))
+                prefixes.append(prefix)
             elif all(type(m) is nn.Dropout and m.p == 0 for m in mods):
                 continue
             else:
                 raise ValueError(f"cannot stack {type(mods[0]).__name__} ({prefix.rstrip('.')}): "
-                                 "only plain MLPs (no batch norm, maxout or dropout)")
+                                 "only linear layers, element-wise activations, batch norm "
+                                 "and layers with a stack_layers classmethod (maxout)")
         return cls(kind, layers, prefixes,
                    tuple(out_shape) if kind == "generator" else None)
 
     @property
     def n_copies(self) -> int:
-        return next(layer for layer in self.layers if isinstance(layer, StackedLinear)).weight.shape[0]
+        return next(layer for layer in self.layers
+                    if isinstance(layer, StackedLinear)).weight.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, b = x.shape[0], x.shape[1]
@@ -221,12 +309,12 @@ class StackedMLP(nn.Module):
         return h.view(n, b, *self.out_shape)
 
     def copy_state(self, k: int) -> dict[str, torch.Tensor]:
-        """Copy ``k``'s parameters as the single-copy module's ``state_dict``."""
+        """Copy ``k``'s parameters and buffers as the single-copy module's ``state_dict``."""
         out: dict[str, torch.Tensor] = {}
         for layer, prefix in zip(self.layers, self.prefixes):
-            if isinstance(layer, StackedLinear):
+            if hasattr(layer, "copy_state"):  # not the activations
                 out.update(layer.copy_state(k, prefix))
         return out
 
 
-__all__ = ["StackedLinear", "StackedMLP"]
+__all__ = ["StackedBatchNorm1d", "StackedLinear", "StackedMLP", "StackedMaxout"]
