@@ -121,7 +121,7 @@ def build_copies(cfgs: Sequence[TrialConfig], granted_gpus: float | None = None
 
     loop = VectorTrainer(cfgs, device=resolve_device(cfgs[0].train.device, granted_gpus))
     return loop, {"model": loop.vec.model, "dataset": loop.dataset, "loss": loop.vec.loss,
-                  "metrics": loop.metrics}
+                  "tricks": loop.vec.tricks, "metrics": loop.metrics}
 
 
 def copy_info(loop: CopiesLoop, plugins: dict[str, Any], cfg: TrialConfig, k: int,

@@ -284,24 +284,37 @@ def test_a_dead_vectorized_trial_continues_every_copys_run(studies, tmp_path, mo
 # --- VectorTrainer against run_trial, in-process (fast) ------------------------------------
 
 
-def test_vector_trainer_equals_single_trials_and_resumes(one_torch_thread):
+#: a plain MLP pair, and PacGAN2 with PacGAN's layers (batch norm, maxout) made small
+TRAINER_CASES = {
+    "plain": {"model": {"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
+              "batch_size": 32},
+    "pacgan2": {"model": {"name": "mlp", "params": {"preset": "pacgan", "g_hidden": [16, 16],
+                                                    "d_hidden": [16]}},
+                "tricks": [{"name": "packing"}], "batch_size": 64},
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRAINER_CASES))
+def test_vector_trainer_equals_single_trials_and_resumes(one_torch_thread, case):
     from harness.config import TrialConfig
     from harness.reporting import MemoryReporter
-    from harness.trial import run_trial
+    from harness.trial import build_copies, copy_info, run_trial
     from harness.vector.trial import VectorTrainer, copy_configs, fallback_reason
 
+    spec = TRAINER_CASES[case]
     cfg = TrialConfig(study="t", variant="v", dataset_key="ring8", dataset="ring8",
-                      model={"name": "mlp", "params": {"g_hidden": [16], "d_hidden": [16]}},
+                      model=spec["model"], tricks=spec.get("tricks", []),
                       loss="least_squares", metrics=["mode_coverage"], seed=0,
                       phase=names.PHASE_SEEDS,
                       train={"steps": 40, "eval_every": 20, "log_every": 5, "eval_samples": 200,
-                             "batch_size": 32})
+                             "batch_size": spec["batch_size"]})
     assert fallback_reason(cfg) is None
     cfgs = copy_configs(cfg, [11, 12])
     reps = [MemoryReporter() for _ in cfgs]
     saved = []
     results = VectorTrainer(cfgs).run(reps, lambda step, values, ck: saved.append(copy.deepcopy(ck())))
     assert len(saved) == 1  # one combined checkpoint per evaluation round that leaves training
+    vec_built = build_copies(cfgs)
     for k, c in enumerate(cfgs):
         single = MemoryReporter()
         result = run_trial(c, single)
@@ -310,6 +323,9 @@ def test_vector_trainer_equals_single_trials_and_resumes(one_torch_thread):
         assert ({x: v for x, v in result.final.items() if x not in TIMING}
                 == {x: v for x, v in results[k].final.items() if x not in TIMING}), k
         assert set(single.artifacts) == set(reps[k].artifacts), k
+        # the same params recorded, the values the plugins derived included
+        assert (copy_info(*build_copies([c]), c, 0).params
+                == copy_info(*vec_built, c, k).params), k
     resumed = VectorTrainer(cfgs)
     resumed.load_state_dict(saved[0])
     again = resumed.run([MemoryReporter() for _ in cfgs])

@@ -182,17 +182,19 @@ class VectorizedGAN:
                 model = MODELS.build(cfg.model.name, cfg.model.params, "model.params")
                 gan = model.build(dataset)
                 # as the Trainer does before its optimisers: e.g. packing rebuilds D
-                for i, t in enumerate(cfg.tricks):
-                    TRICKS.build(t.name, t.params, f"tricks[{i}].params").setup(
-                        gan, self.loss, dataset, model)
+                tricks = [TRICKS.build(t.name, t.params, f"tricks[{i}].params")
+                          for i, t in enumerate(cfg.tricks)]
+                for trick in tricks:
+                    trick.setup(gan, self.loss, dataset, model)
                 if gan.conditional or gan.aux is not None:
                     raise ValueError("the vectorized GAN trains unconditional models only")
                 if model.loop_class() not in (None, Trainer):
                     raise ValueError(f"model {cfg.model.name!r} does not play Trainer's game")
                 gens.append(gan.generator)
                 discs.append(gan.discriminator)
-                if len(gens) == 1:
+                if len(gens) == 1:  # copy 0's plugins stand for all (recorded params)
                     self.dataset, self.model, self.z_dim = dataset, model, gan.z_dim
+                    self.tricks = tricks
         finally:
             torch.set_rng_state(rng_state)
         self.G = stack_networks(gens).to(self.device)
