@@ -124,6 +124,11 @@ def resolve(spec: StudySpec, source: str = "study", base_dir: Path | None = None
             fail(f"{where}.train{'' if msg.startswith('(top level)') else '.'}"
                  f"{msg.removeprefix('(top level)')}")
         train = _device_for_resources(spec, v, train, where, fail)
+        for j, (t_spec, trick) in enumerate(zip(v.tricks, tricks)):
+            try:
+                trick.check_train(train)
+            except ValueError as exc:
+                fail(f"{where}.tricks[{j}]: trick {t_spec.name!r}: {exc}")
         for key in v.datasets or list(spec.datasets):
             ds = datasets[key]
             try:
@@ -351,3 +356,18 @@ def _check_space(spec: StudySpec, plans: list[VariantPlan], fail) -> None:
             plan.base.with_params(probe)
         except ConfigError as exc:
             fail(f"search.space: with the lowest values for variant {plan.key}: {exc}")
+    # a searched batch size must suit every trick (packing: multiples of m); an int range
+    # of two or more values always holds one that does not suit m >= 2
+    param = spec.search.space.get("batch_size")
+    if param is not None:
+        values = ([int(v) for v in param.values] if param.type == "choice"
+                  else [int(param.low), int(param.low) + 1])
+        for plan in plans:
+            for t in plan.base.tricks:
+                trick = TRICKS.build(t.name, t.params, f"variant {plan.key} trick {t.name}")
+                for value in values:
+                    try:
+                        trick.check_train(plan.base.train.model_copy(update={"batch_size": value}))
+                    except ValueError as exc:
+                        fail(f"search.space.batch_size: variant {plan.key}, trick {t.name!r}: "
+                             f"{exc}; search a 'choice' of such values")

@@ -44,6 +44,11 @@ class Trick(ABC):
     #: leave it False
     vectorizable: ClassVar[bool] = False
 
+    def check_train(self, train: Any) -> None:
+        """Called when a study is validated, once per variant, with the variant's
+        :class:`harness.config.TrainSettings`; raises ValueError saying what does not fit
+        this trick and what would (the study then exits 2 before anything runs)."""
+
     def setup(self, gan: GANPair, loss: Loss, dataset: Dataset, model: Model) -> None:
         """Called once per trial after the networks are built, before the optimizers exist.
 

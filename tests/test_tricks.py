@@ -321,3 +321,21 @@ def test_compatible_tricks_together_with_pacgan_preset():
     result = run_trial(cfg(tricks, loss="minimax", steps=10,
                            model={"preset": "pacgan", "g_hidden": [16], "d_hidden": [16, 16]}), rep)
     assert result.steps_done == 10
+
+
+def test_a_batch_packing_cannot_split_is_refused_when_the_study_is_validated():
+    packed = {"model": "mlp", "loss": "minimax",
+              "tricks": [{"name": "packing", "params": {"m": 3}}]}
+    with pytest.raises(ConfigError) as exc:
+        resolve(study({**packed, "train": {"batch_size": 64}}))
+    assert ("variants[0].tricks[0]: trick 'packing': train.batch_size 64 is not divisible by "
+            "m=3 (packs of 3 samples); allowed: a multiple of 3, e.g. 63 or 66") in str(exc.value)
+    resolve(study({**packed, "train": {"batch_size": 63}}))
+    # every batch size a search may try
+    spec = parse_study({"name": "s", "datasets": ["ring8"], "train": {"batch_size": 60},
+                        "search": {"space": {"batch_size": {"type": "choice",
+                                                            "values": [60, 64]}}},
+                        "variants": [{"name": "v", **packed}]})
+    with pytest.raises(ConfigError, match=r"search.space.batch_size: variant v/ring8, trick "
+                                          r"'packing': train.batch_size 64 is not divisible"):
+        resolve(spec)

@@ -101,6 +101,14 @@ class Packing(Trick):
             raise ValueError(f"m must be >= 2 (m=1 is no packing), got {m}")
         self.m = m
 
+    def check_train(self, train) -> None:
+        if train.batch_size % self.m:
+            lower = train.batch_size - train.batch_size % self.m
+            near = [b for b in (lower, lower + self.m) if b > 0]
+            raise ValueError(f"train.batch_size {train.batch_size} is not divisible by m={self.m} "
+                             f"(packs of {self.m} samples); allowed: a multiple of {self.m}, "
+                             f"e.g. {' or '.join(map(str, near))}")
+
     def setup(self, gan: GANPair, loss: Loss, dataset: Dataset, model: Model) -> None:
         packed = model.build(PackedShape(dataset, self.m)).discriminator
         gan.discriminator = PackedDiscriminator(packed, self.m)
