@@ -34,7 +34,9 @@ from harness.tracking import (
     end_dangling_runs,
     ensure_experiment,
     log_bytes,
+    new_store_paths,
     open_store,
+    remove_new_store,
     resolve_tracking_uri,
     retry,
 )
@@ -221,13 +223,18 @@ def run_study(path: str | Path, *, address: str | None = None, tracking_uri: str
         raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent}")
     prepare_metrics(plans, stream)
     uri = resolve_tracking_uri(tracking_uri, workdir)
+    made = new_store_paths(uri)
     client = open_store(uri)
     resumable = None
-    if resume:
-        from harness.resume import find_resumable
+    try:  # refused before anything ran (nothing to resume, no cluster): no store left behind
+        if resume:
+            from harness.resume import find_resumable
 
-        resumable = find_resumable(spec, workdir / RUNS_DIR / "tune", client, uri)
-    started_ray = init_ray(address)
+            resumable = find_resumable(spec, workdir / RUNS_DIR / "tune", client, uri)
+        started_ray = init_ray(address)
+    except BaseException:
+        remove_new_store(made)
+        raise
     try:
         import ray
 

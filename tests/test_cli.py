@@ -113,10 +113,7 @@ def test_unreachable_address_exits_2_and_creates_no_run(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert f"cannot reach a Ray cluster at --address '127.0.0.1:{port}'" in proc.stderr
     assert time.monotonic() - t0 < 60
-    from harness.tracking import open_store
-
-    client = open_store(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}", create=False)
-    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+    assert not (tmp_path / "runs").exists()  # the store it opened first is removed again
 
 
 def test_variants_lists_every_plugin_with_parameters(tmp_path):

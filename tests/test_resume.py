@@ -72,7 +72,15 @@ def test_cli_resume_without_a_run_exits_2_and_creates_nothing(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "has no earlier run" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+    # a store that was there before stays, untouched
+    client = open_store(resolve_tracking_uri(None, tmp_path))
+    client.create_experiment("other")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "study", "s.yaml", "--resume"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2 and "has no earlier run" in proc.stderr
     client = open_store(resolve_tracking_uri(None, tmp_path), create=False)
+    assert client.get_experiment_by_name("other") is not None
     assert client.get_experiment_by_name("resume") is None
 
 
