@@ -35,7 +35,7 @@ import torch
 
 from harness import chance_rule, names
 from harness.data import Dataset
-from harness.value_specs import ValueSpec
+from harness.value_specs import FRACTION, NON_NEGATIVE, ValueSpec
 
 
 @dataclass
@@ -317,9 +317,9 @@ def batched_mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: flo
 
 #: the coverage values, shared by every metric that counts modes (``class_modes`` too)
 COVERAGE_VALUES = {
-    names.MODES_COVERED: ValueSpec("modes covered", 2, "max"),
-    names.HQ_FRACTION: ValueSpec("hq fraction", 2, "max"),
-    names.MODE_KL: ValueSpec("mode KL", 3, "min", log_scale=True),
+    names.MODES_COVERED: ValueSpec("modes covered", 2, "max", bounds=NON_NEGATIVE),
+    names.HQ_FRACTION: ValueSpec("hq fraction", 2, "max", bounds=FRACTION),
+    names.MODE_KL: ValueSpec("mode KL", 3, "min", log_scale=True, bounds=NON_NEGATIVE),
 }
 
 

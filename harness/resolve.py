@@ -226,11 +226,17 @@ def _check_published(spec: StudySpec, provides: dict[tuple[str, str], list[str]]
                 fail(f"{where}.{ds}: variant {variant!r} does not train on dataset {ds!r}; "
                      f"its datasets: {', '.join(trained)}")
             computed = provides.get((variant, ds), [])
-            for metric in per_metric:
+            for metric, (mean, _) in per_metric.items():
                 if metric not in computed:
                     fail(f"{where}.{ds}.{metric}: no metric of variant {variant!r} on dataset "
                          f"{ds!r} computes {metric!r}; choices here: "
                          f"{', '.join(computed) or 'none'}")
+                vs = value_specs.spec(metric)
+                if vs is not None and vs.outside(mean):
+                    hint = (f"; a fraction stays a fraction ({mean:g} % is {mean / 100:g})"
+                            if vs.bounds == value_specs.FRACTION and 1 < mean <= 100 else "")
+                    fail(f"{where}.{ds}.{metric}: published mean {mean:g} is outside the "
+                         f"values {metric!r} takes ({vs.bounds_text()}){hint}")
     named = {(v, d) for v, per_ds in spec.published.results.items() for d in per_ds}
     recorded: list[str] = []
     for plan in plans:

@@ -30,12 +30,15 @@ class ValueSpec:
     a study may optimise (``search.metric``), None for one that is only shown (a standard
     deviation, a per-direction detail, a reference level). ``log_scale``: the value is the
     logarithm of a ratio (a KL divergence), which the chance rule reads on that scale
-    (:mod:`harness.chance_rule`)."""
+    (:mod:`harness.chance_rule`). ``bounds``: the lowest and highest value it can take
+    (None: unbounded on that side), against which a study's ``published:`` numbers are
+    checked (a fraction published as a percentage is refused)."""
 
     label: str
     decimals: int = 3
     direction: Literal["max", "min"] | None = None
     log_scale: bool = False
+    bounds: tuple[float | None, float | None] = (None, None)
 
     def __post_init__(self) -> None:
         if not isinstance(self.label, str) or not self.label.strip():
@@ -46,12 +49,30 @@ class ValueSpec:
         if self.direction not in (*DIRECTIONS, None):
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)} or None, "
                              f"got {self.direction!r}")
+        low, high = self.bounds
+        if low is not None and high is not None and not low < high:
+            raise ValueError(f"bounds must be (low, high) with low < high, got {self.bounds!r}")
+
+    def outside(self, value: float) -> bool:
+        """Whether ``value`` lies outside :attr:`bounds`."""
+        low, high = self.bounds
+        return (low is not None and value < low) or (high is not None and value > high)
+
+    def bounds_text(self) -> str:
+        """The bounds in words: ``0 to 1``, ``at least 0``."""
+        low, high = self.bounds
+        if low is not None and high is not None:
+            return f"{low:g} to {high:g}"
+        return f"at least {low:g}" if low is not None else (
+            f"at most {high:g}" if high is not None else "any value")
 
 
 #: values the harness computes itself from a trial's histories, not a metric
 RUN_VALUES: dict[str, ValueSpec] = {
-    names.STABILITY_SCORE: ValueSpec("stability score", 2, "max"),
+    names.STABILITY_SCORE: ValueSpec("stability score", 2, "max", bounds=(0, 1)),
 }
+#: the bounds of a fraction and of a count or divergence
+FRACTION, NON_NEGATIVE = (0.0, 1.0), (0.0, None)
 _RUN_OWNER = "(the harness)"
 
 #: registered metric name -> the values it declares, in registration order

@@ -276,6 +276,11 @@ def test_unknown_names_in_the_block_are_refused_with_the_choices():
     (lambda p: p.update(sources="y"), ("published.sources: unknown key; allowed keys here: "
                                        "source, url, seeds, error, budget, results")),
     (lambda p: p.pop("error"), "published.error: required key is missing"),
+    (lambda p: p["results"]["gan"]["ring8"].update(hq_fraction=[98.2, 0.2]),
+     ("published.results.gan.ring8.hq_fraction: published mean 98.2 is outside the values "
+      "'hq_fraction' takes (0 to 1); a fraction stays a fraction (98.2 % is 0.982)")),
+    (lambda p: p["results"]["gan"]["ring8"].update(mode_kl=[-0.1, 0.02]),
+     "published mean -0.1 is outside the values 'mode_kl' takes (at least 0)"),
 ])
 def test_a_malformed_block_is_refused_naming_the_key(change, message):
     assert message in _error(change)

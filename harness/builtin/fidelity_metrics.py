@@ -45,7 +45,7 @@ from harness.classifier import DEFAULT_MIN_ACCURACY, ClassifierMetric, TrainedCl
 from harness.data import Dataset, LabelledImages
 from harness.metrics import EvalContext, Evaluation, eval_device
 from harness.registry import register_metric
-from harness.value_specs import ValueSpec
+from harness.value_specs import FRACTION, ValueSpec
 
 _ALL = (names.FID, names.IS_MEAN, names.IS_STD, names.KID_MEAN, names.KID_STD,
         names.PRECISION, names.RECALL)
@@ -62,8 +62,8 @@ class Fidelity(ClassifierMetric):
         names.IS_STD: ValueSpec("IS std", 2),
         names.KID_MEAN: ValueSpec("KID", 4, "min"),
         names.KID_STD: ValueSpec("KID std", 4),
-        names.PRECISION: ValueSpec("precision", 3, "max"),
-        names.RECALL: ValueSpec("recall", 3, "max"),
+        names.PRECISION: ValueSpec("precision", 3, "max", bounds=FRACTION),
+        names.RECALL: ValueSpec("recall", 3, "max", bounds=FRACTION),
     }
 
     def __init__(
