@@ -497,8 +497,10 @@ def run_single(path: str | Path, variant: str, *, dataset: str | None = None,
     file = find_study_file(path)
     spec = load_study(file)
     plans = resolve(spec, source=file.name, base_dir=file.parent)
+    given = "--dataset"
     if "/" in variant and dataset is None:
         variant, dataset = variant.split("/", 1)
+        given = f"--variant {variant}/{dataset}: dataset"
     matching = [p for p in plans if p.base.variant == variant]
     if not matching:
         raise ConfigError(f"--variant {variant!r} is not in {file.name}; "
@@ -508,7 +510,7 @@ def run_single(path: str | Path, variant: str, *, dataset: str | None = None,
                           f"{', '.join(p.base.dataset_key for p in matching)}")
     plan = next((p for p in matching if dataset is None or p.base.dataset_key == dataset), None)
     if plan is None:
-        raise ConfigError(f"--dataset {dataset!r} is not a dataset of variant {variant!r}; "
+        raise ConfigError(f"{given} {dataset!r} is not a dataset of variant {variant!r}; "
                           f"allowed: {', '.join(p.base.dataset_key for p in matching)}")
     cfg = plan.base.with_params({}, seed=spec.seed if seed is None else seed,
                                 phase=names.PHASE_SINGLE)

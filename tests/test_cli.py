@@ -155,6 +155,9 @@ def test_run_trains_in_process_and_logs_one_run(tmp_path):
 
     bad = harness("run", str(path), "--variant", "nope", cwd=tmp_path)
     assert bad.returncode == 2 and "allowed: v" in bad.stderr
+    bad = harness("run", str(path), "--variant", "v/ring9", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "--variant v/ring9: dataset 'ring9' is not a dataset of variant 'v'" in bad.stderr
 
 
 def test_output_cut_short_by_its_reader_exits_141_quietly(tmp_path):
