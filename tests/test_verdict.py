@@ -365,6 +365,11 @@ def test_report_opens_with_the_verdict_and_marks_chance(tmp_path, request):
     summary = md.split("\n## Summary over seeds", 1)[1].split("\n## ", 1)[0]
     header = next(line for line in summary.splitlines() if line.startswith("| variant"))
     assert "| hq fraction (study metric) |" in header and "| chance |" in header
+    # the interval is the study metric's (noise nearly fills the mode count)
+    assert header.rstrip().endswith("| 95% CI (hq fraction) |")
+    low, high = stats.bootstrap_ci(np.array(HQ["best"]), n_resamples=200, seed=0)
+    best = next(line for line in summary.splitlines() if line.startswith("| best |"))
+    assert best.endswith(f"| [{low:.2f}, {high:.2f}] |")
     noise = next(line for line in summary.splitlines() if line.startswith("| noise |"))
     assert "(noise 0.003)" in noise and "| **at chance** |" in noise
     assert "<strong>at chance</strong>" in paths["html"].read_text()

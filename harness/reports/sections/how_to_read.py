@@ -67,7 +67,8 @@ def items(n_resamples: int = 2000, seed: int = 0, images: bool = False) -> list[
         "is better)."
     )
     intervals = (
-        "**95% CI (modes covered)** -- a percentile bootstrap interval of the mean: the values "
+        "**95% CI** -- of the study's metric (of modes covered where the runs do not report "
+        "it): a percentile bootstrap interval of the mean: the values "
         f"are resampled with replacement {n_resamples} times (numpy generator seeded with "
         f"{seed}, so the report is reproducible) and the 2.5% and 97.5% quantiles of the "
         "resampled means are shown (a dash for fewer than 2 values). With few seeds such "
