@@ -115,6 +115,7 @@ def cmd_report(args) -> int:
     from harness.tracking import RUNS_DIR, open_store, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
+    _check_store_file(uri)
     client = open_store(uri, create=False)
     if args.resamples < 100:
         raise HarnessError(f"--resamples must be >= 100 for a 95% interval, got {args.resamples}")
@@ -139,6 +140,12 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _check_store_file(uri: str) -> None:
+    """A command that reads a local store (report, ui) says there is none before opening it."""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise HarnessError(f"no tracking store at {uri}; run a study first or pass --tracking-uri")
+
+
 def _check_port_number(port: int) -> None:
     if not 0 < port < 65536:
         raise HarnessError(f"--port must be 1..65535, got {port}")
@@ -149,8 +156,7 @@ def cmd_ui(args) -> int:
     from harness.tracking import open_store, resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        raise HarnessError(f"no tracking store at {uri}; run a study first or pass --tracking-uri")
+    _check_store_file(uri)
     remote = uri.startswith(("http://", "https://"))
     if not remote:  # a remote server serves its own UI: no port of ours is needed
         _check_port_number(args.port)

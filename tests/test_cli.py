@@ -192,3 +192,12 @@ def test_a_broken_pipe_elsewhere_is_not_hidden(monkeypatch):
 def test_ui_without_store_exits_2(tmp_path):
     proc = harness("ui", cwd=tmp_path)
     assert proc.returncode == 2 and "no tracking store" in proc.stderr
+
+
+def test_report_and_ui_without_a_store_say_to_run_a_study_first(tmp_path):
+    for cmd in ("report", "ui"):
+        proc = harness(cmd, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert (f"no tracking store at sqlite:///{tmp_path / 'runs' / 'mlflow.db'}; run a study "
+                "first or pass --tracking-uri") in proc.stderr
+        assert not (tmp_path / "runs").exists()
