@@ -34,9 +34,7 @@ from harness.tracking import (
     end_dangling_runs,
     ensure_experiment,
     log_bytes,
-    new_store_paths,
     open_store,
-    remove_new_store,
     resolve_tracking_uri,
     retry,
 )
@@ -203,6 +201,36 @@ def prepare_metrics(plans: list[VariantPlan], stream: TextIO | None = None) -> N
             metric.prepare(dataset)
 
 
+def _new_store_paths(uri: str) -> list[Path]:
+    """What :func:`open_store` would create for ``uri`` on this machine: a sqlite file that
+    does not exist yet, then the missing folders above it, deepest first; ``[]`` for a
+    store that exists or is not a local file."""
+    if not uri.startswith("sqlite:///"):
+        return []
+    db = Path(uri[len("sqlite:///"):])
+    if db.exists():
+        return []
+    made = [db]
+    folder = db.parent
+    while not folder.exists():
+        made.append(folder)
+        folder = folder.parent
+    return made
+
+
+def _remove_new_store(made: list[Path]) -> None:
+    """Removes what :func:`_new_store_paths` listed (a command refused after opening its
+    store leaves nothing behind); a folder that holds anything else stays."""
+    for path in made:
+        try:
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def run_study(path: str | Path, *, address: str | None = None, tracking_uri: str | None = None,
               workdir: str | Path | None = None, max_concurrent: int | None = None,
               stream: TextIO | None = None, write_report: bool = True,
@@ -223,7 +251,7 @@ def run_study(path: str | Path, *, address: str | None = None, tracking_uri: str
         raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent}")
     prepare_metrics(plans, stream)
     uri = resolve_tracking_uri(tracking_uri, workdir)
-    made = new_store_paths(uri)
+    made = _new_store_paths(uri)
     client = open_store(uri)
     resumable = None
     try:  # refused before anything ran (nothing to resume, no cluster): no store left behind
@@ -233,7 +261,7 @@ def run_study(path: str | Path, *, address: str | None = None, tracking_uri: str
             resumable = find_resumable(spec, workdir / RUNS_DIR / "tune", client, uri)
         started_ray = init_ray(address)
     except BaseException:
-        remove_new_store(made)
+        _remove_new_store(made)
         raise
     try:
         import ray

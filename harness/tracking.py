@@ -170,36 +170,6 @@ def _root_cause(exc: BaseException) -> str:
     return _first_line(exc)
 
 
-def new_store_paths(uri: str) -> list[Path]:
-    """What :func:`open_store` would create for ``uri`` on this machine: a sqlite file that
-    does not exist yet, then the missing folders above it, deepest first; ``[]`` for a
-    store that exists or is not a local file."""
-    if not uri.startswith("sqlite:///"):
-        return []
-    db = Path(uri[len("sqlite:///"):])
-    if db.exists():
-        return []
-    made = [db]
-    folder = db.parent
-    while not folder.exists():
-        made.append(folder)
-        folder = folder.parent
-    return made
-
-
-def remove_new_store(made: list[Path]) -> None:
-    """Removes what :func:`new_store_paths` listed (a command refused after opening its
-    store leaves nothing behind); a folder that holds anything else stays."""
-    for path in made:
-        try:
-            if path.is_dir():
-                path.rmdir()
-            else:
-                path.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-
 def open_store(uri: str, create: bool = True):
     """An ``MlflowClient`` for ``uri`` after checking the store answers; TrackingError if not.
 
