@@ -354,11 +354,11 @@ class StudySpec(Strict):
 
     ``vectorize: N`` (optional: a whole number >= 1, or ``auto``; absent: off) trains up
     to N copies of a (variant, dataset) pair in one Tune trial, as one vectorized model
-    (:mod:`harness.vector.trial`), when the pair's model is the plain MLP GAN (model
-    ``mlp`` without batch norm, maxout or dropout) or the unconditional DCGAN (``dcgan``),
-    with no tricks, one of the four built-in losses and no ``diagnostics.stop_early``
-    (any metrics; ``mode_coverage``, ``class_modes`` and ``fidelity`` score all copies
-    at once): its seeds
+    (:mod:`harness.vector.trial`), when the pair's model is the MLP GAN (model ``mlp``:
+    linear layers, batch norm and maxout; not dropout) or the unconditional DCGAN
+    (``dcgan``), with no trick but those that only change the networks (``packing``) and
+    a loss that declares itself vectorizable (the four classic ones); any metrics
+    (``mode_coverage``, ``class_modes`` and ``fidelity`` score all copies at once): its seeds
     phase as ``ceil(seeds / N)`` trials of up to N seeds, and its search phase as batches
     of up to N Optuna suggestions when it searches only ``lr_d``, ``lr_g``, ``beta1`` and
     ``beta2`` and sets no pruner. ``auto`` chooses N per pair and phase for the device
