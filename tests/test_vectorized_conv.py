@@ -80,12 +80,16 @@ def dcgan_config(mnist_dir, seed=0, metrics=("mode_coverage",), **train):
         metrics=list(metrics), train=settings, seed=seed)
 
 
-def test_vectorized_dcgan_copies_train_like_single_trainers(mnist_dir, one_thread):
+@pytest.mark.parametrize("tricks", [[], [{"name": "packing", "params": {"m": 2}}]],
+                         ids=["dcgan", "pacdcgan2"])
+def test_vectorized_dcgan_copies_train_like_single_trainers(mnist_dir, one_thread, tricks):
     """Copy k of a vectorized DCGAN (its own seed, lr_d, lr_g, beta1) matches the harness's
     single-copy Trainer for six steps: parameters, batch-norm running averages, history
-    rows and evaluation samples."""
-    cfgs = [dcgan_config(mnist_dir, seed=k, lr_d=1e-4 * (k + 1), lr_g=3e-4 / (k + 1),
-                         beta1=0.5 + 0.2 * k) for k in range(3)]
+    rows and evaluation samples; so does a packed one (PacDCGAN: D sees 2 images stacked
+    in its channels)."""
+    cfgs = [TrialConfig.model_validate({
+        **dcgan_config(mnist_dir, seed=k, lr_d=1e-4 * (k + 1), lr_g=3e-4 / (k + 1),
+                       beta1=0.5 + 0.2 * k).model_dump(), "tricks": tricks}) for k in range(3)]
     vec = VectorizedGAN(cfgs)
     vec_rows = [vec.train_step(measure=(vec.step + 1) % 2 == 0) for _ in range(6)]
     samples = vec.sample()
