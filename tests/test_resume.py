@@ -90,8 +90,8 @@ def _children(client, exp_id):
 
 
 def _saved_by_tune(tmp_path, run) -> bool:
-    """Whether Tune's last saved experiment state knows ``run``'s trial: only then does a
-    resumed study continue it (a trial started after the last save is an orphan, run anew)."""
+    """Whether a saved experiment state of Tune names ``run``'s trial: a resumed study can
+    continue only such a trial (one started after the last save is an orphan, run anew)."""
     trial_id = run.data.tags.get(names.TAG_TRIAL_ID)
     return bool(trial_id) and any(
         trial_id in f.read_text(errors="replace")
