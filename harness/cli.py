@@ -142,7 +142,10 @@ def cmd_report(args) -> int:
 
 def _check_store_file(uri: str) -> None:
     """A command that reads a local store (report, ui) says there is none before opening it."""
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+    from harness.tracking import sqlite_path
+
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
         raise HarnessError(f"no tracking store at {uri}; run a study first or pass --tracking-uri")
 
 

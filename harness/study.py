@@ -37,6 +37,7 @@ from harness.tracking import (
     open_store,
     resolve_tracking_uri,
     retry,
+    sqlite_path,
 )
 
 
@@ -205,10 +206,8 @@ def _new_store_paths(uri: str) -> list[Path]:
     """What :func:`open_store` would create for ``uri`` on this machine: a sqlite file that
     does not exist yet, then the missing folders above it, deepest first; ``[]`` for a
     store that exists or is not a local file."""
-    if not uri.startswith("sqlite:///"):
-        return []
-    db = Path(uri[len("sqlite:///"):])
-    if db.exists():
+    db = sqlite_path(uri)
+    if db is None or db.exists():
         return []
     made = [db]
     folder = db.parent

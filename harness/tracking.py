@@ -54,12 +54,15 @@ def resolve_tracking_uri(given: str | None = None, workdir: Path | None = None) 
     return uri
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a sqlite store's URI (``sqlite:///PATH``); None for any other store."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
 def artifact_location(uri: str, experiment: str, workdir: Path | None = None) -> str | None:
     """Where a new experiment keeps artifacts: beside a sqlite file, else the server's choice."""
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
-        return (db.parent / "artifacts" / experiment).resolve().as_uri()
-    return None
+    db = sqlite_path(uri)
+    return None if db is None else (db.parent / "artifacts" / experiment).resolve().as_uri()
 
 
 def _quiet_mlflow() -> None:
@@ -178,8 +181,8 @@ def open_store(uri: str, create: bool = True):
     _quiet_mlflow()
     from mlflow.tracking import MlflowClient
 
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
+    db = sqlite_path(uri)
+    if db is not None:
         if not db.parent.is_dir():
             if not create:
                 raise TrackingError(f"cannot open tracking store {uri!r}: folder {db.parent} does not exist")

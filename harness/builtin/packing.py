@@ -34,12 +34,14 @@ class PackedShape(Dataset):
         raise NotImplementedError("a shape-only stand-in")
 
 
-def pack(x: torch.Tensor, m: int) -> torch.Tensor:
-    """(n, d0, ...) -> (n/m, m*d0, ...): consecutive samples side by side."""
-    n = x.shape[0]
+def pack(x: torch.Tensor, m: int, batch_dim: int = 0) -> torch.Tensor:
+    """(..., n, d0, ...) -> (..., n/m, m*d0, ...): consecutive samples side by side. The
+    batch is dimension ``batch_dim`` (1 for stacked copies, ``[N, n, d0, ...]``)."""
+    n = x.shape[batch_dim]
     if n % m:
         raise ValueError(f"packing m={m} needs batches divisible by {m}, got {n} samples")
-    return x.reshape(n // m, m * x.shape[1], *x.shape[2:])
+    return x.reshape(*x.shape[:batch_dim], n // m, m * x.shape[batch_dim + 1],
+                     *x.shape[batch_dim + 2:])
 
 
 class PackedDiscriminator(nn.Module):
@@ -77,11 +79,7 @@ class StackedPacked(nn.Module):
         return self.inner.n_copies
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, b = x.shape[0], x.shape[1]
-        if b % self.m:
-            raise ValueError(f"packing m={self.m} needs batches divisible by {self.m}, "
-                             f"got {b} samples")
-        return self.inner(x.reshape(n, b // self.m, self.m * x.shape[2], *x.shape[3:]))
+        return self.inner(pack(x, self.m, batch_dim=1))
 
     def copy_state(self, k: int) -> dict[str, torch.Tensor]:
         return {f"inner.{key}": v for key, v in self.inner.copy_state(k).items()}

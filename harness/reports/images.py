@@ -34,8 +34,9 @@ def image_metrics_present(df: pd.DataFrame) -> list[str]:
 
 def image_rows(df: pd.DataFrame) -> dict[str, list[tuple[str, str, int, pd.DataFrame]]]:
     """dataset -> [(variant, phase, n, runs)]: per compared pair, its measured runs
-    (:func:`harness.reports.runs.measured_mask`) that reported at least one image metric, with the pair's phase and run count (failed runs
-    included); only pairs and datasets that have such runs."""
+    (:func:`harness.reports.runs.measured_mask`) that reported at least one image metric,
+    with the pair's phase and run count (failed and running runs included); only pairs and
+    datasets that have such runs."""
     metrics = image_metrics_present(df)
     out: dict[str, list] = {}
     if not metrics:

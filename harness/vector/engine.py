@@ -91,7 +91,7 @@ from harness.diagnostics import is_bad
 from harness.metrics import ModeCoverage
 from harness.trainer import frozen
 from harness.vector.adam import StackedAdam, check_compile_mode
-from harness.vector.stacking import declares_vectorizable, stack_networks
+from harness.vector.stacking import stack_networks, stepping_tricks
 
 #: train settings that may differ between the copies (everything else must agree)
 PER_COPY_TRAIN = ("lr_d", "lr_g", "beta1", "beta2")
@@ -165,8 +165,7 @@ class VectorizedGAN:
         self.loss_mode = loss_mode
         load_plugins(first.plugins, first.plugin_paths)
         self.loss = LOSSES.build(first.loss.name, first.loss.params, "loss.params")
-        unstackable = [t.name for t in first.tricks
-                       if not declares_vectorizable(TRICKS.get(t.name))]
+        unstackable = stepping_tricks(first.tricks)
         if unstackable:
             raise ValueError(f"tricks {', '.join(unstackable)} act in the training step; the "
                              "vectorized GAN applies only tricks that change the networks "

@@ -55,6 +55,15 @@ def declares_vectorizable(cls: type) -> bool:
     return getattr(cls, "vectorizable", False) is True
 
 
+def stepping_tricks(tricks: Sequence) -> list[str]:
+    """The names of the trick specs in ``tricks`` whose classes do not declare
+    ``vectorizable = True`` (they act in the training step, which the engine does not
+    call): a trial with any of them runs one copy per trial."""
+    from harness.registry import TRICKS
+
+    return [t.name for t in tricks if not declares_vectorizable(TRICKS.get(t.name))]
+
+
 def auto_devices(net: nn.Module) -> tuple[str, ...]:
     """The device types on which ``vectorize: auto`` stacks the stacked network ``net``."""
     return tuple(getattr(net, "auto_devices", ("cpu", "cuda")))
@@ -78,4 +87,5 @@ def stack_networks(modules: Sequence[nn.Module]) -> nn.Module:
     return stack(list(modules))
 
 
-__all__ = ["StackedNetwork", "auto_devices", "declares_vectorizable", "stack_networks"]
+__all__ = ["StackedNetwork", "auto_devices", "declares_vectorizable", "stack_networks",
+           "stepping_tricks"]

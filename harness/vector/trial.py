@@ -61,16 +61,16 @@ def fallback_reason(cfg: TrialConfig, auto_device: str | None = None) -> str | N
     also when the stacked networks gain nothing there (their ``auto_devices``)."""
     from harness.losses import hooks_of
     from harness.plugins import load_plugins
-    from harness.registry import LOSSES, MODELS, TRICKS
+    from harness.registry import LOSSES, MODELS
     from harness.vector.engine import VectorizedGAN
-    from harness.vector.stacking import auto_devices, declares_vectorizable
+    from harness.vector.stacking import auto_devices, declares_vectorizable, stepping_tricks
 
     load_plugins(cfg.plugins, cfg.plugin_paths)
     model = MODELS.get(cfg.model.name)
     if not declares_vectorizable(model):
         return (f"model {cfg.model.name!r} does not declare stackable networks: "
                 f"{model.__qualname__}.vectorizable is not True")
-    stepping = [t.name for t in cfg.tricks if not declares_vectorizable(TRICKS.get(t.name))]
+    stepping = stepping_tricks(cfg.tricks)
     if stepping:
         return (f"trick {stepping[0]} acts" if len(stepping) == 1
                 else f"tricks {', '.join(stepping)} act") + " in the training step"
