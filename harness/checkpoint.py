@@ -13,9 +13,10 @@ last: a folder whose ``meta.json`` exists has a complete ``state.pt``, and a tru
 altered ``state.pt`` fails the checksum with a :class:`CheckpointError` that names the
 file and what is wrong, instead of a crash deep inside ``torch.load``.
 
-:func:`load_first_good` walks a trial's checkpoints newest first and returns the first
-one that loads, with a line for every one it skipped, so a corrupt latest checkpoint
-costs only the steps since the previous one.
+:func:`load_first_good` walks a trial's checkpoints newest first (:func:`trial_checkpoints`:
+by step, whatever Tune's saved state names) and returns the first one that loads, with a
+line for every one it skipped, so a corrupt latest checkpoint costs only the steps since
+the previous one.
 """
 
 from __future__ import annotations
@@ -128,8 +129,22 @@ def load_first_good(folders: Iterable[str | Path]) -> tuple[dict | None, dict | 
 
 
 def trial_checkpoints(latest: str | Path) -> list[Path]:
-    """``latest`` and the older ``checkpoint_*`` folders beside it, newest first."""
+    """The trial's checkpoint folders, newest step first: ``latest`` (the one Tune's state
+    names) and every ``checkpoint_*`` folder beside it.
+
+    Ordered by the step in ``meta.json``, not by name or by what Tune named: a driver killed
+    between Tune's state saves leaves newer checkpoints than the saved state knows (and Tune
+    may have deleted the one it names to keep ``num_to_keep``), and a restored trial reuses
+    folder names it numbered before. Every evaluation up to a checkpoint is already in
+    MLflow when the checkpoint is written, so the newest complete one is the right start.
+    Folders whose ``meta.json`` cannot be read come last (they are tried and reported)."""
     latest = Path(latest)
-    older = sorted((p for p in latest.parent.glob("checkpoint_*")
-                    if p.is_dir() and p.name < latest.name), reverse=True)
-    return [latest, *older]
+    folders = {latest, *(p for p in latest.parent.glob("checkpoint_*") if p.is_dir())}
+
+    def step(folder: Path) -> float:
+        try:
+            return float(read_meta(folder).get("step", -1))
+        except (CheckpointError, TypeError, ValueError):
+            return -1.0
+
+    return sorted(folders, key=lambda f: (step(f), f == latest, f.name), reverse=True)

@@ -84,6 +84,23 @@ def test_first_good_falls_back_to_the_previous_checkpoint_then_to_scratch(tmp_pa
     assert state is None and meta["mlflow_run_id"] == "r" and len(skipped) == 3
 
 
+def test_the_newest_step_on_disk_comes_first_whatever_tune_names(tmp_path):
+    # a driver killed between Tune's state saves: the state names checkpoint_000001, which
+    # Tune has since deleted (num_to_keep) after the trial wrote 000002 and 000003
+    for i, step in ((2, 600), (3, 900)):
+        save_checkpoint(tmp_path / f"checkpoint_00000{i}", _state(step), {"step": step})
+    folders = trial_checkpoints(tmp_path / "checkpoint_000001")
+    assert [f.name for f in folders][:2] == ["checkpoint_000003", "checkpoint_000002"]
+    state, meta, skipped = load_first_good(folders)
+    assert state["step"] == 900 and meta["step"] == 900 and not skipped
+    # a restored trial numbers its checkpoints from Tune's count again: names lie, steps do not
+    save_checkpoint(tmp_path / "checkpoint_000002", _state(1200), {"step": 1200})
+    (tmp_path / "checkpoint_000004").mkdir()  # a folder Tune began and never finished
+    folders = trial_checkpoints(tmp_path / "checkpoint_000002")
+    assert [f.name for f in folders] == ["checkpoint_000002", "checkpoint_000003", "checkpoint_000004"]
+    assert load_first_good(folders)[0]["step"] == 1200
+
+
 def test_a_trial_restores_past_a_corrupt_latest_checkpoint(tmp_path, monkeypatch):
     from ray import tune
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -89,55 +91,99 @@ def _children(client, exp_id):
     return [r for r in runs if names.TAG_PARENT in r.data.tags]
 
 
-def _saved_by_tune(tmp_path, run) -> bool:
-    """Whether a saved experiment state of Tune names ``run``'s trial: a resumed study can
-    continue only such a trial (one started after the last save is an orphan, run anew)."""
-    trial_id = run.data.tags.get(names.TAG_TRIAL_ID)
-    return bool(trial_id) and any(
-        trial_id in f.read_text(errors="replace")
-        for f in (tmp_path / "runs" / "tune").rglob("experiment_state*.json"))
+def _session(sid: int) -> list[int]:
+    """The processes of session ``sid``: the driver, Ray's daemons and the trial workers
+    (each worker leads a process group of its own, so a process-group signal misses them)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            continue
+        if int(fields[3]) == sid:
+            pids.append(int(proc.name))
+    return pids
+
+
+def _signal_session(sid: int, sig: int) -> None:
+    for _ in range(3):  # a process forked while the list was read is caught by the next pass
+        for pid in _session(sid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+def _tune_saved_steps(tmp_path) -> dict[str, int]:
+    """Per unfinished trial in Tune's newest saved experiment state (what ``--resume``
+    restores), the step of its last result: every result carries a checkpoint, so the
+    trial continues from there (0: none saved, it starts again in its own run)."""
+    states = sorted((tmp_path / "runs" / "tune").glob("*/experiment_state-*.json"))
+    if not states:
+        return {}
+    steps = {}
+    for trial_json, meta_json in json.loads(states[-1].read_text())["trial_data"]:
+        trial, meta = json.loads(trial_json), json.loads(meta_json)
+        if trial["status"] in ("RUNNING", "PENDING", "PAUSED"):
+            steps[trial["trial_id"]] = int((meta.get("last_result") or {}).get("step", 0))
+    return steps
+
+
+def _caught_mid_way(tmp_path, uri):
+    """While the whole study is frozen: the finished runs and the RUNNING ones that Tune's
+    saved state will continue from a checkpoint at step >= 300, or None if not yet both."""
+    client = open_store(uri, create=False)
+    exp = client.get_experiment_by_name("resume")
+    if exp is None:
+        return None
+    kids = _children(client, exp.experiment_id)
+    done = [r for r in kids if r.info.status == "FINISHED"]
+    saved = _tune_saved_steps(tmp_path)
+    mid = [r for r in kids if r.info.status == "RUNNING"
+           and saved.get(r.data.tags.get(names.TAG_TRIAL_ID), 0) >= 300]
+    return (done, mid) if done and mid else None
 
 
 @pytest.mark.slow
 def test_killed_driver_resumes_without_rerun_duplicate_or_running_run(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(STUDY))
     cmd = [sys.executable, "-m", "harness.cli", "study", "s.yaml", "--no-report"]
-    # Tune saves the experiment every second: the trial caught mid-way is then in the saved
-    # state, which Tune otherwise spaces out on a loaded machine (a trial started after the
-    # last save runs again in a new run, the orphan rule, instead of continuing)
+    # Tune saves the experiment every second (else it spaces saves out on a loaded machine)
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True,
                             env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"})
     uri = resolve_tracking_uri(None, tmp_path)
     finished_before: dict[str, int] = {}
+    mid_ids: list[str] = []
     try:
         deadline = time.monotonic() + 400
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(1)
             if not (tmp_path / "runs" / "tune").is_dir():  # the store is initialised by then
                 continue
-            client = open_store(uri, create=False)
-            exp = client.get_experiment_by_name("resume")
-            if exp is None:
+            # the study stands still while it is read, so what is read is what the kill
+            # leaves: no trial ends or saves in between (a worker outlives its driver a while)
+            _signal_session(proc.pid, signal.SIGSTOP)
+            try:
+                caught = _caught_mid_way(tmp_path, uri)
+            except Exception:  # noqa: BLE001 -- a frozen writer may hold the sqlite lock
+                caught = None
+            if caught is None:
+                _signal_session(proc.pid, signal.SIGCONT)
                 continue
-            kids = _children(client, exp.experiment_id)
-            done = [r for r in kids if r.info.status == "FINISHED"]
-            mid = [r for r in kids if r.info.status == "RUNNING"
-                   and r.data.metrics.get(names.MODES_COVERED) is not None
-                   and 600 <= max(h.step for h in client.get_metric_history(
-                       r.info.run_id, names.MODES_COVERED)) < STUDY["train"]["steps"]]
-            if done and mid and all(_saved_by_tune(tmp_path, r) for r in mid):
-                finished_before = {r.info.run_id: r.info.end_time for r in done}
-                os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started
-                break
+            done, mid = caught
+            finished_before = {r.info.run_id: r.info.end_time for r in done}
+            mid_ids = [r.info.run_id for r in mid]
+            _signal_session(proc.pid, signal.SIGKILL)  # the driver and everything it started
+            break
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _signal_session(proc.pid, signal.SIGKILL)
     assert finished_before, "never saw one finished trial and one mid-way: " + proc.stdout.read()[-3000:]
     client = open_store(uri, create=False)
     exp_id = client.get_experiment_by_name("resume").experiment_id
-    assert any(r.info.status == "RUNNING" for r in _children(client, exp_id))  # what a kill leaves
+    assert all(client.get_run(i).info.status == "RUNNING" for i in mid_ids)  # what a kill leaves
 
     resumed = subprocess.run([*cmd, "--resume"], cwd=tmp_path, capture_output=True, text=True,
                              timeout=500, check=False)
@@ -156,8 +202,9 @@ def test_killed_driver_resumes_without_rerun_duplicate_or_running_run(tmp_path):
     by_id = {r.info.run_id: r for r in kids}
     for run_id, end in finished_before.items():  # finished trials were not run again
         assert by_id[run_id].info.end_time == end and names.TAG_RESTARTS not in by_id[run_id].data.tags
-    continued = [r for r in kids if names.TAG_RESTARTS in r.data.tags]
-    assert continued and all(int(r.data.tags[names.TAG_RESUMED_FROM_STEP]) >= 300 for r in continued)
+    for run_id in mid_ids:  # caught mid-way: continued in its own run from its checkpoint
+        tags = by_id[run_id].data.tags
+        assert tags.get(names.TAG_RESTARTS) == "1" and int(tags[names.TAG_RESUMED_FROM_STEP]) >= 300, tags
     phases = sorted(r.data.tags[names.TAG_PHASE] for r in kids)
     assert phases == [names.PHASE_SEARCH] * 3 + [names.PHASE_SEEDS]
     search_lrs = {r.data.params["lr_d"] for r in kids if r.data.tags[names.TAG_PHASE] == names.PHASE_SEARCH}
