@@ -2,7 +2,8 @@
 
 Errors a user can fix print one line (``harness: error: ...``) and exit with code 2;
 Ctrl-C exits with 130 after the runs it interrupted were marked KILLED in MLflow (``ui`` and
-``server`` exit 0: stopping is how a server ends). Output cut short by its reader (``harness
+``server`` exit 0: stopping is how a server ends). A study whose every run failed (raised)
+exits with 1: some failed runs are results, none measured is not. Output cut short by its reader (``harness
 variants | head``) ends the command quietly with code 141, as SIGPIPE ends other tools.
 """
 
@@ -194,13 +195,23 @@ def main(argv: list[str] | None = None) -> int:
             outcome = run_study(args.file, address=args.address, tracking_uri=args.tracking_uri,
                                 max_concurrent=args.max_concurrent,
                                 write_report=not args.no_report, resume=args.resume)
-            return 130 if outcome.interrupted else 0
+            if outcome.interrupted:
+                return 130
+            if outcome.n_failed == outcome.n_runs:  # a failure is a result, but not every one
+                what = ({0: "the study recorded no run", 1: "the study's one run failed"}
+                        .get(outcome.n_runs, f"all {outcome.n_runs} runs of the study failed"))
+                print(f"harness: error: {what}; nothing was measured (a run's error is its "
+                      "'error' tag in MLflow)", file=sys.stderr)
+                return 1
+            return 0
         if args.command == "run":
             from harness.allocator import keep_freed_memory
+            from harness.config import MAX_SEED
             from harness.study import run_single
 
+            if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+                raise HarnessError(f"--seed must be an integer from 0 to {MAX_SEED}, got {args.seed}")
             keep_freed_memory()  # this process is the trial's, as a study's trial processes are
-
             run_single(args.file, args.variant, dataset=args.dataset, seed=args.seed,
                        tracking_uri=args.tracking_uri)
             return 0

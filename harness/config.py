@@ -39,6 +39,9 @@ from harness.validation_errors import format_validation_error
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STUDIES_DIR = PROJECT_ROOT / "studies"
+#: the largest study seed (``seed``, ``harness run --seed``): seeds derived from it stay
+#: within numpy's 32-bit range for the searcher's samplers
+MAX_SEED = 2**31 - 1
 
 
 class Strict(BaseModel):
@@ -371,7 +374,9 @@ class StudySpec(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     plugins: list[str] = Field(default_factory=list)
-    seed: int = 0
+    #: the study's base seed: trials' seeds and the searcher's samplers derive from it
+    #: (Optuna's samplers take numpy seeds, which must be non-negative 32-bit integers)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     seeds: int = Field(3, ge=1, description="fresh seeds for each variant's best configuration")
     datasets: dict[str, ComponentSpec]
     metrics: list[ComponentSpec] | None = None
@@ -451,7 +456,7 @@ class TrialConfig(Strict):
     metrics: list[ComponentSpec] = Field(default_factory=list)
     train: TrainSettings = Field(default_factory=TrainSettings)
     diagnostics: DiagnosticSettings = Field(default_factory=DiagnosticSettings)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     phase: str = names.PHASE_SINGLE
     plugins: list[str] = Field(default_factory=list)
     plugin_paths: list[str] = Field(default_factory=list)

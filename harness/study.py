@@ -52,6 +52,7 @@ class StudyOutcome:
     interrupted: bool = False
     n_trials: int = 0  # Tune trials
     n_runs: int = 0  # child runs (a vectorized seeds trial writes one per seed)
+    n_failed: int = 0  # child runs that raised (status tag ``failed``) or MLflow marks FAILED
     concurrency: int = 1
     study_seconds: float = 0.0
     train_seconds: float = 0.0
@@ -420,6 +421,8 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
         print(f"  interrupted: {dangling} running trial(s) marked KILLED in MLflow", file=stream)
     runs = child_runs(client, exp_id, parent_id)  # read once: the sum and the report
     outcome.n_runs = len(runs)
+    outcome.n_failed = sum(1 for r in runs if r.data.tags.get(names.TAG_STATUS) == names.STATUS_FAILED
+                           or r.info.status == "FAILED")
     outcome.train_seconds = float(sum(r.data.metrics.get(names.TRAIN_SECONDS, 0.0) for r in runs))
     if write_report:
         from harness.reports.stability import build_report, runs_frame

@@ -57,6 +57,7 @@ BAD = [
     (with_(variants__0__model={"name": "mlp", "params": {"width": 3}}),
      "variants[0].model.params.width: unknown parameter of model 'mlp'; allowed: preset"),
     (with_(seeds=0), "seeds: Input should be greater than or equal to 1"),
+    (with_(seed=-1), "seed: Input should be greater than or equal to 0"),
     (with_(search__space={}), "search.space: the search space is empty"),
     (with_(train__eval_every=500), "eval_every (500) is larger than steps (40)"),
     (with_(search__algorithm="bayes"), "search.algorithm: Input should be 'tpe', 'random' or 'grid'"),
@@ -158,6 +159,8 @@ def test_run_trains_in_process_and_logs_one_run(tmp_path):
     bad = harness("run", str(path), "--variant", "v/ring9", cwd=tmp_path)
     assert bad.returncode == 2
     assert "--variant v/ring9: dataset 'ring9' is not a dataset of variant 'v'" in bad.stderr
+    bad = harness("run", str(path), "--variant", "v", "--seed", "-1", cwd=tmp_path)
+    assert bad.returncode == 2 and "--seed must be an integer from 0 to 2147483647, got -1" in bad.stderr
 
 
 def test_output_cut_short_by_its_reader_exits_141_quietly(tmp_path):

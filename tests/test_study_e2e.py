@@ -130,6 +130,20 @@ def test_failing_trials_are_failed_with_error_and_study_continues(study):
         assert run.info.status == "FAILED"
         assert run.data.tags[names.TAG_STATUS] == names.STATUS_FAILED
         assert "boom after 70 steps" in run.data.tags[names.TAG_ERROR]
+    assert (_outcome.n_failed, _outcome.n_runs) == (4, N_TRIALS)  # some failed: exit 0
+
+
+def test_a_study_whose_every_run_failed_exits_1(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    boom = {**STUDY, "name": "allboom", "seeds": 1, "search": {"trials": 0},
+            "train": {**STUDY["train"], "steps": 80},
+            "variants": [v for v in STUDY["variants"] if v["name"] == "boom"]}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(boom))
+    monkeypatch.chdir(tmp_path)
+    assert main(["study", "s.yaml", "--no-report"]) == 1
+    err = capsys.readouterr().err
+    assert "harness: error: the study's one run failed; nothing was measured" in err
 
 
 def test_report_written_attached_and_matches_mlflow(study):

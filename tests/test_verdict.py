@@ -4,6 +4,7 @@ headline -- on constructed studies whose answers are known."""
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -401,3 +402,20 @@ def test_runs_still_running_count_in_n_but_in_no_mean_test_or_ranking(known):
     assert "running: noise 2/8" in " ".join(v.short)
     noise = df[df[names.TAG_VARIANT] == "noise"]
     assert median_run(noise, names.HQ_FRACTION)[names.HQ_FRACTION] < 0.03
+
+
+def test_a_small_lead_shows_two_significant_digits_and_no_negative_zero():
+    """hq_fraction shows 2 decimals; a lead of 0.004 near chance would read 'by 0.00 (95% CI
+    -0.00 to 0.01)'."""
+    values = {"a": [0.020, 0.022, 0.024, 0.026], "b": [0.016, 0.018, 0.020, 0.022]}
+    runs = [_run(i, v, {names.HQ_FRACTION: x}) for v, xs in values.items()
+            for i, x in enumerate(xs)]
+    (v,) = vd.verdict(st.runs_frame(runs), names.HQ_FRACTION)
+    head = v.sentences[0]
+    assert head.startswith("Best on `hq_fraction` (higher is better): **a** with 0.0230 (4 runs), "
+                           "ahead of **b** (0.0190) by 0.0040 (95% CI "), head
+    low, high = re.search(r"95% CI (\S+) to (\S+)\)", head).groups()
+    assert re.fullmatch(r"-?0\.\d{4}", low) and re.fullmatch(r"0\.\d{4}", high), head
+    assert low != "-0.0000"
+    assert v.short[0].startswith("ring8: best a (hq_fraction 0.0230, +0.0040 ["), v.short[0]
+    assert vd._num(-0.0001, names.HQ_FRACTION) == "0.00"

@@ -147,8 +147,18 @@ def superiority(a: np.ndarray, b: np.ndarray, higher_is_better: bool = True) -> 
 # --- formatting ------------------------------------------------------------------------------
 
 
-def _num(value: float, metric: str) -> str:
-    return f"{value:.{display.decimals(metric)}f}"
+def _num(value: float, metric: str, places: int | None = None) -> str:
+    text = f"{value:.{display.decimals(metric) if places is None else places}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.00"
+
+
+def _lead_places(metric: str, lead: float) -> int:
+    """The metric's decimals, or more where the lead would show fewer than two significant
+    digits (a lead of 0.0061 in hq_fraction reads 0.0061, not 0.01 with a CI "0.00 to 0.01")."""
+    places = display.decimals(metric)
+    if np.isfinite(lead) and lead != 0:
+        places = max(places, min(6, 1 - math.floor(math.log10(abs(lead)))))
+    return places
 
 
 def _p(p: float) -> str:
@@ -290,17 +300,18 @@ def _rank(v: DatasetVerdict, done: pd.DataFrame, alpha, n_resamples, seed) -> No
         sign = -sign
     lo, hi = sorted((sign * top["diff_low"], sign * top["diff_high"]))
     v.lead = (sign * top["diff"], lo, hi)
-    ci = (f" (95% CI {_num(lo, m)} to {_num(hi, m)})" if np.isfinite(lo) else
+    places = _lead_places(m, v.lead[0])
+    ci = (f" (95% CI {_num(lo, m, places)} to {_num(hi, m, places)})" if np.isfinite(lo) else
           " (no interval: a group has one run)")
     if len(v.best) > 1:
         head = (f"Best on `{m}` ({direction} is better): {_names(v.best)} tie at "
                 f"{_num(best_val, m)}")
-        head += (f", ahead of **{b}** ({_num(v.means[b], m)}) by {_num(v.lead[0], m)}{ci}."
-                 if b not in v.best else ".")
+        head += (f", ahead of **{b}** ({_num(v.means[b], m, places)}) by "
+                 f"{_num(v.lead[0], m, places)}{ci}." if b not in v.best else ".")
     else:
-        head = (f"Best on `{m}` ({direction} is better): **{a}** with {_num(best_val, m)} "
-                f"({len(groups[a])} runs), ahead of **{b}** ({_num(v.means[b], m)}) by "
-                f"{_num(v.lead[0], m)}{ci}.")
+        head = (f"Best on `{m}` ({direction} is better): **{a}** with "
+                f"{_num(best_val, m, places)} ({len(groups[a])} runs), ahead of **{b}** "
+                f"({_num(v.means[b], m, places)}) by {_num(v.lead[0], m, places)}{ci}.")
     v.sentences.append(head)
 
     hits, misses = [], []
@@ -446,12 +457,15 @@ def _short(v: DatasetVerdict) -> None:
     """One or two terminal lines."""
     m = v.metric
     if v.ranked and v.best:
-        first = f"{v.dataset}: best {' = '.join(v.best)} ({m} {_num(v.means[v.best[0]], m)}"
-        if v.lead is not None and v.runner_up not in v.best:
+        shown = v.lead is not None and v.runner_up not in v.best
+        places = _lead_places(m, v.lead[0]) if shown else None
+        first = (f"{v.dataset}: best {' = '.join(v.best)} "
+                 f"({m} {_num(v.means[v.best[0]], m, places)}")
+        if shown:
             lead, lo, hi = v.lead
-            first += f", +{_num(lead, m)}" if lead >= 0 else f", {_num(lead, m)}"
+            first += f", +{_num(lead, m, places)}" if lead >= 0 else f", {_num(lead, m, places)}"
             if np.isfinite(lo):
-                first += f" [{_num(lo, m)}, {_num(hi, m)}]"
+                first += f" [{_num(lo, m, places)}, {_num(hi, m, places)}]"
             first += f" over {v.runner_up}"
         first += ")"
         if v.instead_of:
