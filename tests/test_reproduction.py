@@ -336,7 +336,7 @@ def test_the_pacgan_preset_validates_and_reports_a_different_budget(tmp_path):
     assert "`lr_d`" not in md.split("Different budget")[1].split("\n")[0]  # same lr: not listed
 
 
-def test_the_published_block_goes_from_the_parent_run_into_the_report(tmp_path, request):
+def test_the_published_block_goes_from_the_parent_run_into_the_report(tmp_path, request, capfd):
     from harness.reports.stability import build_report
     from harness.tracking import log_bytes
     from tests.test_report import _make_run, _png, study_store
@@ -353,7 +353,9 @@ def test_the_published_block_goes_from_the_parent_run_into_the_report(tmp_path, 
     pub = _published({"alpha": {"ring8": {names.MODES_COVERED: [8.0, 0.1]}}}, seeds=2,
                      budget={"steps": 200})
     log_bytes(client, parent, {names.ARTIFACT_PUBLISHED: json.dumps(pub).encode()})
+    capfd.readouterr()
     assert rp.load_published(client, parent) == pub
+    assert "Downloading artifacts" not in capfd.readouterr().err  # MLflow's progress bar
     md = build_report(client, exp, parent, tmp_path / "with", attach=False,
                       n_resamples=100)["md"].read_text()
     assert md.index("\n## Summary") < md.index("\n## Reproduction") < md.index("\n## How to")

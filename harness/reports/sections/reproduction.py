@@ -53,6 +53,7 @@ import pandas as pd
 
 from harness import names
 from harness.reports import display, stats, tables
+from harness.reports.samples import no_progress_bars
 from harness.reports.context import ReportContext
 from harness.reports.runs import measured_mask, unended_mask
 from harness.reports.section import Section
@@ -205,7 +206,7 @@ def load_published(client, parent_run_id: str) -> dict | None:
     listed = retry(client.list_artifacts, parent_run_id, folder)
     if not any(Path(f.path).name == name for f in listed):
         return None
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, no_progress_bars():
         local = retry(client.download_artifacts, parent_run_id, names.ARTIFACT_PUBLISHED, tmp)
         return json.loads(Path(local).read_text(encoding="utf-8"))
 
