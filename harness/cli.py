@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("study", nargs="*", help=(
         "study name or parent run id (default: the latest study); several: one report over "
         "all of them (they must share datasets)"))
+    rp.add_argument("--pool", action="store_true", help=(
+        "with several studies: pool each variant's runs across them (the same settings with "
+        "other seeds, e.g. one preset run on two machines) instead of reporting them apart"))
     rp.add_argument("--tracking-uri", help=uri_help)
     rp.add_argument("--out", help="output folder (default: runs/reports/<study>-<run>)")
     rp.add_argument("--resamples", type=int, default=2000, help=(
@@ -122,6 +125,8 @@ def cmd_report(args) -> int:
         raise HarnessError(f"--resamples must be >= 100 for a 95% interval, got {args.resamples}")
     boot = {"n_resamples": args.resamples, "seed": args.bootstrap_seed}
     studies = args.study or [None]
+    if args.pool and len(studies) < 2:
+        raise HarnessError("--pool pools a variant's runs across studies: name two or more")
     found = [latest_study_run(client, study) for study in studies]
     if len(found) == 1:
         exp_id, parent_id = found[0]
@@ -132,11 +137,13 @@ def cmd_report(args) -> int:
     else:
         from harness.reports.merge import merged_frame
 
-        frame, sources = merged_frame(client, found)  # refuses before anything is written
-        label = "+".join(src.replace("/", "_") for src, _ in sources)
-        out = Path(args.out) if args.out else Path.cwd() / RUNS_DIR / "reports" / f"merged-{label}"
+        # refuses before anything is written
+        frame, sources = merged_frame(client, found, pool=args.pool)
+        label = ("pooled-" if args.pool else "merged-") + "+".join(
+            src.replace("/", "_") for src, _ in sources)
+        out = Path(args.out) if args.out else Path.cwd() / RUNS_DIR / "reports" / label
         paths = build_report(client, *found[0], out, attach=False, frame=frame,
-                             sources=sources, **boot)
+                             sources=sources, pooled=args.pool, **boot)
     print(f"report: {paths['md']}\n        {paths['html']}")
     return 0
 

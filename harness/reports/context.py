@@ -46,6 +46,8 @@ class ReportContext:
     #: the study's name, and ``[(study, parent run id)]`` of a merged report (else empty)
     study: str = ""
     sources: list[tuple[str, str]] = field(default_factory=list)
+    #: a merged report whose variants pool their runs across ``sources`` (``--pool``)
+    pooled: bool = False
     #: the study's ``published:`` block as recorded on its parent run (JSON of
     #: :class:`harness.config.PublishedSpec`); None: the study has none
     published: dict | None = None

@@ -13,6 +13,13 @@ the report's provenance rule: runs whose extractor, reference data or sample cou
 are shown per provenance group and never ranked together, and the report names the
 differing tags. The merged report is written to a folder only, not attached to any study's
 parent run (it belongs to none of them).
+
+``--pool`` (``pool=True``) instead pools a variant's runs across the studies: one group per
+variant name, as if one study had run all their seeds -- a reproduction split over machines
+or sessions, each running the same preset with its own ``seed:``. It is refused (ConfigError,
+naming the variant, the studies and what differs) unless, per variant and dataset, every
+study's non-search runs trained the same settings (every param but ``seed`` and ``device``,
+and the model, loss and tricks) and no seed ran in two studies (it would count twice).
 """
 
 from __future__ import annotations
@@ -21,30 +28,42 @@ import pandas as pd
 
 from harness import names
 from harness.errors import ConfigError
-from harness.reports.load import load_runs, study_name
-from harness.tracking import retry
+from harness.reports.load import runs_frame, study_name
+from harness.tracking import child_runs, retry
 
 #: the frame column naming the study a run came from
 SOURCE = "source"
 
 
-def merged_frame(client, parents: list[tuple[str, str]]) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+#: params pooled runs of one recipe may differ in: the seed is what pooling adds, the
+#: device is where a run trained, not what it trained
+POOL_FREE_PARAMS = ("seed", "device")
+
+
+def merged_frame(client, parents: list[tuple[str, str]], *,
+                 pool: bool = False) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """``(frame, [(source, parent run id)])`` for ``parents`` = ``[(experiment id, parent run
-    id)]``; ConfigError when they share no dataset or one parent appears twice."""
+    id)]``; ConfigError when they share no dataset or one parent appears twice, and with
+    ``pool`` when a variant's runs cannot be pooled (see the module docstring)."""
     if len({p for _, p in parents}) != len(parents):
         raise ConfigError("the same study run is named twice; name each study once")
-    frames, sources = [], []
+    frames, sources, fetched = [], [], []
     seen: dict[str, int] = {}
     for exp_id, parent_id in parents:
         name = study_name(client, exp_id, retry(client.get_run, parent_id))
         seen[name] = seen.get(name, 0) + 1
-        frames.append((name, parent_id, load_runs(client, exp_id, parent_id)))
+        runs = child_runs(client, exp_id, parent_id)
+        fetched.append(runs)
+        frames.append((name, parent_id, runs_frame(runs)))
     for name, parent_id, df in frames:
         source = f"{name}@{parent_id[:8]}" if seen[name] > 1 else name
         df[SOURCE] = source
         sources.append((source, parent_id))
     _check_shared_datasets(frames, sources)
     merged = pd.concat([df for _, _, df in frames], ignore_index=True)
+    if pool:
+        _check_poolable([(src, runs) for (src, _), runs in zip(sources, fetched)])
+        return merged, sources
     owners = merged.groupby(names.TAG_VARIANT, dropna=True)[SOURCE].nunique()
     shared = set(owners[owners > 1].index)
     clash = merged[names.TAG_VARIANT].isin(shared)
@@ -65,3 +84,48 @@ def _check_shared_datasets(frames, sources) -> None:
         raise ConfigError(f"{lonely} shares no dataset with the other studies, so nothing in "
                           f"it can be compared ({listed}); merge studies that ran a dataset "
                           "in common")
+
+
+def _recipe(run) -> dict[str, str]:
+    """What a run trained, less what pooled runs may differ in (:data:`POOL_FREE_PARAMS`)."""
+    tags = run.data.tags
+    return {**{k: v for k, v in run.data.params.items() if k not in POOL_FREE_PARAMS},
+            **{f"tag {t}": tags.get(t, "") for t in (names.TAG_MODEL, names.TAG_LOSS,
+                                                     names.TAG_TRICKS)}}
+
+
+def _check_poolable(sources: list[tuple[str, list]]) -> None:
+    """ConfigError unless each variant x dataset trained one recipe in every study and no
+    seed twice; search-phase runs (each its own suggestion) are not compared."""
+    first: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+    seeds: dict[tuple[str, str, str], str] = {}
+    def order(run):  # the first clash named is the same on every call
+        tags = run.data.tags
+        seed = tags.get(names.TAG_SEED, "")
+        return (tags.get(names.TAG_VARIANT, ""), tags.get(names.TAG_DATASET, ""),
+                int(seed) if seed.isdigit() else -1, seed)
+
+    for source, runs in sources:
+        for run in sorted(runs, key=order):
+            tags = run.data.tags
+            if tags.get(names.TAG_PHASE) == names.PHASE_SEARCH:
+                continue
+            key = (tags.get(names.TAG_VARIANT, "?"), tags.get(names.TAG_DATASET, "?"))
+            label = "/".join(key)
+            recipe = _recipe(run)
+            other, theirs = first.setdefault(key, (source, recipe))
+            if other != source and theirs != recipe:
+                diff = "; ".join(f"{k}: {theirs.get(k, '(none)')} vs {recipe.get(k, '(none)')}"
+                                 for k in sorted(set(theirs) | set(recipe))
+                                 if theirs.get(k) != recipe.get(k))
+                raise ConfigError(
+                    f"--pool: {label} trained different settings in {other} and {source} "
+                    f"({diff}); pool only studies that ran the same settings with other seeds, "
+                    "or leave out --pool to report each study's variant apart")
+            seed = tags.get(names.TAG_SEED, run.data.params.get("seed", "?"))
+            before = seeds.setdefault((*key, seed), source)
+            if before != source:
+                raise ConfigError(
+                    f"--pool: {label} ran seed {seed} in both {before} and {source}, so the "
+                    "pooled runs would count it twice; give each study its own `seed:` "
+                    "(seeds-phase seeds are seed + 10000 + j)")

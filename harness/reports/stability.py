@@ -44,7 +44,7 @@ __all__ = ["TOTAL", "build_report", "early_stopping", "latest_study_run", "load_
 def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
                  attach: bool = True, *, n_resamples: int = 2000, seed: int = 0,
                  runs: list | None = None, frame: pd.DataFrame | None = None,
-                 sources: list[tuple[str, str]] | None = None) -> dict:
+                 sources: list[tuple[str, str]] | None = None, pooled: bool = False) -> dict:
     """Write report.md, report.html, report.csv and the PNG figures into ``out_dir``.
 
     Returns ``{"dir": out_dir, "md": ..., "html": ..., "csv": ..., "<png stem>": ...}``: every
@@ -53,7 +53,8 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
     bootstrap intervals and pairwise tests. ``runs`` are the parent's child runs when the
     caller has already fetched them. ``frame`` and ``sources`` are a merged report's runs and
     ``[(study, parent run id)]`` (:mod:`harness.reports.merge`; the first study's ids are
-    ``experiment_id``/``parent_run_id``). The study's metric and direction are the parent
+    ``experiment_id``/``parent_run_id``); ``pooled``: its variants pool their runs across the
+    studies (``merged_frame(pool=True)``). The study's metric and direction are the parent
     run's ``metric`` and ``mode`` params.
     """
     parent = retry(client.get_run, parent_run_id)
@@ -69,13 +70,16 @@ def build_report(client, experiment_id: str, parent_run_id: str, out_dir: Path,
               else runs_frame(runs))
     study = (" + ".join(name for name, _ in sources) if sources
              else study_name(client, experiment_id, parent))
+    if not sources:
+        published = load_published(client, parent_run_id)
+    else:  # pooled runs of one preset share its block; studies merged apart have no one block
+        blocks = [load_published(client, p) for _, p in sources] if pooled else [None]
+        published = blocks[0] if all(b == blocks[0] for b in blocks) else None
     ctx = ReportContext(df=df, out_dir=out_dir, client=client,
                         metric=parent.data.params.get("metric") or None,
                         mode=parent.data.params.get("mode") or None,
                         n_resamples=n_resamples, seed=seed, study=study,
-                        sources=list(sources or []),
-                        # a merged report spans several studies: no one published block
-                        published=None if sources else load_published(client, parent_run_id))
+                        sources=list(sources or []), pooled=pooled, published=published)
 
     csv_path = out_dir / "report.csv"
     df.to_csv(csv_path, index=False)
@@ -108,8 +112,11 @@ def _heading(ctx: ReportContext, title: str, parent, experiment_id: str,
                     .strftime("%Y-%m-%d %H:%M %Z") if started else "unknown")
     origin = (f"Study `{ctx.study}`, parent run `{parent_run_id}` (experiment "
               f"`{experiment_id}`), started {started_text}" if not ctx.sources else
-              "Studies merged: " + ", ".join(f"`{n}` (parent run `{p}`)" for n, p in ctx.sources)
-              + "; a variant name used by more than one of them is prefixed with its study")
+              ("Studies pooled: " if ctx.pooled else "Studies merged: ")
+              + ", ".join(f"`{n}` (parent run `{p}`)" for n, p in ctx.sources)
+              + ("; a variant's runs from all of them are one group (same settings, distinct "
+                 "seeds)" if ctx.pooled else
+                 "; a variant name used by more than one of them is prefixed with its study"))
     doc.p(f"{origin}; report written {now}. "
           f"{len(df)} trial runs: "
           + ", ".join(f"{(df[names.TAG_PHASE] == ph).sum()} {ph}"
