@@ -42,14 +42,25 @@ KEY_PARAMS = ("lr_d", "lr_g", "beta1", "beta2", "d_steps", "batch_size")
 SEARCHED_PREFIXES = ("model.", "loss.")
 
 
+def _labels(rows: pd.DataFrame, col: str) -> pd.Series:
+    """A status column, or none set where ``rows`` lacks it (a hand-made frame)."""
+    return rows[col] if col in rows else pd.Series(None, index=rows.index, dtype=object)
+
+
 def failed_mask(rows: pd.DataFrame) -> pd.Series:
     """Runs that failed or were stopped: by the status tag or by MLflow's run status."""
-    return rows[names.TAG_STATUS].isin(FAILED_STATUSES) | rows[RUN_STATUS].isin(FAILED_RUN_STATUSES)
+    return (_labels(rows, names.TAG_STATUS).isin(FAILED_STATUSES)
+            | _labels(rows, RUN_STATUS).isin(FAILED_RUN_STATUSES))
 
 
 def unended_mask(rows: pd.DataFrame) -> pd.Series:
     """Runs MLflow still counts as not ended (:data:`UNENDED_RUN_STATUSES`)."""
-    return rows[RUN_STATUS].isin(UNENDED_RUN_STATUSES)
+    return _labels(rows, RUN_STATUS).isin(UNENDED_RUN_STATUSES)
+
+
+def pruned_mask(rows: pd.DataFrame) -> pd.Series:
+    """Search trials the study's pruner stopped (status tag ``pruned``)."""
+    return _labels(rows, names.TAG_STATUS) == names.STATUS_PRUNED
 
 
 def measured_mask(rows: pd.DataFrame) -> pd.Series:

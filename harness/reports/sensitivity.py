@@ -59,13 +59,12 @@ import pandas as pd
 from harness import names
 from harness.reports import display, tables
 from harness.reports.figures import grid, panels, png
-from harness.reports.load import RUN_STATUS
 from harness.reports.runs import (
-    FAILED_RUN_STATUSES,
-    FAILED_STATUSES,
     KEY_PARAMS,
-    UNENDED_RUN_STATUSES,
+    failed_mask,
+    pruned_mask,
     searched_param_cols,
+    unended_mask,
 )
 
 #: the metric the section plots when the caller does not name one: the first some search
@@ -153,22 +152,6 @@ def log_scale(values: pd.Series) -> bool:
     return bool(len(vals)) and bool((vals > 0).all()) and vals.max() / vals.min() >= LOG_RATIO
 
 
-def _status(rows: pd.DataFrame, col: str) -> pd.Series:
-    return rows[col] if col in rows else pd.Series(None, index=rows.index, dtype=object)
-
-
-def _failed(rows: pd.DataFrame) -> pd.Series:
-    """Failed or stopped runs, by the status tag or MLflow's run status."""
-    return (_status(rows, names.TAG_STATUS).isin(FAILED_STATUSES)
-            | _status(rows, RUN_STATUS).isin(FAILED_RUN_STATUSES))
-
-
-def _unfinished(rows: pd.DataFrame) -> pd.Series:
-    """Pruned runs and runs MLflow still counts as running."""
-    return ((_status(rows, names.TAG_STATUS) == names.STATUS_PRUNED)
-            | _status(rows, RUN_STATUS).isin(UNENDED_RUN_STATUSES))
-
-
 def metric_values(rows: pd.DataFrame, metric: str) -> pd.Series:
     if metric not in rows:
         return pd.Series(np.nan, index=rows.index, dtype=float)
@@ -181,8 +164,8 @@ def _kinds(rows: pd.DataFrame, metric: str) -> pd.Series:
     metric) or ``failed`` (failed / stopped, or no finite metric)."""
     value = metric_values(rows, metric)
     kind = pd.Series("used", index=rows.index, dtype=object)
-    kind[_unfinished(rows)] = "unfinished"
-    kind[_failed(rows) | value.isna()] = "failed"
+    kind[pruned_mask(rows) | unended_mask(rows)] = "unfinished"
+    kind[failed_mask(rows) | value.isna()] = "failed"
     return kind
 
 

@@ -53,9 +53,9 @@ import pandas as pd
 
 from harness import names
 from harness.reports import display, stats, tables
-from harness.reports.samples import no_progress_bars
 from harness.reports.context import ReportContext
 from harness.reports.runs import measured_mask, unended_mask
+from harness.reports.samples import no_progress_bars
 from harness.reports.section import Section
 from harness.reports.verdict import ALPHA
 from harness.tracking import retry
