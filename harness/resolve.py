@@ -293,6 +293,35 @@ def _is_path(annotation: Any) -> bool:
     return annotation is Path or Path in typing.get_args(annotation)
 
 
+def path_param_keys(keys, model: str | None = None, loss: str | None = None) -> set[str]:
+    """Which of a run's recorded param keys (:meth:`TrialConfig.flat_params`: ``model.<p>``,
+    ``loss.<p>``, ``dataset.<p>``, ``trick.<name>.<p>``, ``metric.<name>.<p>``) hold a
+    ``Path``-annotated plugin parameter: where files are, which differs between machines
+    holding the same files. ``model``/``loss`` are the run's plugin names; ``dataset.<p>`` is
+    judged over every registered dataset (a run records its dataset key, not its plugin)."""
+    load_plugins()  # the built-ins and installed plugins (entry points)
+
+    def paths(registry, name) -> set[str]:
+        if name is None or name not in registry:
+            return set()
+        return {p.name for p in registry.params(name) if _is_path(p.annotation)}
+
+    datasets = set().union(*(paths(DATASETS, n) for n in DATASETS.names()))
+    out = set()
+    for key in keys:
+        kind, _, rest = key.partition(".")
+        if kind in ("trick", "metric"):
+            name, _, param = rest.partition(".")
+            hit = param in paths(TRICKS if kind == "trick" else METRICS, name)
+        else:
+            hit = rest in {"model": lambda: paths(MODELS, model),
+                           "loss": lambda: paths(LOSSES, loss),
+                           "dataset": lambda: datasets}.get(kind, set)()
+        if hit:
+            out.add(key)
+    return out
+
+
 def absolute_paths(registry, comp: ComponentSpec, base: Path | None = None) -> ComponentSpec:
     """``comp`` with every relative value of a ``Path``-annotated parameter made absolute
     against ``base`` (the study file's folder; default: the working directory), so that

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.checkpoint import CheckpointError, load_checkpoint, trial_checkpoints
 from harness.config import StudySpec
 from harness.errors import ConfigError
 
@@ -88,3 +90,51 @@ def find_resumable(spec: StudySpec, tune_root: Path, client, tracking_uri: str) 
         raise ConfigError(f"--resume: Tune saved no restorable state in {folder}; run the "
                           "study without --resume")
     return Resumable(folder, parent_id, parent.info.experiment_id)
+
+
+#: Tune trial statuses ``Tuner.restore(resume_unfinished=True)`` runs again
+_UNFINISHED = ("PENDING", "RUNNING", "PAUSED")
+
+
+def repair_named_checkpoints(folder: Path) -> list[str]:
+    """Before ``Tuner.restore``: give every unfinished trial of Tune's newest saved state in
+    ``folder`` the checkpoint folder that state names; one line per folder re-created.
+
+    Tune deletes a trial's older checkpoints as it registers new ones (``num_to_keep``), so
+    a driver killed between two saves of its state can leave a state naming a folder that
+    is gone; Ray then refuses to restore the trial ("does not exist on storage anymore")
+    and the trial fails on every retry. The folder is re-created as a copy of the trial's
+    newest checkpoint that loads (by step: :func:`~harness.checkpoint.trial_checkpoints`),
+    or empty when none does (the trial then starts again, in its own MLflow run)."""
+    states = sorted(folder.glob("experiment_state-*.json"))
+    try:
+        trials = json.loads(states[-1].read_text())["trial_data"] if states else []
+    except (OSError, ValueError, KeyError):
+        return []  # Tune's own restore reports an unreadable state
+    lines = []
+    for trial_json, meta_json in trials:
+        try:
+            trial, meta = json.loads(trial_json), json.loads(meta_json)
+        except (TypeError, ValueError):
+            continue
+        name = (meta.get("last_result") or {}).get("checkpoint_dir_name")
+        logdir = trial.get("relative_logdir")
+        if trial.get("status") not in _UNFINISHED or not name or not logdir:
+            continue
+        named = folder / logdir / name
+        if named.exists():
+            continue
+        for candidate in trial_checkpoints(named):
+            try:
+                load_checkpoint(candidate)
+            except CheckpointError:
+                continue
+            shutil.copytree(candidate, named)
+            lines.append(f"{named} was gone (Tune keeps its newest checkpoints): copied from "
+                         f"{candidate.name}")
+            break
+        else:
+            named.mkdir(parents=True)
+            lines.append(f"{named} was gone and the trial has no usable checkpoint: it starts "
+                         "again")
+    return lines

@@ -398,6 +398,10 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
 
     resources = trial_resources(spec)
     if resumable is not None:
+        from harness.resume import repair_named_checkpoints
+
+        for line in repair_named_checkpoints(resumable.path):
+            print(f"  {line}", file=stream, flush=True)
         # the searcher (with every Optuna study), the callbacks and the trials come back as
         # Tune saved them; errored trials stay errored (a failure is a result, not a loss)
         tuner = tune.Tuner.restore(str(resumable.path),

@@ -138,9 +138,29 @@ def test_pooling_refuses_other_settings_and_a_seed_run_twice(two_studies):
     with pytest.raises(ConfigError, match=r"--pool: alpha/ring8 trained different settings in "
                        r"first and fourth \(lr_d: 0.001 vs 0.002\)"):
         merged_frame(client, [parents["first"], parents["fourth"]], pool=True)
-    with pytest.raises(ConfigError, match="--pool: alpha/ring8 ran seed 0 in both first and "
-                       "second, so the pooled runs would count it twice"):
+    with pytest.raises(ConfigError, match=r"--pool: alpha/ring8 ran seed 0 in both first \(ok\) "
+                       r"and second \(collapsed\), so the pooled runs would count it twice"):
         merged_frame(client, [parents["first"], parents["second"]], pool=True)
+
+
+def test_pooling_ignores_where_the_files_are(two_studies):
+    """A dataset's ``root`` (a Path parameter) differs between machines holding the same files."""
+    from harness.reports.merge import merged_frame
+
+    client, _, store = two_studies
+    png = _png(store / "parts.png")
+    parts = []
+    for i, root in enumerate(("/home/a/mnist", "/srv/b/mnist")):
+        exp = client.create_experiment(f"part{i}", artifact_location=(store / f"p{i}").as_uri())
+        parent = client.create_run(exp, tags={names.TAG_KIND: "study"}).info.run_id
+        rid = _make_run(client, exp, parent, "alpha", i, names.PHASE_SEEDS, 7.0, "0.001", png)
+        client.log_param(rid, "dataset.root", root)
+        parts.append((exp, parent))
+    frame, _ = merged_frame(client, parts, pool=True)
+    assert sorted(frame[names.TAG_SEED]) == [0, 1]
+    client.log_param(rid, "model.z_dim", "2")  # a setting, not a place: refused
+    with pytest.raises(ConfigError, match=r"model.z_dim: \(none\) vs 2"):
+        merged_frame(client, parts, pool=True)
 
 
 def test_cli_pools_and_a_pooled_preset_keeps_its_published_block(two_studies, tmp_path):

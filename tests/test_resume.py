@@ -86,6 +86,35 @@ def test_cli_resume_without_a_run_exits_2_and_creates_nothing(tmp_path):
     assert client.get_experiment_by_name("resume") is None
 
 
+def test_a_checkpoint_folder_tunes_state_names_is_recreated_from_the_newest(tmp_path):
+    import torch
+
+    from harness.checkpoint import load_checkpoint, save_checkpoint
+    from harness.resume import repair_named_checkpoints
+
+    def trial(tid, status, name):
+        return [json.dumps({"trial_id": tid, "status": status, "relative_logdir": f"trial_{tid}"}),
+                json.dumps({"last_result": {"step": 300, "checkpoint_dir_name": name}})]
+
+    for step, name in ((600, "checkpoint_000002"), (900, "checkpoint_000003")):
+        save_checkpoint(tmp_path / "trial_a" / name, {"step": step, "w": torch.ones(2) * step},
+                        {"step": step})
+    (tmp_path / "trial_b").mkdir()
+    save_checkpoint(tmp_path / "trial_c" / "checkpoint_000000", {"step": 1}, {"step": 1})
+    (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": [
+        trial("a", "RUNNING", "checkpoint_000001"),  # deleted by Tune after 000002, 000003
+        trial("b", "PENDING", "checkpoint_000004"),  # nothing usable left
+        trial("c", "TERMINATED", "checkpoint_000007"),  # not restored: left alone
+    ]}))
+    lines = repair_named_checkpoints(tmp_path)
+    assert len(lines) == 2 and "copied from checkpoint_000003" in lines[0], lines
+    state, meta = load_checkpoint(tmp_path / "trial_a" / "checkpoint_000001")
+    assert state["step"] == 900 and meta["step"] == 900
+    assert (tmp_path / "trial_b" / "checkpoint_000004").is_dir() and "starts again" in lines[1]
+    assert not (tmp_path / "trial_c" / "checkpoint_000007").exists()
+    assert repair_named_checkpoints(tmp_path) == []  # nothing left to repair
+
+
 def _children(client, exp_id):
     runs = client.search_runs([exp_id], max_results=1000)
     return [r for r in runs if names.TAG_PARENT in r.data.tags]
@@ -114,33 +143,39 @@ def _signal_session(sid: int, sig: int) -> None:
                 pass
 
 
-def _tune_saved_steps(tmp_path) -> dict[str, int]:
+def _tune_saved(tmp_path) -> dict[str, tuple[int, Path | None]]:
     """Per unfinished trial in Tune's newest saved experiment state (what ``--resume``
-    restores), the step of its last result: every result carries a checkpoint, so the
-    trial continues from there (0: none saved, it starts again in its own run)."""
+    restores): the step of its last result and the checkpoint folder that result named.
+    Every result carries a checkpoint, so the trial continues from there (step 0: none
+    saved, it starts again in its own run)."""
     states = sorted((tmp_path / "runs" / "tune").glob("*/experiment_state-*.json"))
     if not states:
         return {}
-    steps = {}
+    saved = {}
     for trial_json, meta_json in json.loads(states[-1].read_text())["trial_data"]:
         trial, meta = json.loads(trial_json), json.loads(meta_json)
         if trial["status"] in ("RUNNING", "PENDING", "PAUSED"):
-            steps[trial["trial_id"]] = int((meta.get("last_result") or {}).get("step", 0))
-    return steps
+            last = meta.get("last_result") or {}
+            folder = (states[-1].parent / trial["relative_logdir"] / last["checkpoint_dir_name"]
+                      if last.get("checkpoint_dir_name") else None)
+            saved[trial["trial_id"]] = (int(last.get("step", 0)), folder)
+    return saved
 
 
 def _caught_mid_way(tmp_path, uri):
     """While the whole study is frozen: the finished runs and the RUNNING ones that Tune's
-    saved state will continue from a checkpoint at step >= 300, or None if not yet both."""
+    saved state will continue from a checkpoint at step >= 300 (with that checkpoint's
+    folder), or None if not yet both."""
     client = open_store(uri, create=False)
     exp = client.get_experiment_by_name("resume")
     if exp is None:
         return None
     kids = _children(client, exp.experiment_id)
     done = [r for r in kids if r.info.status == "FINISHED"]
-    saved = _tune_saved_steps(tmp_path)
-    mid = [r for r in kids if r.info.status == "RUNNING"
-           and saved.get(r.data.tags.get(names.TAG_TRIAL_ID), 0) >= 300]
+    saved = _tune_saved(tmp_path)
+    mid = [(r, saved[r.data.tags[names.TAG_TRIAL_ID]][1]) for r in kids
+           if r.info.status == "RUNNING"
+           and saved.get(r.data.tags.get(names.TAG_TRIAL_ID), (0, None))[0] >= 300]
     return (done, mid) if done and mid else None
 
 
@@ -173,8 +208,13 @@ def test_killed_driver_resumes_without_rerun_duplicate_or_running_run(tmp_path):
                 continue
             done, mid = caught
             finished_before = {r.info.run_id: r.info.end_time for r in done}
-            mid_ids = [r.info.run_id for r in mid]
+            mid_ids = [r.info.run_id for r, _ in mid]
             _signal_session(proc.pid, signal.SIGKILL)  # the driver and everything it started
+            # as Tune does when a trial checkpoints twice between its state saves: the folder
+            # the saved state names is gone (its content survives under a newer name)
+            for _, named in mid:
+                if named is not None and named.is_dir():
+                    named.rename(named.with_name("checkpoint_999999"))
             break
         proc.wait(timeout=60)
     finally:
@@ -189,6 +229,7 @@ def test_killed_driver_resumes_without_rerun_duplicate_or_running_run(tmp_path):
                              timeout=500, check=False)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-4000:]
     assert "resuming the interrupted run" in resumed.stderr
+    assert "was gone (Tune keeps its newest checkpoints): copied from" in resumed.stderr
 
     client = open_store(uri, create=False)
     parents = [r for r in client.search_runs([exp_id]) if r.data.tags.get(names.TAG_KIND) == "study"]

@@ -29,6 +29,7 @@ import pandas as pd
 from harness import names
 from harness.errors import ConfigError
 from harness.reports.load import runs_frame, study_name
+from harness.resolve import path_param_keys
 from harness.tracking import child_runs, retry
 
 #: the frame column naming the study a run came from
@@ -46,7 +47,9 @@ def merged_frame(client, parents: list[tuple[str, str]], *,
     id)]``; ConfigError when they share no dataset or one parent appears twice, and with
     ``pool`` when a variant's runs cannot be pooled (see the module docstring)."""
     if len({p for _, p in parents}) != len(parents):
-        raise ConfigError("the same study run is named twice; name each study once")
+        raise ConfigError("the same study run is named twice; name each study once (a study "
+                          "name means its latest run: name runs of one study by their parent "
+                          "run ids)")
     frames, sources, fetched = [], [], []
     seen: dict[str, int] = {}
     for exp_id, parent_id in parents:
@@ -87,18 +90,24 @@ def _check_shared_datasets(frames, sources) -> None:
 
 
 def _recipe(run) -> dict[str, str]:
-    """What a run trained, less what pooled runs may differ in (:data:`POOL_FREE_PARAMS`)."""
-    tags = run.data.tags
-    return {**{k: v for k, v in run.data.params.items() if k not in POOL_FREE_PARAMS},
+    """What a run trained, less what pooled runs may differ in: :data:`POOL_FREE_PARAMS`
+    and file locations (``Path`` parameters, e.g. a dataset's ``root``: the same files sit
+    in other folders on other machines; what the files are is the provenance tags' to tell,
+    and the report never ranks runs whose provenance differs)."""
+    tags, params = run.data.tags, run.data.params
+    where = path_param_keys(params, tags.get(names.TAG_MODEL), tags.get(names.TAG_LOSS))
+    return {**{k: v for k, v in params.items() if k not in POOL_FREE_PARAMS and k not in where},
             **{f"tag {t}": tags.get(t, "") for t in (names.TAG_MODEL, names.TAG_LOSS,
                                                      names.TAG_TRICKS)}}
 
 
 def _check_poolable(sources: list[tuple[str, list]]) -> None:
     """ConfigError unless each variant x dataset trained one recipe in every study and no
-    seed twice; search-phase runs (each its own suggestion) are not compared."""
+    seed twice. Search-phase runs (each its own suggestion) and runs that recorded no params
+    (killed before they started) are not compared; a run without a seed is refused."""
     first: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
-    seeds: dict[tuple[str, str, str], str] = {}
+    seeds: dict[tuple[str, str, str], tuple[str, str]] = {}
+
     def order(run):  # the first clash named is the same on every call
         tags = run.data.tags
         seed = tags.get(names.TAG_SEED, "")
@@ -112,20 +121,29 @@ def _check_poolable(sources: list[tuple[str, list]]) -> None:
                 continue
             key = (tags.get(names.TAG_VARIANT, "?"), tags.get(names.TAG_DATASET, "?"))
             label = "/".join(key)
+            seed = tags.get(names.TAG_SEED, run.data.params.get("seed"))
+            if seed is None:
+                raise ConfigError(f"--pool: run {run.info.run_id} of {label} in {source} "
+                                  "records no seed, so its seed cannot be told apart")
+            status = tags.get(names.TAG_STATUS) or run.info.status
+            before, their_status = seeds.setdefault((*key, seed), (source, status))
+            if before != source:
+                raise ConfigError(
+                    f"--pool: {label} ran seed {seed} in both {before} ({their_status}) and "
+                    f"{source} ({status}), so the pooled runs would count it twice; give each "
+                    "study its own `seed:` (seeds-phase seeds are seed + 10000 + j), or "
+                    "delete the run not to count")
+            if not run.data.params:
+                continue
             recipe = _recipe(run)
             other, theirs = first.setdefault(key, (source, recipe))
             if other != source and theirs != recipe:
+                differ = [k for k in sorted(set(theirs) | set(recipe))
+                          if theirs.get(k) != recipe.get(k)]
                 diff = "; ".join(f"{k}: {theirs.get(k, '(none)')} vs {recipe.get(k, '(none)')}"
-                                 for k in sorted(set(theirs) | set(recipe))
-                                 if theirs.get(k) != recipe.get(k))
+                                 for k in differ[:5])
+                more = f"; and {len(differ) - 5} more" if len(differ) > 5 else ""
                 raise ConfigError(
                     f"--pool: {label} trained different settings in {other} and {source} "
-                    f"({diff}); pool only studies that ran the same settings with other seeds, "
-                    "or leave out --pool to report each study's variant apart")
-            seed = tags.get(names.TAG_SEED, run.data.params.get("seed", "?"))
-            before = seeds.setdefault((*key, seed), source)
-            if before != source:
-                raise ConfigError(
-                    f"--pool: {label} ran seed {seed} in both {before} and {source}, so the "
-                    "pooled runs would count it twice; give each study its own `seed:` "
-                    "(seeds-phase seeds are seed + 10000 + j)")
+                    f"({diff}{more}); pool only studies that ran the same settings with other "
+                    "seeds, or leave out --pool to report each study's variant apart")
