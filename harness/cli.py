@@ -123,6 +123,8 @@ def cmd_report(args) -> int:
     client = open_store(uri, create=False)
     if args.resamples < 100:
         raise HarnessError(f"--resamples must be >= 100 for a 95% interval, got {args.resamples}")
+    if args.bootstrap_seed < 0:
+        raise HarnessError(f"--bootstrap-seed must be >= 0, got {args.bootstrap_seed}")
     boot = {"n_resamples": args.resamples, "seed": args.bootstrap_seed}
     studies = args.study or [None]
     if args.pool and len(studies) < 2:
@@ -204,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
                                 write_report=not args.no_report, resume=args.resume)
             if outcome.interrupted:
                 return 130
-            if outcome.n_failed == outcome.n_runs:  # a failure is a result, but not every one
+            if outcome.nothing_measured:  # a failure is a result, but not every one
                 what = ({0: "the study recorded no run", 1: "the study's one run failed"}
                         .get(outcome.n_runs, f"all {outcome.n_runs} runs of the study failed"))
-                print(f"harness: error: {what}; nothing was measured (a run's error is its "
-                      "'error' tag in MLflow)", file=sys.stderr)
+                where = ("a run's error is its 'error' tag in MLflow" if outcome.n_runs else
+                         "Tune wrote each trial's error under runs/tune/")
+                print(f"harness: error: {what}; nothing was measured ({where})", file=sys.stderr)
                 return 1
             return 0
         if args.command == "run":

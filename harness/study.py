@@ -58,6 +58,12 @@ class StudyOutcome:
     train_seconds: float = 0.0
 
     @property
+    def nothing_measured(self) -> bool:
+        """A study that ended with every run failed (or none recorded): ``harness study``
+        exits 1 and the parent run's status tag says ``failed``."""
+        return not self.interrupted and self.n_failed == self.n_runs
+
+    @property
     def training_share(self) -> float:
         """Sum of trials' time in the training loop / (study wall time x concurrent slots)."""
         return self.train_seconds / max(1e-9, self.study_seconds * self.concurrency)
@@ -313,8 +319,13 @@ def _run(spec, plans, file, uri, client, workdir, max_concurrent, stream, write_
         end_dangling_runs(client, exp_id, parent_id)
         raise
     finally:
-        retry(client.set_tag, parent_id, names.TAG_STATUS, {
-            "FINISHED": names.STATUS_OK, "KILLED": names.STATUS_STOPPED}.get(status, names.STATUS_FAILED))
+        if status == "FINISHED" and outcome.nothing_measured:
+            status_tag = names.STATUS_FAILED  # the study ran; none of its runs measured anything
+            retry(client.set_tag, parent_id, names.TAG_ERROR, "every run failed")
+        else:
+            status_tag = {"FINISHED": names.STATUS_OK,
+                          "KILLED": names.STATUS_STOPPED}.get(status, names.STATUS_FAILED)
+        retry(client.set_tag, parent_id, names.TAG_STATUS, status_tag)
         retry(client.set_terminated, parent_id, status)
     share = outcome.training_share
     ended = "interrupted after" if outcome.interrupted else "finished in"

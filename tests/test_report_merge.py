@@ -116,6 +116,9 @@ def test_cli_bootstrap_settings_reach_the_report(two_studies, tmp_path, capsys):
     assert main(["report", "first", "--tracking-uri", uri, "--out", str(tmp_path / "bad"),
                  "--resamples", "50"]) == 2
     assert "--resamples must be >= 100" in capsys.readouterr().err
+    assert main(["report", "first", "--tracking-uri", uri, "--out", str(tmp_path / "bad"),
+                 "--bootstrap-seed", "-1"]) == 2
+    assert "--bootstrap-seed must be >= 0, got -1" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 

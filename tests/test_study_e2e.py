@@ -144,6 +144,14 @@ def test_a_study_whose_every_run_failed_exits_1(tmp_path, monkeypatch, capsys):
     assert main(["study", "s.yaml", "--no-report"]) == 1
     err = capsys.readouterr().err
     assert "harness: error: the study's one run failed; nothing was measured" in err
+    from harness.tracking import open_store
+
+    client = open_store(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}", create=False)
+    exp = client.get_experiment_by_name("allboom")
+    (parent,) = [r for r in client.search_runs([exp.experiment_id])
+                 if r.data.tags.get(names.TAG_KIND) == "study"]
+    assert parent.data.tags[names.TAG_STATUS] == names.STATUS_FAILED
+    assert parent.data.tags[names.TAG_ERROR] == "every run failed"
 
 
 def test_report_written_attached_and_matches_mlflow(study):

@@ -305,7 +305,7 @@ def _rank(v: DatasetVerdict, done: pd.DataFrame, alpha, n_resamples, seed) -> No
           " (no interval: a group has one run)")
     if len(v.best) > 1:
         head = (f"Best on `{m}` ({direction} is better): {_names(v.best)} tie at "
-                f"{_num(best_val, m)}")
+                f"{_num(best_val, m, places)}")
         head += (f", ahead of **{b}** ({_num(v.means[b], m, places)}) by "
                  f"{_num(v.lead[0], m, places)}{ci}." if b not in v.best else ".")
     else:
