@@ -252,7 +252,7 @@ def run_study(path: str | Path, *, address: str | None = None, tracking_uri: str
     workdir = Path(workdir or Path.cwd()).resolve()
     file = find_study_file(path)
     spec = load_study(file)
-    plans = resolve(spec, source=file.name, base_dir=file.parent)
+    plans = resolve(spec, source=str(file), base_dir=file.parent)
     if max_concurrent is not None and max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent}")
     prepare_metrics(plans, stream)
@@ -541,7 +541,7 @@ def run_single(path: str | Path, variant: str, *, dataset: str | None = None,
     workdir = Path(workdir or Path.cwd()).resolve()
     file = find_study_file(path)
     spec = load_study(file)
-    plans = resolve(spec, source=file.name, base_dir=file.parent)
+    plans = resolve(spec, source=str(file), base_dir=file.parent)
     given = "--dataset"
     if "/" in variant and dataset is None:
         variant, dataset = variant.split("/", 1)

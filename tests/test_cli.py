@@ -83,6 +83,7 @@ def test_bad_study_file_exits_2_with_key_path_and_writes_nothing(tmp_path, data,
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1, proc.stderr
     assert message in err[0]
+    assert err[0].startswith(f"harness: error: {path.resolve()}: ")  # every kind of error alike
     assert not (tmp_path / "runs").exists()
 
 
