@@ -133,6 +133,7 @@ def test_failing_trials_are_failed_with_error_and_study_continues(study):
     assert (_outcome.n_failed, _outcome.n_runs) == (4, N_TRIALS)  # some failed: exit 0
 
 
+@pytest.mark.slow  # a study of its own (~25 s): the fast suite stays near 10 minutes
 def test_a_study_whose_every_run_failed_exits_1(tmp_path, monkeypatch, capsys):
     from harness.cli import main
 
