@@ -3,8 +3,9 @@
 Errors a user can fix print one line (``harness: error: ...``) and exit with code 2;
 Ctrl-C exits with 130 after the runs it interrupted were marked KILLED in MLflow (``ui`` and
 ``server`` exit 0: stopping is how a server ends). A study whose every run failed (raised)
-exits with 1: some failed runs are results, none measured is not. Output cut short by its reader (``harness
-variants | head``) ends the command quietly with code 141, as SIGPIPE ends other tools.
+exits with 1: some failed runs are results, none measured is not. Output cut short by its
+reader (``harness variants | head``) ends the command quietly with code 141, as SIGPIPE
+ends other tools.
 """
 
 from __future__ import annotations

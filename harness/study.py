@@ -52,16 +52,16 @@ class StudyOutcome:
     interrupted: bool = False
     n_trials: int = 0  # Tune trials
     n_runs: int = 0  # child runs (a vectorized seeds trial writes one per seed)
-    n_failed: int = 0  # child runs that raised (status tag ``failed``) or MLflow marks FAILED
+    n_measured: int = 0  # child runs whose values are results (reports.runs.measured_mask)
     concurrency: int = 1
     study_seconds: float = 0.0
     train_seconds: float = 0.0
 
     @property
     def nothing_measured(self) -> bool:
-        """A study that ended with every run failed (or none recorded): ``harness study``
-        exits 1 and the parent run's status tag says ``failed``."""
-        return not self.interrupted and self.n_failed == self.n_runs
+        """A study that ended with no run measured (every one failed, or none recorded):
+        ``harness study`` exits 1 and the parent run's status tag says ``failed``."""
+        return not self.interrupted and self.n_measured == 0
 
     @property
     def training_share(self) -> float:
@@ -434,20 +434,22 @@ def _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_r
     if dangling or outcome.interrupted:
         outcome.interrupted = True
         print(f"  interrupted: {dangling} running trial(s) marked KILLED in MLflow", file=stream)
-    runs = child_runs(client, exp_id, parent_id)  # read once: the sum and the report
-    outcome.n_runs = len(runs)
-    outcome.n_failed = sum(1 for r in runs if r.data.tags.get(names.TAG_STATUS) == names.STATUS_FAILED
-                           or r.info.status == "FAILED")
+    from harness.reports.load import runs_frame
+    from harness.reports.runs import measured_mask
+
+    runs = child_runs(client, exp_id, parent_id)  # read once: the sums and the report
+    frame = runs_frame(runs)
+    outcome.n_runs, outcome.n_measured = len(runs), int(measured_mask(frame).sum())
     outcome.train_seconds = float(sum(r.data.metrics.get(names.TRAIN_SECONDS, 0.0) for r in runs))
     if write_report:
-        from harness.reports.stability import build_report, runs_frame
+        from harness.reports.stability import build_report
         from harness.reports.terminal import terminal_summary
 
         out_dir = workdir / RUNS_DIR / "reports" / f"{spec.name}-{parent_id[:8]}"
         outcome.report = build_report(client, exp_id, parent_id, out_dir, runs=runs)
         # the table with the study's metric and chance levels, then the verdict
-        print("\n" + terminal_summary(runs_frame(runs), spec.search.metric,
-                                      spec.search.direction), file=stream)
+        print("\n" + terminal_summary(frame, spec.search.metric, spec.search.direction),
+              file=stream)
     outcome.study_seconds = time.monotonic() - t_start
     retry(client.log_batch, parent_id, metrics=_parent_metrics(outcome))
 

@@ -18,8 +18,9 @@ parent run (it belongs to none of them).
 variant name, as if one study had run all their seeds -- a reproduction split over machines
 or sessions, each running the same preset with its own ``seed:``. It is refused (ConfigError,
 naming the variant, the studies and what differs) unless, per variant and dataset, every
-study's non-search runs trained the same settings (every param but ``seed`` and ``device``,
-and the model, loss and tricks) and no seed ran in two studies (it would count twice).
+study's non-search runs trained the same settings (every param but ``seed``, ``device`` and
+file locations, and the model, loss and tricks) and no seed ran in two studies (it would
+count twice).
 """
 
 from __future__ import annotations
@@ -89,13 +90,12 @@ def _check_shared_datasets(frames, sources) -> None:
                           "in common")
 
 
-def _recipe(run) -> dict[str, str]:
+def _recipe(run, where: set[str]) -> dict[str, str]:
     """What a run trained, less what pooled runs may differ in: :data:`POOL_FREE_PARAMS`
-    and file locations (``Path`` parameters, e.g. a dataset's ``root``: the same files sit
-    in other folders on other machines; what the files are is the provenance tags' to tell,
-    and the report never ranks runs whose provenance differs)."""
+    and ``where``, its file locations (``Path`` parameters, e.g. a dataset's ``root``: the
+    same files sit in other folders on other machines; what the files are is the
+    provenance tags' to tell, and the report never ranks runs whose provenance differs)."""
     tags, params = run.data.tags, run.data.params
-    where = path_param_keys(params, tags.get(names.TAG_MODEL), tags.get(names.TAG_LOSS))
     return {**{k: v for k, v in params.items() if k not in POOL_FREE_PARAMS and k not in where},
             **{f"tag {t}": tags.get(t, "") for t in (names.TAG_MODEL, names.TAG_LOSS,
                                                      names.TAG_TRICKS)}}
@@ -107,6 +107,7 @@ def _check_poolable(sources: list[tuple[str, list]]) -> None:
     (killed before they started) are not compared; a run without a seed is refused."""
     first: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
     seeds: dict[tuple[str, str, str], tuple[str, str]] = {}
+    locations: dict[tuple, set[str]] = {}  # runs of one variant share their param keys
 
     def order(run):  # the first clash named is the same on every call
         tags = run.data.tags
@@ -135,7 +136,11 @@ def _check_poolable(sources: list[tuple[str, list]]) -> None:
                     "delete the run not to count")
             if not run.data.params:
                 continue
-            recipe = _recipe(run)
+            plugins = (tags.get(names.TAG_MODEL), tags.get(names.TAG_LOSS))
+            keys = (*plugins, frozenset(run.data.params))
+            if keys not in locations:
+                locations[keys] = path_param_keys(run.data.params, *plugins)
+            recipe = _recipe(run, locations[keys])
             other, theirs = first.setdefault(key, (source, recipe))
             if other != source and theirs != recipe:
                 differ = [k for k in sorted(set(theirs) | set(recipe))
