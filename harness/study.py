@@ -50,6 +50,7 @@ class StudyOutcome:
     parent_run_id: str
     report: dict[str, Path] = field(default_factory=dict)
     interrupted: bool = False
+    resumed: bool = False  # ``--resume``: its runs trained in earlier sittings too
     n_trials: int = 0  # Tune trials
     n_runs: int = 0  # child runs (a vectorized seeds trial writes one per seed)
     n_measured: int = 0  # child runs whose values are results (reports.runs.measured_mask)
@@ -64,8 +65,12 @@ class StudyOutcome:
         return not self.interrupted and self.n_measured == 0
 
     @property
-    def training_share(self) -> float:
-        """Sum of trials' time in the training loop / (study wall time x concurrent slots)."""
+    def training_share(self) -> float | None:
+        """Sum of trials' time in the training loop / (study wall time x concurrent slots);
+        None for a resumed or interrupted study: a run logs its training time when it ends,
+        so runs cut short count nothing and resumed runs count their earlier sittings."""
+        if self.resumed or self.interrupted:
+            return None
         return self.train_seconds / max(1e-9, self.study_seconds * self.concurrency)
 
 
@@ -304,7 +309,7 @@ def _run(spec, plans, file, uri, client, workdir, max_concurrent, stream, write_
         for key, value in provenance_tags().items():  # the code that finishes the study
             retry(client.set_tag, parent_id, key, value)
         retry(client.update_run, parent_id, status="RUNNING")
-    outcome = StudyOutcome(uri, exp_id, parent_id)
+    outcome = StudyOutcome(uri, exp_id, parent_id, resumed=resumable is not None)
     status = "FAILED"
     try:
         _execute(spec, plans, file, client, workdir, max_concurrent, stream, write_report,
@@ -330,8 +335,9 @@ def _run(spec, plans, file, uri, client, workdir, max_concurrent, stream, write_
     share = outcome.training_share
     ended = "interrupted after" if outcome.interrupted else "finished in"
     print(f"\nstudy {ended} {outcome.study_seconds:.0f}s: {outcome.n_runs} runs "
-          f"({outcome.n_trials} Tune trials), "
-          f"{share:.0%} of {outcome.concurrency} slot(s) spent training", file=stream)
+          f"({outcome.n_trials} Tune trials)"
+          + ("" if share is None else
+             f", {share:.0%} of {outcome.concurrency} slot(s) spent training"), file=stream)
     if outcome.interrupted:
         print(f"  continue it from this folder (finished trials kept, the others from their "
               f"checkpoints): harness study {file} --resume{_uri_flag(uri, workdir)}",
@@ -527,9 +533,10 @@ def _parent_metrics(outcome: StudyOutcome) -> list:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
+    share = outcome.training_share
     return [Metric("study_seconds", outcome.study_seconds, now, 0),
             Metric("train_seconds_total", outcome.train_seconds, now, 0),
-            Metric("training_share", outcome.training_share, now, 0),
+            *([] if share is None else [Metric("training_share", share, now, 0)]),
             Metric("concurrency", float(outcome.concurrency), now, 0)]
 
 

@@ -251,3 +251,18 @@ def test_killed_driver_resumes_without_rerun_duplicate_or_running_run(tmp_path):
     search_lrs = {r.data.params["lr_d"] for r in kids if r.data.tags[names.TAG_PHASE] == names.PHASE_SEARCH}
     seed_run = next(r for r in kids if r.data.tags[names.TAG_PHASE] == names.PHASE_SEEDS)
     assert seed_run.data.params["lr_d"] in search_lrs  # the restored searcher picked a searched value
+
+
+def test_a_resumed_or_interrupted_study_reports_no_training_share():
+    """A run logs its training time when it ends: runs cut short count nothing, and a resumed
+    run counts its earlier sittings (a resumed study printed '1611% ... spent training')."""
+    from harness.study import StudyOutcome, _parent_metrics
+
+    done = StudyOutcome("u", "e", "p", n_runs=2, concurrency=2, study_seconds=10.0,
+                        train_seconds=15.0)
+    assert done.training_share == pytest.approx(0.75)
+    assert "training_share" in {m.key for m in _parent_metrics(done)}
+    for cut in (StudyOutcome("u", "e", "p", resumed=True, study_seconds=10.0, train_seconds=160.0),
+                StudyOutcome("u", "e", "p", interrupted=True, study_seconds=10.0)):
+        assert cut.training_share is None
+        assert "training_share" not in {m.key for m in _parent_metrics(cut)}
